@@ -1,0 +1,52 @@
+"""The `palmares` command: thin wiring from arguments to one core call per command.
+
+Each command lives in its own module under `palmares_desktop/cli/` and is registered here.
+Errors a user can cause are raised as `click.ClickException` with a plain sentence; `cli()` turns
+any other exception into a one-line message (the traceback goes to the log file only).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from palmares_desktop import __version__
+from palmares_desktop.core.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="palmares")
+def main() -> None:
+    """PALMARES Desktop command line: demo data, DICOM scan/import, SUV, radiomics."""
+    setup_logging()
+
+
+def _register() -> None:
+    # Imported here so `palmares --help` stays fast and one broken command cannot hide the others.
+    from palmares_desktop.cli import commands
+
+    for command in commands.all_commands():
+        main.add_command(command)
+
+
+def cli() -> None:
+    """Entry point: never lets a traceback reach the user."""
+    _register()
+    try:
+        main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the user
+        log.exception("unexpected error")
+        click.echo(f"Error: {exc}. Details are in the log file.", err=True)
+        sys.exit(2)

@@ -1,0 +1,35 @@
+"""Logging to a rotating file in the user log directory (both GUI and CLI)."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import logging.handlers
+from pathlib import Path
+
+from palmares_desktop.core.paths import user_log_dir
+
+_configured = False
+
+
+def log_file_path() -> Path:
+    return user_log_dir() / "palmares.log"
+
+
+def setup_logging(level: int = logging.INFO) -> Path:
+    """Idempotent: attach one rotating file handler to the root logger; enable faulthandler."""
+    global _configured
+    path = log_file_path()
+    if _configured:
+        return path
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        faulthandler.enable(open(path.with_suffix(".crash.log"), "a", encoding="utf-8"))  # noqa: SIM115
+    except OSError:
+        pass
+    _configured = True
+    return path

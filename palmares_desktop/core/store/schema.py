@@ -1,0 +1,126 @@
+"""The store's schema, created and evolved only through these migrations (sqlite-utils `Migrations`).
+
+Rules for every table whose rows travel to the coordinating centre: a UUID `id`, the `site_code`
+it was made at, its `author_id` (a reader), a `revision` counter and timestamps, so that site
+packages can be merged later without collisions. Add a new migration for any change; never edit
+an applied one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("palmares")
+
+# Columns every travelling row carries.
+TRAVELLING = {
+    "id": str,
+    "site_code": str,
+    "author_id": str,
+    "revision": int,
+    "created_at": str,
+    "updated_at": str,
+}
+
+
+def _create(db: Database, name: str, columns: dict, foreign_keys=(), indexes=()) -> None:
+    db[name].create({**TRAVELLING, **columns}, pk="id", not_null={"id", "site_code"},
+                    foreign_keys=list(foreign_keys))
+    for index in indexes:
+        db[name].create_index(list(index[0]), unique=index[1])
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["sites"].create({"code": str, "name": str, "created_at": str}, pk="code")
+    db["readers"].create(
+        {"id": str, "name": str, "role": str, "site_code": str, "created_at": str}, pk="id"
+    )
+    _create(db, "subjects", {"code": str}, indexes=[(("code",), True)])
+    _create(
+        db, "subject_status",
+        {"subject_id": str, "modality": str, "status": str},
+        foreign_keys=[("subject_id", "subjects", "id")],
+        indexes=[(("subject_id", "modality"), True)],
+    )
+    _create(
+        db, "studies",
+        {"subject_id": str, "study_uid": str, "study_date": str, "description": str},
+        foreign_keys=[("subject_id", "subjects", "id")],
+        indexes=[(("study_uid",), True)],
+    )
+    _create(
+        db, "series",
+        {
+            "study_id": str, "subject_id": str, "modality": str, "series_uid": str,
+            "frame_of_reference_uid": str, "description": str, "manufacturer": str,
+            "size_json": str, "spacing_json": str, "origin_json": str, "direction_json": str,
+            "units": str,            # HU for CT; SUVbw for PET when calibrated, else the header's Units
+            "pixel_path": str,       # relative to the store folder
+            "pixel_sha256": str,
+            "suv_json": str,         # SUV provenance (PET only): inputs, branch, per-slice factors
+            "source_fingerprint": str,  # salted hash of the original SeriesInstanceUID: re-import check
+            "problems_json": str,
+        },
+        foreign_keys=[("study_id", "studies", "id"), ("subject_id", "subjects", "id")],
+        indexes=[(("series_uid",), True), (("source_fingerprint",), True)],
+    )
+    _create(
+        db, "lesions",
+        {"subject_id": str, "name": str, "organ": str, "lesion_type": str, "recist_status": str,
+         "bone_character": str, "notes": str},
+        foreign_keys=[("subject_id", "subjects", "id")],
+    )
+    _create(
+        db, "segmentations",
+        {
+            "lesion_id": str, "series_id": str, "version": int, "method": str,
+            "parameters_json": str, "mask_path": str, "mask_sha256": str, "label": int,
+            "voxel_count": int, "volume_ml": float, "source": str,
+        },
+        foreign_keys=[("lesion_id", "lesions", "id"), ("series_id", "series", "id")],
+        indexes=[(("lesion_id", "series_id", "version"), True)],
+    )
+    _create(
+        db, "slides",
+        {"subject_id": str, "display_name": str, "path": str, "format": str, "width": int,
+         "height": int, "levels": int, "mpp_x": float, "mpp_y": float, "sha256": str,
+         "stain": str},
+        foreign_keys=[("subject_id", "subjects", "id")],
+    )
+    _create(
+        db, "slide_annotations",
+        {"slide_id": str, "object_type": str, "classification": str, "color": str,
+         "geometry_json": str, "measurements_json": str, "name": str},
+        foreign_keys=[("slide_id", "slides", "id")],
+    )
+    _create(
+        db, "feature_sets",
+        {
+            "segmentation_id": str, "series_id": str, "lesion_id": str, "modality": str,
+            "params_name": str, "params_sha256": str, "image_sha256": str, "mask_sha256": str,
+            "status": str,           # ok | error
+            "error": str, "features_json": str, "provenance_json": str, "deviation": str,
+            "elapsed_s": float,
+        },
+        foreign_keys=[("segmentation_id", "segmentations", "id")],
+        indexes=[(("segmentation_id", "params_sha256"), False)],
+    )
+    db["audit_log"].create(
+        {"seq": int, "at": str, "reader_id": str, "site_code": str, "action": str,
+         "table_name": str, "row_id": str, "before_id": str, "after_id": str, "detail_json": str},
+        pk="seq",
+    )
+    # The audit log is append-only: the database itself refuses edits and deletions.
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
+    db["settings"].create({"key": str, "value": str}, pk="key")
+
+
+def migrate(db: Database) -> None:
+    """Bring `db` to the current schema. Idempotent."""
+    migrations.apply(db)

@@ -1,0 +1,277 @@
+"""The local study store: one folder holding `palmares.db` (SQLite, WAL) and the pixel files.
+
+    store/
+      palmares.db        everything that can travel (de-identified), plus the audit log
+      keys.db            the pseudonymisation key table and the site salt: NEVER exported
+      volumes/           de-identified image volumes (NRRD), one per series
+      masks/             segmentation label maps (NRRD) on the exact image geometry
+
+Every write goes through `insert`/`update` here, inside a transaction, and appends to the audit
+log with the current reader. Rows that travel get a UUID, site code, author and revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from palmares_desktop.core.store.schema import migrate
+
+SUBJECT_CODE = re.compile(r"^[A-Z]{2}\d{2}-\d{4}$")
+SITE_CODE = re.compile(r"^[A-Z]{2}\d{2}$")
+ROLES = ("radiologist", "pathologist", "coordinator", "system")
+MODALITIES = ("CT", "PT", "HE")
+STATUSES = ("not started", "in progress", "done")
+
+
+class StoreError(Exception):
+    """A problem with the store the user can act on (message is a plain sentence)."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_site_code(code: str) -> str:
+    if not SITE_CODE.match(code or ""):
+        raise StoreError(f"Site code {code!r} is not valid: use two capital letters and two digits, e.g. IT03.")
+    return code
+
+
+def check_subject_code(code: str) -> str:
+    if not SUBJECT_CODE.match(code or ""):
+        raise StoreError(
+            f"Subject code {code!r} is not valid: use the site code, a dash and four digits, e.g. IT03-0017."
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class Reader:
+    id: str
+    name: str
+    role: str
+    site_code: str
+
+
+class Store:
+    """An open study store. Use `Store.open(path)`; close with `close()` or a `with` block."""
+
+    DB_NAME = "palmares.db"
+    KEYS_NAME = "keys.db"
+
+    def __init__(self, root: Path, db: Database) -> None:
+        self.root = root
+        self.db = db
+        self.reader: Reader | None = None
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True) -> Store:
+        root = Path(path).expanduser().resolve()
+        if root.suffix in (".db", ".sqlite"):
+            raise StoreError(f"{root} looks like a database file; a store is the folder that contains it.")
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a store folder.")
+        if not (root / cls.DB_NAME).exists() and not create:
+            raise StoreError(f"There is no PALMARES store in {root}.")
+        try:
+            for sub in ("", "volumes", "masks"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the store folder {root}: {exc.strerror}.") from exc
+        db = Database(root / cls.DB_NAME)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=10000")
+        migrate(db)
+        return cls(root, db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing block; nests safely (inner blocks join the outer transaction)."""
+        with self.db.atomic():
+            yield
+
+    # ------------------------------------------------------------------ readers
+    def add_reader(self, name: str, role: str, site_code: str) -> Reader:
+        if role not in ROLES:
+            raise StoreError(f"Role {role!r} is not one of {', '.join(ROLES)}.")
+        if not name.strip():
+            raise StoreError("A reader needs a name.")
+        check_site_code(site_code)
+        existing = list(self.db["readers"].rows_where(
+            "name = ? and role = ? and site_code = ?", [name.strip(), role, site_code]))
+        if existing:
+            row = existing[0]
+        else:
+            row = {"id": new_id(), "name": name.strip(), "role": role, "site_code": site_code, "created_at": now()}
+            with self.transaction():
+                self.db["readers"].insert(row)
+                self.ensure_site(site_code)
+        return Reader(row["id"], row["name"], row["role"], row["site_code"])
+
+    def readers(self) -> list[Reader]:
+        return [Reader(r["id"], r["name"], r["role"], r["site_code"])
+                for r in self.db["readers"].rows_where(order_by="name")]
+
+    def use_reader(self, reader: Reader) -> Reader:
+        """Make `reader` the author of every following write."""
+        self.reader = reader
+        return reader
+
+    def use_system_reader(self, name: str | None = None, site_code: str = "XX00") -> Reader:
+        """A non-human author (e.g. the demo generator, or the CLI run by an OS user)."""
+        return self.use_reader(self.add_reader(name or f"palmares-cli ({getpass.getuser()})", "system", site_code))
+
+    def _require_reader(self) -> Reader:
+        if self.reader is None:
+            raise StoreError("No reader is selected: every change to the store must record who made it.")
+        return self.reader
+
+    # -------------------------------------------------------------------- sites
+    def ensure_site(self, code: str, name: str | None = None) -> None:
+        check_site_code(code)
+        if not self.db["sites"].count_where("code = ?", [code]):
+            self.db["sites"].insert({"code": code, "name": name or code, "created_at": now()})
+
+    # ------------------------------------------------------------ generic writes
+    def insert(self, table: str, row: dict[str, Any], action: str = "create", detail: Any = None) -> dict:
+        """Insert a travelling row: fills id/site/author/revision/timestamps, audits, in a transaction."""
+        reader = self._require_reader()
+        stamp = now()
+        full = {
+            "id": new_id(), "site_code": reader.site_code, "author_id": reader.id,
+            "revision": 1, "created_at": stamp, "updated_at": stamp, **row,
+        }
+        with self.transaction():
+            self.ensure_site(full["site_code"])
+            self.db[table].insert(full)
+            self._audit(action, table, full["id"], None, full["id"], detail)
+        return full
+
+    def update(self, table: str, row_id: str, changes: dict[str, Any], action: str = "update",
+               detail: Any = None) -> dict:
+        """Change a row in place, bumping its revision; the audit log keeps the before values."""
+        reader = self._require_reader()
+        with self.transaction():
+            before = self.get(table, row_id)
+            after = {**changes, "revision": before["revision"] + 1, "updated_at": now(), "author_id": reader.id}
+            self.db[table].update(row_id, after)
+            old = {k: before.get(k) for k in changes}
+            self._audit(action, table, row_id, row_id, row_id, {"before": old, "after": changes, **(detail or {})})
+        return self.get(table, row_id)
+
+    def _audit(self, action: str, table: str, row_id: str, before_id: str | None, after_id: str | None,
+               detail: Any) -> None:
+        reader = self._require_reader()
+        self.db["audit_log"].insert({
+            "at": now(), "reader_id": reader.id, "site_code": reader.site_code, "action": action,
+            "table_name": table, "row_id": row_id, "before_id": before_id, "after_id": after_id,
+            "detail_json": json.dumps(detail, default=str) if detail is not None else None,
+        })
+
+    def audit(self, action: str, detail: Any = None, table: str = "", row_id: str = "") -> None:
+        """Record an event that changes no row (e.g. an export, a refused import)."""
+        with self.transaction():
+            self._audit(action, table, row_id, None, None, detail)
+
+    # ------------------------------------------------------------------- reads
+    def get(self, table: str, row_id: str) -> dict:
+        rows = list(self.db[table].rows_where("id = ?", [row_id]))
+        if not rows:
+            raise StoreError(f"No {table} row with id {row_id}.")
+        return rows[0]
+
+    def rows(self, table: str, where: str | None = None, args: Any = None, order_by: str | None = None) -> list[dict]:
+        return list(self.db[table].rows_where(where, args or [], order_by=order_by))
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a file the store references by a store-relative path."""
+        return self.root / relative
+
+    # ----------------------------------------------------------------- subjects
+    def subject_by_code(self, code: str) -> dict | None:
+        rows = self.rows("subjects", "code = ?", [code])
+        return rows[0] if rows else None
+
+    def ensure_subject(self, code: str, site_code: str | None = None) -> dict:
+        """The subject with `code`, created if new. Its site is the code's prefix."""
+        check_subject_code(code)
+        site = site_code or code.split("-")[0]
+        if site != code.split("-")[0]:
+            raise StoreError(f"Subject {code} does not belong to site {site}: its code must start with {site}.")
+        existing = self.subject_by_code(code)
+        if existing:
+            return existing
+        return self.insert("subjects", {"code": code, "site_code": site})
+
+    def next_subject_code(self, site_code: str) -> str:
+        """The next progressive pseudonym for a site, e.g. IT03-0018 after IT03-0017."""
+        check_site_code(site_code)
+        codes = [r["code"] for r in self.rows("subjects", "code like ?", [f"{site_code}-%"])]
+        numbers = [int(c.split("-")[1]) for c in codes if SUBJECT_CODE.match(c)]
+        return f"{site_code}-{max(numbers, default=0) + 1:04d}"
+
+    def set_status(self, subject_id: str, modality: str, status: str) -> None:
+        if modality not in MODALITIES or status not in STATUSES:
+            raise StoreError(f"Unknown modality or status: {modality} / {status}.")
+        rows = self.rows("subject_status", "subject_id = ? and modality = ?", [subject_id, modality])
+        if rows:
+            if rows[0]["status"] != status:
+                self.update("subject_status", rows[0]["id"], {"status": status})
+        else:
+            subject = self.get("subjects", subject_id)
+            self.insert("subject_status", {"subject_id": subject_id, "modality": modality, "status": status,
+                                           "site_code": subject["site_code"]})
+
+    def worklist(self) -> list[dict]:
+        """One row per subject: code, site, modalities present and reading status per modality."""
+        present: dict[str, set[str]] = {}
+        for r in self.db.query("select subject_id, modality from series"):
+            present.setdefault(r["subject_id"], set()).add(r["modality"])
+        for r in self.db.query("select subject_id from slides"):
+            present.setdefault(r["subject_id"], set()).add("HE")
+        status = {(r["subject_id"], r["modality"]): r["status"] for r in self.rows("subject_status")}
+        out = []
+        for s in self.rows("subjects", order_by="code"):
+            mods = present.get(s["id"], set())
+            out.append({
+                "subject_id": s["id"], "code": s["code"], "site_code": s["site_code"],
+                "modalities": [m for m in MODALITIES if m in mods],
+                "status": {m: status.get((s["id"], m), "not started") for m in MODALITIES if m in mods},
+            })
+        return out
+
+    # ----------------------------------------------------------------- settings
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self.rows("settings", "key = ?", [key])
+        return rows[0]["value"] if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db["settings"].upsert({"key": key, "value": value}, pk="key")
+            self._audit("setting", "settings", key, None, None, {"key": key, "value": value})
