@@ -8,6 +8,11 @@ import click
 
 # module name -> attribute holding the click command or group
 _COMMANDS = [
+    ("palmares_desktop.cli.scan_cmd", "scan"),
+    ("palmares_desktop.cli.suv_cmd", "suv"),
+    ("palmares_desktop.cli.import_cmd", "import_"),
+    ("palmares_desktop.cli.segmentation_cmd", "segmentation"),
+    ("palmares_desktop.cli.radiomics_cmd", "radiomics"),
 ]
 
 

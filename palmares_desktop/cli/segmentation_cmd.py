@@ -1,0 +1,55 @@
+"""`palmares segmentation add`: a label map made elsewhere becomes a lesion's segmentation version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from palmares_desktop.core.paths import default_store_path
+
+
+@click.group("segmentation")
+def segmentation() -> None:
+    """Segmentations (lesion masks) in a store."""
+
+
+@segmentation.command("add")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
+              help="Store folder (default: the user's store).")
+@click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
+@click.option("--modality", required=True, type=click.Choice(["ct", "pt"], case_sensitive=False),
+              help="The image the mask was drawn on: the subject's CT or PET (SUV) series.")
+@click.option("--label", default=1, show_default=True, type=int,
+              help="Label value in a NIfTI/NRRD map, or segment number in a DICOM SEG.")
+@click.option("--lesion", default=None,
+              help="Lesion name (created if new; default: the SEG segment label or '<file> label N').")
+@click.option("--site", default=None, help="Anatomical site of the lesion, e.g. liver, bone, lymph node.")
+@click.option("--series", "series_id", default=None,
+              help="Series id when the subject has several series of that modality (default: most recent).")
+@click.option("--method", default="imported", show_default=True, help="How the mask was made (stored).")
+def add(file: Path, store_path: Path | None, subject: str, modality: str, label: int, lesion: str | None,
+        site: str | None, series_id: str | None, method: str) -> None:
+    """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
+
+    The mask must lie on the exact voxel grid of the subject's CT or PET volume; it is refused
+    otherwise, with both geometries in the message.
+    """
+    from palmares_desktop.core.segmentation.labelmaps import SegmentationError, add_segmentation
+    from palmares_desktop.core.store import Store, StoreError
+
+    try:
+        with Store.open(store_path or default_store_path(), create=False) as store:
+            store.use_system_reader(site_code=subject.split("-")[0] if "-" in subject else "XX00")
+            row = add_segmentation(store, subject, modality.upper(), file, label=label, lesion_name=lesion,
+                                   organ=site, method=method, parameters={"source_label": label},
+                                   series_id=series_id)
+            lesion_row = store.get("lesions", row["lesion_id"])
+    except (SegmentationError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{subject} {modality.upper()}: lesion {lesion_row['name']!r}"
+        f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
+        f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
+    )

@@ -1,0 +1,240 @@
+"""Batch radiomics over a whole store on Dask distributed: local cluster or an existing scheduler.
+
+One task per (segmentation version, preset) still missing or stale. Workers read the image and
+mask from the store folder by absolute path and return the features; only this (client) process
+writes SQLite, one row as each task completes. So an interrupted batch keeps everything finished so
+far and a re-run computes only what is left (resumable and idempotent).
+
+Remote workers (`scheduler="tcp://host:8786"`) must see the store folder at the same absolute path
+(a shared mount): the batch checks this on every worker before submitting anything.
+pyradiomics' C code holds the GIL, so workers are processes with one thread each, and SimpleITK/ITK
+and BLAS/OpenMP are pinned to one thread per worker so two workers do not fight over the cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from palmares_desktop.core.radiomics.store_features import (
+    Outcome,
+    WorkItem,
+    plan_pending,
+    record_outcome,
+    run_item,
+)
+from palmares_desktop.core.store import Store
+from palmares_desktop.core.tasks import Progress, Task
+
+log = logging.getLogger(__name__)
+
+#: Set in every worker process we start; remote workers get the same from the task itself.
+ONE_THREAD_ENV = {
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+class BatchError(Exception):
+    """The batch could not run at all (no scheduler, store not visible to workers...)."""
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    segmentation_id: str
+    preset: str
+    status: str          # ok | error | not stored
+    elapsed_s: float     # in the worker: reading the files + extraction
+    read_s: float
+    worker: str
+
+
+@dataclass
+class BatchSummary:
+    computed: int = 0                                   # stored with status ok
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (segmentation id, preset, reason)
+    skipped_current: int = 0                            # already current, not resubmitted
+    elapsed_s: float = 0.0                              # wall time of the whole batch
+    timings: list[TaskTiming] = field(default_factory=list)
+    cluster: str = ""
+    names: dict[str, str] = field(default_factory=dict)  # segmentation id -> "IT03-0001 Liver v2"
+
+    @property
+    def total_task_s(self) -> float:
+        return sum(t.elapsed_s for t in self.timings)
+
+
+# ------------------------------------------------------------------------------------ workers
+_WORKER_IMAGE_CACHE: dict = {}
+
+
+def _pin_threads() -> None:
+    import SimpleITK as sitk
+
+    os.environ.update(ONE_THREAD_ENV)
+    if sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() != 1:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+
+
+def extract_on_worker(item: WorkItem) -> Outcome:
+    """The Dask task: one extraction, single-threaded, reusing the last volume read."""
+    _pin_threads()
+    return run_item(item, _WORKER_IMAGE_CACHE)
+
+
+def _can_see(path: str) -> bool:
+    return os.path.isdir(path)
+
+
+# ------------------------------------------------------------------------------------- client
+def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{timeout_s}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise BatchError(f"Cannot reach the Dask scheduler at {scheduler}: {exc}.") from exc
+        try:
+            client.wait_for_workers(1, timeout=3 * timeout_s)
+        except (TimeoutError, OSError) as exc:
+            client.close()
+            raise BatchError(f"No Dask worker joined the scheduler at {scheduler} within {3 * timeout_s:g} s.") from exc
+        return client, None
+    n = workers or 2
+    if n < 1:
+        raise BatchError("The number of workers must be at least 1.")
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR, env=dict(ONE_THREAD_ENV))
+    except RuntimeError as exc:
+        raise BatchError(
+            f"Could not start {n} local Dask worker processes ({exc}). A Python script that runs the batch "
+            "must start it under `if __name__ == '__main__':`."
+        ) from exc
+    return Client(cluster, set_as_default=False), cluster
+
+
+def _check_store_visible(client, root: Path, where: str) -> None:
+    seen = client.run(_can_see, str(root))
+    blind = sorted(address for address, ok in seen.items() if not ok)
+    if blind:
+        raise BatchError(
+            f"{len(blind)} of {len(seen)} workers of {where} cannot see the store folder {root} "
+            f"({', '.join(blind)}): mount it at the same path on every worker machine."
+        )
+
+
+def _describe(item: WorkItem, store: Store, names: dict[str, str]) -> str:
+    if item.segmentation_id not in names:
+        row = next(iter(store.db.query(
+            "select subjects.code, lesions.name, segmentations.version from segmentations "
+            "join lesions on lesions.id = segmentations.lesion_id "
+            "join subjects on subjects.id = lesions.subject_id where segmentations.id = ?",
+            [item.segmentation_id])), None)
+        names[item.segmentation_id] = f"{row['code']} {row['name']} v{row['version']}" if row else item.segmentation_id
+    return f"{names[item.segmentation_id]} ({item.preset})"
+
+
+def iter_batch(store_path: str | Path, workers: int | None = None, scheduler: str | None = None,
+               presets: Sequence[str] | None = None, latest_only: bool = False,
+               retry_failed: bool = False, connect_timeout_s: float = 10.0) -> Task[BatchSummary]:
+    """Compute every missing or stale feature set of the store at `store_path`.
+
+    Yields Progress after each finished task; returns a BatchSummary. Closing the generator
+    cancels what is still queued and shuts the cluster down; finished results stay stored.
+    """
+    started = time.perf_counter()
+    store = Store.open(store_path, create=False)
+    client = cluster = None
+    try:
+        if store.reader is None:
+            store.use_system_reader("palmares radiomics batch", site_code=_store_site(store))
+        pending, current = plan_pending(store, presets, latest_only, retry_failed)
+        summary = BatchSummary(skipped_current=len(current))
+        total = len(pending)
+        yield Progress(0, total, f"{total} feature sets to compute, {len(current)} already current")
+        if not pending:
+            summary.elapsed_s = time.perf_counter() - started
+            return summary
+
+        yield Progress(0, total, f"starting Dask ({scheduler or f'{workers or 2} local workers'})")
+        client, cluster = _connect(workers, scheduler, connect_timeout_s)
+        summary.cluster = scheduler or f"local cluster, {workers or 2} worker processes x 1 thread"
+        _check_store_visible(client, store.root, scheduler or "the local cluster")
+
+        from distributed import as_completed
+
+        # Lesions of one series next to each other: a worker then reuses the volume it just read.
+        pending.sort(key=lambda it: (it.image_path, it.segmentation_id, it.preset))
+        futures = {client.submit(extract_on_worker, item, pure=False): item for item in pending}
+        names = summary.names
+        for done, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+            item = futures.pop(future)
+            status = _record(store, item, future, summary)
+            yield Progress(done, total, f"{_describe(item, store, names)}: {status}")
+        summary.elapsed_s = time.perf_counter() - started
+        return summary
+    finally:
+        _shutdown(client, cluster, locals().get("futures"))
+        store.close()
+
+
+def _record(store: Store, item: WorkItem, future, summary: BatchSummary) -> str:
+    """Store one finished task (or note why it cannot be stored); returns its status."""
+    try:
+        outcome: Outcome = future.result()
+    except Exception as exc:  # noqa: BLE001 - a worker died or the task could not run
+        summary.failed.append((item.segmentation_id, item.preset, f"the Dask task failed: {exc}"))
+        return "task failed"
+    if outcome.unreachable and Path(item.image_path).is_file() and Path(item.mask_path).is_file():
+        # The client sees the files but the worker did not: a cluster problem, not this lesion's.
+        summary.failed.append((item.segmentation_id, item.preset, outcome.error or "files not reachable"))
+        summary.timings.append(TaskTiming(item.segmentation_id, item.preset, "not stored", outcome.elapsed_s,
+                                          outcome.read_s, outcome.worker))
+        return "not stored (worker cannot read the files)"
+    row = record_outcome(store, item, outcome)
+    if row["status"] == "ok":
+        summary.computed += 1
+    else:
+        summary.failed.append((item.segmentation_id, item.preset, row["error"]))
+    summary.timings.append(TaskTiming(item.segmentation_id, item.preset, row["status"], outcome.elapsed_s,
+                                      outcome.read_s, outcome.worker))
+    return row["status"] if row["status"] == "ok" else f"error: {row['error']}"
+
+
+def _shutdown(client, cluster, futures) -> None:
+    try:
+        if client is not None and futures:
+            client.cancel(list(futures))
+    except Exception:  # noqa: BLE001 - shutting down anyway
+        log.debug("cancelling futures failed", exc_info=True)
+    for thing in (client, cluster):
+        if thing is not None:
+            try:
+                thing.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing %s failed", thing, exc_info=True)
+
+
+def _store_site(store: Store) -> str:
+    """The site the store belongs to (its subjects' commonest site), for the batch's system reader."""
+    rows = list(store.db.query(
+        "select site_code, count(*) as n from subjects group by site_code order by n desc limit 1"))
+    return rows[0]["site_code"] if rows else "XX00"
+
+
+def run_batch(store_path: str | Path, **kwargs) -> BatchSummary:
+    """Run `iter_batch` to the end (tests, scripts)."""
+    from palmares_desktop.core.tasks import run
+
+    return run(iter_batch(store_path, **kwargs))
+
+
+__all__ = ["BatchError", "BatchSummary", "TaskTiming", "extract_on_worker", "iter_batch", "run_batch"]

@@ -1,0 +1,18 @@
+"""The one exception radiomics code raises for problems a user can act on."""
+
+from __future__ import annotations
+
+
+class RadiomicsError(Exception):
+    """Bad input to a radiomics extraction; the message is a plain sentence for the user.
+
+    `reason` keeps pyradiomics' own wording (or None) so it can be stored beside the plain message.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RadiomicsLockError(RadiomicsError):
+    """The study locked a parameter file and refuses extraction with any other."""

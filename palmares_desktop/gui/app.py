@@ -1,0 +1,213 @@
+"""`palmares-desktop`: start the workstation on a store (the demo, a given one, or the default).
+
+palmares-desktop                      the default store in the user data directory
+palmares-desktop --demo               build the demo store once (≈1 min), then open it
+palmares-desktop --store PATH         any existing store folder
+palmares-desktop --demo --screenshot docs/img/main.png [--room ct-pet|worklist|slide|all]
+                                      open the first subject, save a screenshot, quit
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from palmares_desktop import __version__
+from palmares_desktop.core import paths
+from palmares_desktop.core.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+ROOMS = ("worklist", "ct-pet", "slide", "all")
+SCREENSHOT_TIMEOUT_MS = 180_000
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="palmares-desktop", description="PALMARES Desktop imaging workstation."
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--demo", action="store_true", help="open the demo store (built on first use)")
+    where.add_argument("--store", type=Path, metavar="PATH", help="open the store in folder PATH")
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="FILE",
+        help="open the first subject, save a PNG screenshot of the window to FILE and quit",
+    )
+    parser.add_argument(
+        "--room",
+        choices=ROOMS,
+        default="ct-pet",
+        help="which tab --screenshot captures; 'all' writes FILE-worklist/-ct-pet/-slide",
+    )
+    parser.add_argument(
+        "--subject", metavar="CODE", help="subject to open at start (default with --screenshot: the first)"
+    )
+    parser.add_argument("--version", action="version", version=f"palmares-desktop {__version__}")
+    return parser.parse_args(argv)
+
+
+def demo_store_ready(path: Path) -> bool:
+    """True when a demo store was completely built at `path` (it has subjects with images)."""
+    if not (path / "palmares.db").exists():
+        return False
+    from palmares_desktop.core.store import Store, StoreError
+
+    try:
+        with Store.open(path, create=False) as store:
+            return any(row["modalities"] for row in store.worklist())
+    except StoreError:
+        return False
+
+
+def build_demo_with_progress(app, path: Path) -> Path:
+    """Build the demo store in a worker thread behind a busy dialog (the GUI stays responsive)."""
+    from qtpy.QtCore import QEventLoop, Qt
+    from qtpy.QtWidgets import QProgressDialog
+
+    from palmares_desktop.core.demo.demo_store import build_demo_store
+    from palmares_desktop.gui.workers import TaskThread
+
+    dialog = QProgressDialog(
+        "Building the demo study (CT, PET and slides for 3 subjects)…\n"
+        "This happens once and takes about a minute.",
+        "",
+        0,
+        0,
+    )
+    dialog.setCancelButton(None)  # the builder is not interruptible; closing would leave half a store
+    dialog.setWindowTitle("PALMARES Desktop — first start")
+    dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
+    dialog.setMinimumDuration(0)
+    dialog.setMinimumWidth(460)
+    dialog.show()
+    loop = QEventLoop()
+    outcome: dict = {}
+    thread = TaskThread(lambda: build_demo_store(path), name="demo store")
+    thread.succeeded.connect(lambda result: outcome.update(result=result))
+    thread.failed.connect(lambda exc: outcome.update(error=exc))
+    thread.progress.connect(
+        lambda step: dialog.setLabelText(getattr(step, "message", "") or dialog.labelText())
+    )
+    thread.finished.connect(loop.quit)
+    thread.start()
+    loop.exec()
+    thread.wait()
+    dialog.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return Path(outcome.get("result") or path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    log_file = setup_logging()
+    log.info("palmares-desktop %s starting: %s", __version__, " ".join(sys.argv))
+
+    from qtpy.QtWidgets import QApplication, QMessageBox
+
+    from palmares_desktop.core.profile import ReaderProfile, load_profile
+    from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.gui.excepthook import install_excepthook
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("PALMARES Desktop")
+    app.setOrganizationName(paths.APP_AUTHOR)
+    install_excepthook(log_file)
+
+    try:
+        if args.demo:
+            path = paths.demo_store_path()
+            if not demo_store_ready(path):
+                path = build_demo_with_progress(app, path)
+            store = Store.open(path, create=False)
+        elif args.store is not None:
+            store = Store.open(args.store, create=False)
+        else:
+            store = Store.open(paths.default_store_path())
+    except StoreError as exc:
+        log.warning("cannot open store: %s", exc)
+        QMessageBox.critical(None, "PALMARES Desktop — cannot open the store", str(exc))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - e.g. the demo build failed: say so, log the traceback
+        log.exception("start-up failed")
+        QMessageBox.critical(
+            None, "PALMARES Desktop — start-up failed", f"{exc}\n\nDetails are in the log file:\n{log_file}"
+        )
+        return 2
+
+    from palmares_desktop.gui.main_window import MainWindow
+    from palmares_desktop.gui.reader_dialog import ask_profile
+
+    profile = load_profile()
+    remember = True
+    if profile is None and args.screenshot:
+        profile, remember = ReaderProfile("Demo Reader", "radiologist", "IT03"), False
+    elif profile is None:
+        profile = ask_profile(None)  # first start: who is working? (Cancel: browse without writing)
+    window = MainWindow(store, None)
+    if profile is not None:
+        window.set_profile(profile, remember=remember)
+    window.show()
+
+    if args.screenshot:
+        return _screenshot_run(app, window, args)
+    if args.subject:
+        window.open_subject(args.subject)
+    code = app.exec()
+    store.close()
+    return code
+
+
+def _screenshot_run(app, window, args: argparse.Namespace) -> int:
+    """Open a subject, wait until both rooms have rendered it, save the screenshot(s), quit."""
+    from qtpy.QtCore import QTimer
+
+    window.resize(1600, 1000)
+    rows = window.store.worklist()
+    if not rows:
+        log.error("screenshot: the store has no subjects")
+        return 1
+    code = args.subject or rows[0]["code"]
+    pending = {"ct-pet", "slide"}
+    result = {"code": 1}
+
+    def done(room: str) -> None:
+        pending.discard(room)
+        if not pending:
+            QTimer.singleShot(1500, save)  # let the canvases draw a few frames
+
+    def save() -> None:
+        rooms = ("worklist", "ct-pet", "slide") if args.room == "all" else (args.room,)
+        for room in rooms:
+            window.tabs.setCurrentIndex({"worklist": 0, "ct-pet": 1, "slide": 2}[room])
+            for _ in range(20):
+                app.processEvents()
+            target = args.screenshot
+            if args.room == "all":
+                target = target.with_name(f"{target.stem}-{room}{target.suffix or '.png'}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            window.grab().save(str(target))
+            print(f"screenshot saved: {target}")
+        result["code"] = 0
+        window.close()
+
+    window.ct_pet.subject_loaded.connect(lambda _c: done("ct-pet"))
+    window.ct_pet.load_failed.connect(lambda _m: done("ct-pet"))
+    window.slide.slide_loaded.connect(lambda _n: done("slide"))
+    window.slide.load_failed.connect(lambda _m: done("slide"))
+    window.open_subject(code)
+    if not window.slide.slides:
+        done("slide")
+    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: (log.error("screenshot: timed out"), window.close()))
+    app.exec()
+    window.store.close()
+    return result["code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""The CT/PET room: CT with window presets, PET fused over it, segmentations, radiomics panel.
+
+Volumes and masks are read from the store in a worker thread (`TaskThread`); layers are only
+created in the GUI thread, in the success slot. A generation counter drops results of a subject
+the user has already left.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
+from palmares_desktop.core.store import Store
+from palmares_desktop.gui.napari_adapter import (
+    CT_LAYER,
+    PET_COLORMAPS,
+    PET_LAYER,
+    EmbeddedViewer,
+    NapariVolume,
+    volume_from_sitk,
+)
+from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
+from palmares_desktop.gui.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SUV_MAX = 6.0
+DEFAULT_PET_OPACITY = 0.5
+MODALITY_NAMES = {"CT": "CT", "PT": "PET"}
+
+
+@dataclass
+class LoadedMask:
+    segmentation: dict  # segmentations row + lesion_name, organ, series_modality
+    volume: NapariVolume
+    centroid_zyx: tuple[float, float, float] | None  # world mm, to jump to the lesion
+
+
+@dataclass
+class LoadedSubject:
+    subject: dict
+    ct: dict | None = None  # series row
+    pet: dict | None = None
+    ct_volume: NapariVolume | None = None
+    pet_volume: NapariVolume | None = None
+    masks: list[LoadedMask] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def subject_series(store: Store, subject_id: str) -> tuple[dict | None, dict | None, list[str]]:
+    """Pick the CT and the PET to show: the first CT, and the PET sharing its frame of reference."""
+    notes = []
+    cts = store.rows("series", "subject_id = ? and modality = 'CT'", [subject_id], order_by="created_at")
+    pets = store.rows("series", "subject_id = ? and modality = 'PT'", [subject_id], order_by="created_at")
+    ct = cts[0] if cts else None
+    pet = None
+    if pets:
+        same_frame = [p for p in pets if ct and p["frame_of_reference_uid"] == ct["frame_of_reference_uid"]]
+        pet = same_frame[0] if same_frame else pets[0]
+        if ct and not same_frame:
+            notes.append("PET and CT do not share a frame of reference: the fusion may be misaligned.")
+    if len(cts) > 1 or len(pets) > 1:
+        notes.append(f"{len(cts)} CT and {len(pets)} PET series in the store; showing the first of each.")
+    return ct, pet, notes
+
+
+def subject_segmentations(store: Store, subject_id: str) -> list[dict]:
+    """Latest version of each lesion's segmentation on each series of the subject."""
+    rows = store.db.query(
+        """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
+           from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
+           where l.subject_id = ? order by l.name, se.modality, s.version desc""",
+        [subject_id],
+    )
+    latest: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        latest.setdefault((row["lesion_id"], row["series_id"]), dict(row))
+    return list(latest.values())
+
+
+def read_subject(
+    root: Path, subject: dict, ct: dict | None, pet: dict | None, segmentations: list[dict], notes: list[str]
+) -> LoadedSubject:
+    """Worker-thread part: read volumes and masks from disk (no widgets, no layers here)."""
+    loaded = LoadedSubject(subject, ct, pet, notes=list(notes))
+    if ct is not None:
+        loaded.ct_volume = volume_from_sitk(sitk.ReadImage(str(root / ct["pixel_path"])), np.float32)
+    if pet is not None:
+        loaded.pet_volume = volume_from_sitk(sitk.ReadImage(str(root / pet["pixel_path"])), np.float32)
+    for number, seg in enumerate(segmentations, start=1):
+        path = root / (seg.get("mask_path") or "")
+        try:
+            mask = volume_from_sitk(sitk.ReadImage(str(path)))
+        except RuntimeError as exc:
+            loaded.notes.append(
+                f"Mask of {seg['lesion_name']} could not be read ({path.name}): {exc}".strip()
+            )
+            continue
+        # One colour per lesion: the stored label value becomes the lesion's number in the list.
+        selected = mask.data == int(seg.get("label") or 1)
+        mask.data = (selected * number).astype(np.uint16)
+        centroid = None
+        if selected.any():
+            index = np.argwhere(selected).mean(axis=0)
+            centroid = tuple(
+                float(t + i * s) for t, i, s in zip(mask.translate, index, mask.scale, strict=True)
+            )
+        loaded.masks.append(LoadedMask(seg, mask, centroid))
+    return loaded
+
+
+class CtPetRoom(QWidget):
+    """Embedded napari viewer + display controls + lesion list + radiomics panel."""
+
+    subject_loaded = Signal(str)  # subject code, once its layers are on screen
+    load_failed = Signal(str)
+
+    def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workers = workers
+        self.viewer = EmbeddedViewer("CT/PET")
+        self.store: Store | None = None
+        self.loaded: LoadedSubject | None = None
+        self._generation = 0
+
+        self.title = QLabel("No subject open. Double-click a subject in the worklist.")
+        self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
+        self.title.setWordWrap(True)
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #b9770e;")
+
+        # --- display controls
+        self.window_combo = QComboBox()
+        for preset in WINDOW_PRESETS.values():
+            self.window_combo.addItem(preset.label(), preset.name)
+        self.window_combo.setCurrentIndex(list(WINDOW_PRESETS).index(DEFAULT_WINDOW))
+        self.window_combo.currentIndexChanged.connect(self._window_changed)
+        self.pet_visible = QCheckBox("Show PET")
+        self.pet_visible.setChecked(True)
+        self.pet_visible.toggled.connect(lambda on: self.viewer.set_visible(PET_LAYER, on))
+        self.pet_colormap = QComboBox()
+        self.pet_colormap.addItems(list(PET_COLORMAPS))
+        self.pet_colormap.currentTextChanged.connect(lambda name: self.viewer.set_colormap(PET_LAYER, name))
+        self.pet_opacity = QSlider(Qt.Orientation.Horizontal)
+        self.pet_opacity.setRange(0, 100)
+        self.pet_opacity.setValue(int(DEFAULT_PET_OPACITY * 100))
+        self.pet_opacity.valueChanged.connect(self._opacity_changed)
+        self.suv_max = QDoubleSpinBox()
+        self.suv_max.setRange(0.5, 100.0)
+        self.suv_max.setSingleStep(0.5)
+        self.suv_max.setDecimals(1)
+        self.suv_max.setValue(DEFAULT_SUV_MAX)
+        self.suv_max.valueChanged.connect(lambda v: self.viewer.set_contrast(PET_LAYER, (0.0, float(v))))
+        self.suv_label = QLabel("PET max (SUVbw)")
+        self.masks_visible = QCheckBox("Show segmentations")
+        self.masks_visible.setChecked(True)
+        self.masks_visible.toggled.connect(self._toggle_masks)
+        self.view_3d = QCheckBox("3D view")
+        self.view_3d.setToolTip(
+            "Slice view (2D) or a rotatable maximum-intensity projection (3D) of the PET, seen from the front"
+        )
+        self.view_3d.toggled.connect(self._toggle_3d)
+
+        display = QGroupBox("Display")
+        form = QFormLayout(display)
+        form.addRow("CT window", self.window_combo)
+        pet_row = QHBoxLayout()
+        pet_row.addWidget(self.pet_visible)
+        pet_row.addWidget(self.pet_colormap, 1)
+        form.addRow("PET", pet_row)
+        form.addRow("PET opacity", self.pet_opacity)
+        form.addRow(self.suv_label, self.suv_max)
+        toggles = QHBoxLayout()
+        toggles.addWidget(self.masks_visible)
+        toggles.addWidget(self.view_3d)
+        form.addRow(toggles)
+
+        # --- lesions
+        self.lesions = QTableWidget(0, 4)
+        self.lesions.setHorizontalHeaderLabels(["Lesion", "Organ", "On", "Volume mL"])
+        self.lesions.verticalHeader().setVisible(False)
+        self.lesions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.lesions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.lesions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.lesions.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.lesions.itemSelectionChanged.connect(self._lesion_selected)
+        lesion_box = QGroupBox("Lesions (segmentations)")
+        QVBoxLayout(lesion_box).addWidget(self.lesions)
+
+        self.radiomics = RadiomicsPanel(workers, self)
+
+        side_split = QSplitter(Qt.Orientation.Vertical)
+        side_split.addWidget(lesion_box)
+        side_split.addWidget(self.radiomics)
+        side_split.setStretchFactor(0, 1)
+        side_split.setStretchFactor(1, 2)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(4, 0, 0, 0)
+        side_layout.addWidget(self.title)
+        side_layout.addWidget(self.notes)
+        side_layout.addWidget(display)
+        side_layout.addWidget(side_split, 1)
+        side.setMinimumWidth(360)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.viewer.widget)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([1000, 420])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+    # ------------------------------------------------------------ loading
+    def load_subject(self, store: Store, subject: dict) -> None:
+        """Start reading a subject's CT, PET and masks; layers appear when the worker is done."""
+        self.store = store
+        self._generation += 1
+        generation = self._generation
+        self.view_3d.setChecked(False)  # a new subject opens in slice view
+        self.viewer.clear()
+        self.lesions.setRowCount(0)
+        self.radiomics.clear()
+        self.loaded = None
+        ct, pet, notes = subject_series(store, subject["id"])
+        segmentations = subject_segmentations(store, subject["id"])
+        self.title.setText(f"{subject['code']} — loading CT/PET…")
+        self.notes.setText("")
+        if ct is None and pet is None:
+            self.title.setText(f"{subject['code']} — no CT or PET in the store for this subject.")
+            return
+        root = store.root
+        self.workers.start(
+            lambda: read_subject(root, subject, ct, pet, segmentations, notes),
+            on_success=lambda loaded: self._show(loaded, generation),
+            on_failure=lambda exc: self._failed(subject["code"], exc, generation),
+            name=f"load {subject['code']}",
+        )
+
+    def _failed(self, code: str, exc: Exception, generation: int) -> None:
+        if generation != self._generation:
+            return
+        message = f"The images of {code} could not be read: {exc}"
+        self.title.setText(f"{code} — images not available")
+        self.notes.setText(message)
+        self.load_failed.emit(message)
+
+    def _show(self, loaded: LoadedSubject, generation: int) -> None:
+        if generation != self._generation:
+            return  # the user opened another subject meanwhile
+        self.loaded = loaded
+        if loaded.ct_volume is not None:
+            self.viewer.add_ct(loaded.ct_volume, self._window_limits())
+        if loaded.pet_volume is not None:
+            self._configure_pet_units(loaded.pet)
+            self.viewer.add_pet(
+                loaded.pet_volume,
+                self.suv_max.value(),
+                self.pet_colormap.currentText(),
+                self.pet_opacity.value() / 100,
+            )
+            self.viewer.set_visible(PET_LAYER, self.pet_visible.isChecked())
+        for mask in loaded.masks:
+            layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation))
+            layer.visible = self.masks_visible.isChecked()
+        self._fill_lesions(loaded.masks)
+        self.viewer.reset_view()
+        self.viewer.middle_slice()
+        if loaded.masks and loaded.masks[0].centroid_zyx is not None:
+            self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
+        parts = [MODALITY_NAMES[row["modality"]] for row in (loaded.ct, loaded.pet) if row]
+        self.title.setText(
+            f"{loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
+        )
+        self.notes.setText("\n".join(loaded.notes))
+        self.notes.setVisible(bool(loaded.notes))
+        self.subject_loaded.emit(loaded.subject["code"])
+
+    def _configure_pet_units(self, pet: dict | None) -> None:
+        units = (pet or {}).get("units") or "unknown units"
+        is_suv = units.upper().startswith("SUV")
+        self.suv_label.setText("PET max (SUVbw)" if is_suv else f"PET max ({units})")
+        if not is_suv and self.loaded and self.loaded.pet_volume is not None:
+            # Not calibrated to SUV: start from a robust upper bound of the data instead of SUV 6.
+            top = float(np.percentile(self.loaded.pet_volume.data, 99.5)) or 1.0
+            self.suv_max.blockSignals(True)
+            self.suv_max.setMaximum(max(100.0, top * 10))
+            self.suv_max.setValue(top)
+            self.suv_max.blockSignals(False)
+            self.notes.setText("PET is not in SUV units: " + units)
+
+    @staticmethod
+    def _mask_layer_name(seg: dict) -> str:
+        modality = MODALITY_NAMES.get(seg.get("series_modality") or "", seg.get("series_modality") or "?")
+        return f"{seg['lesion_name']} ({modality} v{seg.get('version') or 1})"
+
+    def _fill_lesions(self, masks: list[LoadedMask]) -> None:
+        self.lesions.setRowCount(len(masks))
+        for row, mask in enumerate(masks):
+            seg = mask.segmentation
+            volume = seg.get("volume_ml")
+            cells = [
+                seg.get("lesion_name") or "?",
+                seg.get("organ") or "",
+                f"{MODALITY_NAMES.get(seg.get('series_modality') or '', '?')} v{seg.get('version') or 1}",
+                f"{volume:.2f}" if isinstance(volume, (int, float)) else "",
+            ]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, row)
+                self.lesions.setItem(row, column, item)
+
+    # ------------------------------------------------------------ reactions
+    def _window_limits(self) -> tuple[float, float]:
+        return WINDOW_PRESETS[self.window_combo.currentData()].limits
+
+    def _opacity_changed(self, value: int) -> None:
+        if not self.view_3d.isChecked():  # the 3D MIP is always drawn opaque
+            self.viewer.set_opacity(PET_LAYER, value / 100)
+
+    def _window_changed(self, *_: Any) -> None:
+        self.viewer.set_contrast(CT_LAYER, self._window_limits())
+
+    def set_window(self, name: str) -> None:
+        self.window_combo.setCurrentIndex(list(WINDOW_PRESETS).index(name))
+
+    def _toggle_3d(self, on: bool) -> None:
+        has_pet = self.viewer.layer(PET_LAYER) is not None
+        # 3D = the classic PET MIP (CT would only fog it); without PET, a CT MIP (bones).
+        self.viewer.set_visible(CT_LAYER, not (on and has_pet))
+        self.viewer.set_rendering(CT_LAYER, "mip")
+        self.viewer.set_rendering(PET_LAYER, "mip")
+        self.viewer.set_opacity(PET_LAYER, 1.0 if on else self.pet_opacity.value() / 100)
+        self.viewer.set_3d(on)
+        if not on and self.selected_mask() is not None and self.selected_mask().centroid_zyx is not None:
+            self.viewer.go_to(self.selected_mask().centroid_zyx)
+
+    def _toggle_masks(self, on: bool) -> None:
+        for mask in self.loaded.masks if self.loaded else []:
+            self.viewer.set_visible(self._mask_layer_name(mask.segmentation), on)
+
+    def selected_mask(self) -> LoadedMask | None:
+        rows = self.lesions.selectionModel().selectedRows()
+        if not rows or not self.loaded:
+            return None
+        return self.loaded.masks[rows[0].row()]
+
+    def _lesion_selected(self) -> None:
+        mask = self.selected_mask()
+        if mask is None:
+            self.radiomics.clear()
+            return
+        if mask.centroid_zyx is not None:
+            self.viewer.go_to(mask.centroid_zyx)
+        if self.store is not None:
+            self.radiomics.show_segmentation(self.store, mask.segmentation)
+
+    def close_viewer(self) -> None:
+        self._generation += 1
+        self.viewer.close()

@@ -1,0 +1,198 @@
+"""The main window: worklist and the two reading rooms as tabs, menus, reader and store status."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qtpy.QtCore import Signal
+from qtpy.QtGui import QAction, QCloseEvent, QKeySequence
+from qtpy.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from palmares_desktop import __version__
+from palmares_desktop.core.logs import log_file_path
+from palmares_desktop.core.profile import ReaderProfile, save_profile, use_profile
+from palmares_desktop.core.store import Store, StoreError
+from palmares_desktop.gui.ct_pet_room import CtPetRoom
+from palmares_desktop.gui.reader_dialog import ask_profile
+from palmares_desktop.gui.slide_room import SlideRoom
+from palmares_desktop.gui.workers import WorkerPool
+from palmares_desktop.gui.worklist import WorklistPanel
+
+log = logging.getLogger(__name__)
+
+WORKLIST_TAB, CT_PET_TAB, SLIDE_TAB = 0, 1, 2
+
+
+class MainWindow(QMainWindow):
+    subject_opened = Signal(str)
+
+    def __init__(
+        self, store: Store, profile: ReaderProfile | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.profile: ReaderProfile | None = None
+        self.current_subject: dict | None = None
+        self.workers = WorkerPool(self)
+
+        self.worklist = WorklistPanel()
+        self.worklist.subject_activated.connect(self.open_subject)
+        self.worklist.status_change_requested.connect(self._set_status)
+        self.ct_pet = CtPetRoom(self.workers)
+        self.slide = SlideRoom(self.workers)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.worklist, "Worklist")
+        self.tabs.addTab(self.ct_pet, "CT/PET")
+        self.tabs.addTab(self.slide, "Slide")
+        self.setCentralWidget(self.tabs)
+
+        self.store_label = QLabel()
+        self.subject_label = QLabel()
+        self.statusBar().addWidget(self.store_label, 1)
+        self.statusBar().addPermanentWidget(self.subject_label)
+        self._build_menus()
+        self.resize(1500, 950)
+        if profile is not None:
+            self.set_profile(profile)
+        self._show_store()
+
+    # ------------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open store…", self.choose_store, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Import DICOM folder…", self.show_import_dialog, "Ctrl+I")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        reader_menu = self.menuBar().addMenu("&Reader")
+        self._action(reader_menu, "&Switch reader…", self.switch_reader)
+        view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "&Worklist", lambda: self.tabs.setCurrentIndex(WORKLIST_TAB), "Ctrl+1")
+        self._action(view_menu, "&CT/PET", lambda: self.tabs.setCurrentIndex(CT_PET_TAB), "Ctrl+2")
+        self._action(view_menu, "&Slide", lambda: self.tabs.setCurrentIndex(SLIDE_TAB), "Ctrl+3")
+        self._action(view_menu, "&Refresh worklist", self.refresh_worklist, QKeySequence.StandardKey.Refresh)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Show &log file location", self._show_log_location)
+        self._action(help_menu, "&About", self._about)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _=False: slot())
+        menu.addAction(action)
+        return action
+
+    # ---------------------------------------------------------------- reader
+    def set_profile(self, profile: ReaderProfile, remember: bool = True) -> None:
+        """Make `profile` the author of every following write (registered in the store)."""
+        use_profile(self.store, profile)
+        self.profile = profile
+        if remember:
+            save_profile(profile)
+        self._update_title()
+        log.info("reader is now %s", profile.label())
+
+    def switch_reader(self) -> None:
+        profile = ask_profile(self, self.profile)
+        if profile is not None:
+            self.set_profile(profile)
+
+    def _update_title(self) -> None:
+        who = self.profile.label() if self.profile else "no reader selected"
+        self.setWindowTitle(f"PALMARES Desktop — {who}")
+
+    # ----------------------------------------------------------------- store
+    def _show_store(self) -> None:
+        self.store_label.setText(f"Store: {self.store.root}")
+        self.refresh_worklist()
+
+    def refresh_worklist(self) -> None:
+        self.worklist.set_rows(self.store.worklist())
+
+    def choose_store(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(
+            self, "Open a PALMARES store folder", str(self.store.root.parent)
+        )
+        if chosen:
+            self.open_store(Path(chosen))
+
+    def open_store(self, path: Path) -> bool:
+        try:
+            store = Store.open(path, create=False)
+        except StoreError as exc:
+            QMessageBox.warning(self, "Cannot open store", str(exc))
+            return False
+        if self.workers.running():
+            QMessageBox.information(
+                self, "Busy", "Wait for the background work to finish before switching store."
+            )
+            store.close()
+            return False
+        old = self.store
+        self.store = store
+        self.current_subject = None
+        self.ct_pet.viewer.clear()
+        self.slide.viewer.clear()
+        old.close()
+        if self.profile is not None:
+            use_profile(self.store, self.profile)
+        self._show_store()
+        self.tabs.setCurrentIndex(WORKLIST_TAB)
+        return True
+
+    def _set_status(self, subject_id: str, modality: str, status: str) -> None:
+        if self.store.reader is None:
+            QMessageBox.warning(self, "No reader", "Choose a reader first (Reader → Switch reader…).")
+            return
+        self.store.set_status(subject_id, modality, status)
+        self.refresh_worklist()
+
+    # --------------------------------------------------------------- subjects
+    def open_subject(self, code: str) -> None:
+        subject = self.store.subject_by_code(code)
+        if subject is None:
+            QMessageBox.warning(self, "Unknown subject", f"There is no subject {code} in this store.")
+            return
+        self.current_subject = subject
+        self.subject_label.setText(f"Subject {code}")
+        self.ct_pet.load_subject(self.store, subject)
+        self.slide.load_subject(self.store, subject)
+        self.tabs.setCurrentIndex(CT_PET_TAB)
+        self.subject_opened.emit(code)
+        log.info("opened subject %s", code)
+
+    def show_import_dialog(self, folder: str | Path | None = None):
+        from palmares_desktop.gui.import_dialog import ImportDialog
+
+        if self.store.reader is None:
+            QMessageBox.warning(self, "No reader", "Choose a reader first (Reader → Switch reader…).")
+            return None
+        dialog = ImportDialog(self.store, self.workers, self, folder)
+        dialog.imported.connect(lambda _code: self.refresh_worklist())
+        dialog.show()
+        self._import_dialog = dialog  # keep a reference while it is open
+        return dialog
+
+    # ------------------------------------------------------------------ misc
+    def _show_log_location(self) -> None:
+        QMessageBox.information(self, "Log file", f"The log file is:\n{log_file_path()}")
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About PALMARES Desktop",
+            f"PALMARES Desktop {__version__}\nImaging workstation of the PALMARES-2 study (CT, FDG-PET, H&E).\n"
+            f"Store: {self.store.root}",
+        )
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop background work and tear napari down explicitly (idempotent)."""
+        self.workers.shutdown()
+        self.ct_pet.close_viewer()
+        self.slide.close_viewer()

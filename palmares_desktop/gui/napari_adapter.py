@@ -1,0 +1,262 @@
+"""The one place that talks to napari: embedded viewers, CT/PET/label/slide layers, teardown.
+
+Embedding follows napari's recommended route, `QtViewer(ViewerModel())` (never the private
+`viewer.window._qt_window`). A napari upgrade should touch this file only.
+
+Geometry: SimpleITK images are indexed (x, y, z) with spacing, origin and direction in LPS
+millimetres; `GetArrayFromImage` gives (z, y, x). napari layers get that array with
+scale = spacing reversed and translate = origin reversed, so CT, PET and masks that share a frame
+of reference overlay in physical space. Images are first reoriented to LPS (a pure axis
+permutation/flip, no resampling) so that axial slices show anterior up and patient right on the
+viewer's left, as radiologists read them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from napari.components import ViewerModel
+from napari.qt import QtViewer
+
+log = logging.getLogger(__name__)
+
+CT_LAYER = "CT"
+PET_LAYER = "PET"
+SLIDE_LAYER = "H&E slide"
+PET_COLORMAPS = ("inferno", "hot", "magma", "turbo", "gray")
+#: napari camera angles for a 3D view of (z, y, x) LPS data as a coronal MIP seen from the front
+#: (checked with markers: superior at the top, patient's left on the right of the screen).
+CORONAL_FROM_FRONT = (0.0, 0.0, -90.0)
+
+
+@dataclass
+class NapariVolume:
+    """A volume ready for napari: (z, y, x) array plus its physical placement in mm."""
+
+    data: np.ndarray
+    scale: tuple[float, float, float]  # (sz, sy, sx) mm
+    translate: tuple[float, float, float]  # (oz, oy, ox) mm
+    rotate: np.ndarray | None = None  # 3x3 in (z, y, x) order when the volume is oblique
+
+    @property
+    def spacing_xyz(self) -> tuple[float, float, float]:
+        return (self.scale[2], self.scale[1], self.scale[0])
+
+
+def volume_from_sitk(image: sitk.Image, dtype: Any | None = None) -> NapariVolume:
+    """Convert a SimpleITK 3D image to napari placement. Safe to call in a worker thread."""
+    if image.GetDimension() != 3:
+        raise ValueError(f"Expected a 3D image, got {image.GetDimension()}D.")
+    if not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
+        image = sitk.DICOMOrient(image, "LPS")
+    array = sitk.GetArrayFromImage(image)
+    if dtype is not None and array.dtype != dtype:
+        array = array.astype(dtype, copy=False)
+    scale = tuple(float(s) for s in reversed(image.GetSpacing()))
+    translate = tuple(float(o) for o in reversed(image.GetOrigin()))
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    rotate = None
+    if not np.allclose(direction, np.eye(3), atol=1e-6):
+        # Oblique acquisition: keep its true orientation. (z,y,x) order = reverse both axes.
+        rotate = direction[::-1, ::-1].copy()
+    return NapariVolume(array, scale, translate, rotate)  # type: ignore[arg-type]
+
+
+def fusion_colormap(name: str, transparent_below: float = 0.3):
+    """`name` with an alpha ramp at its low end: cold tissue leaves the CT untouched.
+
+    `transparent_below` is the fraction of the display range (0..SUV max) over which the PET fades
+    in; above it the colour is fully applied (then scaled by the layer opacity).
+    """
+    from napari.utils.colormaps import Colormap, ensure_colormap
+
+    base = ensure_colormap(name)
+    positions = np.linspace(0.0, 1.0, 256)
+    colors = np.asarray(base.map(positions), dtype=np.float32).copy()
+    colors[:, 3] = np.clip(positions / max(transparent_below, 1e-6), 0.0, 1.0)
+    return Colormap(colors, name=f"{name} (fusion)", display_name=f"{name} (fusion)", controls=positions)
+
+
+def _placement(volume: NapariVolume) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"scale": volume.scale, "translate": volume.translate, "units": ("mm",) * 3}
+    if volume.rotate is not None:
+        kwargs["rotate"] = volume.rotate
+    return kwargs
+
+
+class EmbeddedViewer:
+    """A napari viewer living inside one of our widgets. Use `.widget` in layouts; `close()` at the end."""
+
+    def __init__(self, title: str = "viewer") -> None:
+        self.model = ViewerModel(title=title)
+        self.widget = QtViewer(self.model)
+        self.model.axes.visible = False
+        self._closed = False
+
+    # ------------------------------------------------------------------ layers
+    @property
+    def layers(self):
+        return self.model.layers
+
+    def layer(self, name: str):
+        return self.model.layers[name] if name in self.model.layers else None  # noqa: SIM401 - LayerList has no .get
+
+    def remove(self, name: str) -> None:
+        if name in self.model.layers:
+            self.model.layers.remove(name)
+
+    def clear(self) -> None:
+        self.model.layers.clear()
+
+    def _label_axes(self) -> None:
+        # napari's default labels are "-3", "-2", "-1"; readers expect anatomical axis names.
+        names = ("z", "y", "x")[-self.model.dims.ndim :] if self.model.dims.ndim <= 3 else None
+        if names:
+            self.model.dims.axis_labels = names
+
+    def add_ct(self, volume: NapariVolume, limits: tuple[float, float]):
+        self.remove(CT_LAYER)
+        layer = self.model.add_image(
+            volume.data,
+            name=CT_LAYER,
+            colormap="gray",
+            contrast_limits=limits,
+            blending="opaque",
+            interpolation2d="linear",
+            **_placement(volume),
+        )
+        # The slider must reach beyond the current window (e.g. lung after liver).
+        layer.contrast_limits_range = (
+            min(float(volume.data.min()), limits[0]),
+            max(float(volume.data.max()), limits[1]),
+        )
+        self.model.layers.move(self.model.layers.index(layer), 0)  # CT at the bottom of the stack
+        self._label_axes()
+        return layer
+
+    def add_pet(self, volume: NapariVolume, suv_max: float, colormap: str = "inferno", opacity: float = 0.5):
+        self.remove(PET_LAYER)
+        # Additive blending: black (SUV 0) adds nothing, so CT anatomy shows through cold areas.
+        layer = self.model.add_image(
+            volume.data,
+            name=PET_LAYER,
+            colormap=fusion_colormap(colormap),
+            contrast_limits=(0.0, suv_max),
+            opacity=opacity,
+            blending="additive",
+            interpolation2d="linear",
+            **_placement(volume),
+        )
+        layer.contrast_limits_range = (0.0, max(float(volume.data.max()), suv_max))
+        self._label_axes()
+        return layer
+
+    def add_labels(self, mask: NapariVolume, name: str, opacity: float = 0.9, contour: int = 2):
+        """A segmentation drawn as an outline (contour px) so the PET/CT under it stays readable."""
+        self.remove(name)
+        layer = self.model.add_labels(
+            mask.data.astype(np.int32, copy=False), name=name, opacity=opacity, **_placement(mask)
+        )
+        layer.contour = contour
+        return layer
+
+    def add_slide(self, levels: Sequence[Any], mpp: tuple[float, float], name: str = SLIDE_LAYER):
+        """A multiscale RGB slide from lazy level arrays (level 0 first); scale in µm per pixel (y, x)."""
+        self.remove(name)
+        levels = list(levels)
+        layer = self.model.add_image(
+            levels,
+            name=name,
+            rgb=True,
+            multiscale=len(levels) > 1,
+            scale=mpp,
+            units=("um", "um"),
+            contrast_limits=(0, 255),
+        )
+        self._label_axes()
+        return layer
+
+    def set_contrast(self, name: str, limits: tuple[float, float]) -> None:
+        layer = self.layer(name)
+        if layer is not None:
+            low, high = layer.contrast_limits_range
+            layer.contrast_limits_range = (min(low, limits[0]), max(high, limits[1]))
+            layer.contrast_limits = limits
+
+    def set_opacity(self, name: str, opacity: float) -> None:
+        layer = self.layer(name)
+        if layer is not None:
+            layer.opacity = float(opacity)
+
+    def set_colormap(self, name: str, colormap: str) -> None:
+        layer = self.layer(name)
+        if layer is not None:
+            layer.colormap = fusion_colormap(colormap) if name == PET_LAYER else colormap
+
+    def set_visible(self, name: str, visible: bool) -> None:
+        layer = self.layer(name)
+        if layer is not None:
+            layer.visible = visible
+
+    # ------------------------------------------------------------------- view
+    def set_3d(self, on: bool) -> None:
+        """3D: volume rendering seen from the front (coronal: head up, patient's left on the right)."""
+        self.model.dims.ndisplay = 3 if on else 2
+        self.model.reset_view()  # (this also resets the camera angles, so set them after)
+        if on:
+            self.model.camera.angles = CORONAL_FROM_FRONT
+
+    def set_rendering(self, name: str, rendering: str) -> None:
+        layer = self.layer(name)
+        if layer is not None:
+            layer.rendering = rendering
+
+    def is_3d(self) -> bool:
+        return self.model.dims.ndisplay == 3
+
+    def show_scale_bar(self, visible: bool = True) -> None:
+        self.model.scale_bar.visible = visible
+        self.model.scale_bar.colored = False
+
+    def reset_view(self) -> None:
+        self.model.reset_view()
+
+    def go_to(self, point_zyx: Sequence[float]) -> None:
+        """Centre the slice and the camera on a world point (mm)."""
+        dims = self.model.dims
+        for axis, value in enumerate(point_zyx[-dims.ndim :]):
+            dims.set_point(axis, value)
+        self.model.camera.center = (
+            tuple(point_zyx[-2:]) if self.model.dims.ndisplay == 2 else tuple(point_zyx)
+        )
+
+    def middle_slice(self) -> None:
+        """Show the middle slice of the world extent along the first axis."""
+        extent = self.model.layers.extent.world
+        if self.model.dims.ndim >= 3:
+            self.model.dims.set_point(0, float((extent[0][0] + extent[1][0]) / 2))
+
+    def current_slice_mm(self) -> float:
+        return float(self.model.dims.point[0])
+
+    def screenshot(self) -> np.ndarray:
+        """RGBA image of the canvas only."""
+        return np.asarray(self.widget.screenshot(flash=False))
+
+    # ---------------------------------------------------------------- teardown
+    def close(self) -> None:
+        """Explicit teardown (napari checks for leaked viewers; Qt's late cleanup is not enough)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.model.layers.clear()
+            self.widget.close()
+            self.widget.deleteLater()
+        except RuntimeError:  # the C++ object is already gone (application shutting down)
+            log.debug("napari widget already deleted", exc_info=True)

@@ -1,0 +1,140 @@
+"""The slide room: the subject's H&E slide as a lazy multiscale RGB layer with a µm scale bar.
+
+Level arrays come from core.slides (tile-backed, lazy): napari reads only the tiles of the level
+that matches the zoom, so a 20k × 20k level 0 is never loaded whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from palmares_desktop.core.store import Store
+from palmares_desktop.gui.napari_adapter import SLIDE_LAYER, EmbeddedViewer
+from palmares_desktop.gui.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def slide_file(store: Store, row: dict) -> Path:
+    """Slides may be referenced store-relative (copied in) or by absolute path (left in place)."""
+    path = Path(row["path"])
+    return path if path.is_absolute() else store.path(row["path"])
+
+
+def open_slide_levels(path: Path) -> tuple[list[Any], tuple[float, float], dict]:
+    """(lazy level arrays level 0 first, (mpp_y, mpp_x), info) from core.slides. Worker-safe."""
+    from palmares_desktop.core.slides.reader import open_slide
+
+    slide = open_slide(path)
+    levels = list(slide.levels())
+    mpp = (float(slide.mpp_y or 1.0), float(slide.mpp_x or 1.0))
+    info = {
+        "width": slide.width,
+        "height": slide.height,
+        "levels": len(levels),
+        "mpp_x": slide.mpp_x,
+        "mpp_y": slide.mpp_y,
+    }
+    return levels, mpp, info
+
+
+class SlideRoom(QWidget):
+    slide_loaded = Signal(str)
+    load_failed = Signal(str)
+
+    def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workers = workers
+        self.viewer = EmbeddedViewer("Slide")
+        self.store: Store | None = None
+        self.slides: list[dict] = []
+        self.info: dict | None = None
+        self._generation = 0
+
+        self.title = QLabel("No subject open.")
+        self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
+        self.picker = QComboBox()
+        self.picker.currentIndexChanged.connect(self._load_selected)
+        self.picker.setVisible(False)
+        self.details = QLabel()
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addWidget(self.picker)
+        top.addStretch(1)
+        top.addWidget(self.details)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.viewer.widget, 1)
+
+    def load_subject(self, store: Store, subject: dict) -> None:
+        self.store = store
+        self.slides = store.rows("slides", "subject_id = ?", [subject["id"]], order_by="created_at")
+        self.viewer.clear()
+        self.info = None
+        self.details.clear()
+        self._subject_code = subject["code"]
+        self.picker.blockSignals(True)
+        self.picker.clear()
+        for row in self.slides:
+            self.picker.addItem(row.get("display_name") or Path(row["path"]).name)
+        self.picker.blockSignals(False)
+        self.picker.setVisible(len(self.slides) > 1)
+        if not self.slides:
+            self._generation += 1
+            self.title.setText(f"{subject['code']} — no slide in the store for this subject.")
+            return
+        self._load_selected(0)
+
+    def _load_selected(self, index: int) -> None:
+        if not (0 <= index < len(self.slides)) or self.store is None:
+            return
+        self._generation += 1
+        generation = self._generation
+        row = self.slides[index]
+        path = slide_file(self.store, row)
+        name = row.get("display_name") or path.name
+        self.title.setText(f"{self._subject_code} — opening slide {name}…")
+        self.viewer.clear()
+        self.workers.start(
+            lambda: open_slide_levels(path),
+            on_success=lambda result: self._show(result, name, generation),
+            on_failure=lambda exc: self._failed(name, exc, generation),
+            name=f"slide {name}",
+        )
+
+    def _failed(self, name: str, exc: Exception, generation: int) -> None:
+        if generation != self._generation:
+            return
+        message = f"The slide {name} could not be opened: {exc}"
+        self.title.setText(f"{self._subject_code} — slide not available")
+        self.details.setText(message)
+        self.load_failed.emit(message)
+
+    def _show(self, result: tuple[list[Any], tuple[float, float], dict], name: str, generation: int) -> None:
+        if generation != self._generation:
+            return
+        levels, mpp, info = result
+        self.info = info
+        self.viewer.add_slide(levels, mpp)
+        self.viewer.show_scale_bar(True)
+        self.viewer.reset_view()
+        self.title.setText(f"{self._subject_code} — {name}")
+        self.details.setText(
+            f"{info['width']} × {info['height']} px, {info['levels']} levels, {mpp[1]:.3f} µm/px"
+        )
+        self.slide_loaded.emit(name)
+
+    def slide_layer(self):
+        return self.viewer.layer(SLIDE_LAYER)
+
+    def close_viewer(self) -> None:
+        self._generation += 1
+        self.viewer.close()

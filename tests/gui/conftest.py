@@ -1,0 +1,61 @@
+"""GUI test fixtures: the real demo store (built once per session) and the real main window.
+
+Teardown is explicit (PLATFORM.md): background threads joined, napari layers cleared, QtViewers
+closed and deleted, events processed, before pytest-qt's late cleanup can see leaked viewers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from palmares_desktop.core.profile import ReaderProfile
+
+
+@pytest.fixture(scope="session")
+def demo_store_dir(tmp_path_factory):
+    """The demo study imported through the real import path, built once for the whole session."""
+    from palmares_desktop.core.demo.demo_store import build_demo_store
+
+    root = tmp_path_factory.mktemp("gui_demo") / "store"
+    return build_demo_store(root)
+
+
+@pytest.fixture
+def radiologist() -> ReaderProfile:
+    return ReaderProfile("Test Radiologist", "radiologist", "IT03")
+
+
+def _close_window(window, qtbot) -> None:
+    window.shutdown()
+    window.close()
+    window.deleteLater()
+    qtbot.wait(50)
+
+
+@pytest.fixture
+def close_window():
+    """Explicit teardown of a MainWindow a test made itself: `close_window(window, qtbot)`."""
+    return _close_window
+
+
+@pytest.fixture
+def main_window(qtbot, demo_store_dir, radiologist):
+    """The real MainWindow on the demo store, with a reader set; torn down explicitly."""
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.gui.main_window import MainWindow
+
+    store = Store.open(demo_store_dir, create=False)
+    window = MainWindow(store, radiologist)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    _close_window(window, qtbot)
+    store.close()
+
+
+def series_geometry(row: dict) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(size xyz, spacing xyz) recorded in a series row."""
+    return tuple(json.loads(row["size_json"])), tuple(json.loads(row["spacing_json"]))

@@ -1,0 +1,262 @@
+"""The real main window on the real demo store: worklist, CT/PET room, slide room, error dialog.
+
+Runs under Xvfb (pytest-xvfb starts it when there is no display): napari needs OpenGL.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from palmares_desktop.core.ct.windows import WINDOW_PRESETS
+from palmares_desktop.core.profile import load_profile
+from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
+
+pytestmark = pytest.mark.gui
+
+LOAD_TIMEOUT_MS = 60_000
+
+
+def nrrd_geometry(path) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Size and spacing (x, y, z) from the volume file's header, without reading the pixels."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader.GetSize(), reader.GetSpacing()
+
+
+def open_first_subject(window, qtbot) -> dict:
+    rows = window.store.worklist()
+    imaged = [r for r in rows if {"CT", "PT"} <= set(r["modalities"])]
+    assert imaged, f"no subject with CT and PET in {rows}"
+    code = imaged[0]["code"]
+    with qtbot.waitSignal(window.ct_pet.subject_loaded, timeout=LOAD_TIMEOUT_MS):
+        # The same slot as a double-click on the worklist row.
+        index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
+        window.worklist.table.doubleClicked.emit(index)
+    return window.store.subject_by_code(code)
+
+
+def test_worklist_lists_demo_subjects_with_modalities_and_status(main_window):
+    rows = main_window.store.worklist()
+    assert len(rows) >= 3
+    model = main_window.worklist.model
+    assert model.rowCount() == len(rows)
+    first = rows[0]
+    assert model.index(0, 0).data() == first["code"]
+    assert model.index(0, 2).data() == ", ".join(
+        {"CT": "CT", "PT": "PET", "HE": "H&E"}[m] for m in first["modalities"]
+    )
+    assert {"CT", "PT", "HE"} <= set(first["modalities"])
+    assert model.index(0, 3).data() == "not started"  # CT status of a fresh demo subject
+    # The filter box narrows the list to one subject code.
+    main_window.worklist.filter.setText(rows[1]["code"])
+    assert main_window.worklist.visible_codes() == [rows[1]["code"]]
+    main_window.worklist.filter.clear()
+    assert len(main_window.worklist.visible_codes()) == len(rows)
+    # Status changes go through the store with the reader, and show up colour-coded.
+    main_window._set_status(first["subject_id"], "CT", "in progress")
+    assert main_window.worklist.model.index(0, 3).data() == "in progress"
+    audit = main_window.store.rows("audit_log", "table_name = 'subject_status'", order_by="seq desc")
+    assert audit[0]["reader_id"] == main_window.store.reader.id
+    assert "Test Radiologist (radiologist, IT03)" in main_window.windowTitle()
+
+
+def test_open_subject_shows_fused_ct_pet_in_physical_space(main_window, qtbot, tmp_path):
+    subject = open_first_subject(main_window, qtbot)
+    store = main_window.store
+    viewer = main_window.ct_pet.viewer
+    for modality, name in (("CT", CT_LAYER), ("PT", PET_LAYER)):
+        row = store.rows("series", "subject_id = ? and modality = ?", [subject["id"], modality])[0]
+        size, spacing = nrrd_geometry(store.path(row["pixel_path"]))
+        layer = viewer.layer(name)
+        assert layer is not None, f"no {name} layer"
+        assert layer.data.shape == tuple(reversed(size))
+        np.testing.assert_allclose(layer.scale, tuple(reversed(spacing)), rtol=1e-6)
+    ct, pet = viewer.layer(CT_LAYER), viewer.layer(PET_LAYER)
+    # Same frame of reference: the PET's physical extent sits inside the CT's (demo: same study).
+    ct_extent, pet_extent = ct.extent.world, pet.extent.world
+    assert np.all(pet_extent[0] >= ct_extent[0] - 5) and np.all(pet_extent[1] <= ct_extent[1] + 5)
+    assert pet.blending == "additive" and 0.3 <= pet.opacity <= 0.7
+    assert tuple(ct.contrast_limits) == WINDOW_PRESETS["abdomen"].limits
+    main_window.ct_pet.set_window("lung")
+    assert tuple(ct.contrast_limits) == (-1350.0, 150.0)
+    main_window.ct_pet.set_window("abdomen")
+    # The demo's planted lesions arrive as label layers, listed in the lesion table.
+    assert main_window.ct_pet.lesions.rowCount() >= 1
+    assert len(main_window.ct_pet.loaded.masks) == main_window.ct_pet.lesions.rowCount()
+
+    qtbot.wait(300)  # let the canvas draw
+    shot = tmp_path / "main_window.png"
+    assert main_window.grab().save(str(shot))
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(shot)))
+    assert image.shape[0] > 500 and image.shape[1] > 800
+    assert float(image[..., :3].std()) > 20, "screenshot looks blank"
+    canvas = viewer.screenshot()[..., :3].astype(float)
+    assert canvas.std() > 10, "the napari canvas rendered a uniform image"
+    h, w = canvas.shape[:2]
+    centre = canvas[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]
+    assert centre.std() > 10 and centre.max() > 100, "no anatomy in the middle of the canvas"
+
+
+def test_slide_room_shows_the_pyramid_lazily_in_micrometres(main_window, qtbot):
+    subject = open_first_subject(main_window, qtbot)
+    slide_row = main_window.store.rows("slides", "subject_id = ?", [subject["id"]])[0]
+    qtbot.waitUntil(lambda: main_window.slide.slide_layer() is not None, timeout=LOAD_TIMEOUT_MS)
+    layer = main_window.slide.slide_layer()
+    assert layer.multiscale and layer.rgb
+    assert len(layer.data) == slide_row["levels"] >= 4
+    assert layer.data[0].shape[:2] == (slide_row["height"], slide_row["width"])
+    assert not isinstance(layer.data[0], np.ndarray), "level 0 must stay lazy, not loaded whole"
+    np.testing.assert_allclose(layer.scale, (slide_row["mpp_y"], slide_row["mpp_x"]), rtol=1e-6)
+    assert main_window.slide.viewer.model.scale_bar.visible
+    main_window.tabs.setCurrentIndex(2)
+    qtbot.wait(300)
+    canvas = main_window.slide.viewer.screenshot()[..., :3].astype(float)
+    assert canvas.std() > 5, "the slide canvas is uniform"
+
+
+def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, qtbot):
+    open_first_subject(main_window, qtbot)
+    room = main_window.ct_pet
+    room.lesions.selectRow(0)
+    mask = room.selected_mask()
+    panel = room.radiomics
+    assert panel.segmentation["id"] == mask.segmentation["id"]
+    with qtbot.waitSignal(panel.computed, timeout=LOAD_TIMEOUT_MS):
+        panel.compute()
+    row = panel.current_set()
+    assert row is not None and row["segmentation_id"] == mask.segmentation["id"]
+    if row["status"] == "ok":
+        assert panel.features.rowCount() > 50
+        names = {panel.features.item(r, 0).text() for r in range(panel.features.rowCount())}
+        assert "original_firstorder_Mean" in names
+    else:
+        assert row["error"] and "failed" in panel.status.text()
+
+
+def test_reader_dialog_validates_and_remembers_the_profile(qtbot):
+    from palmares_desktop.gui.reader_dialog import ReaderDialog
+
+    dialog = ReaderDialog()
+    qtbot.addWidget(dialog)
+    dialog.fill("Anna Rossi", "pathologist", "it3")
+    dialog.accept()
+    assert dialog.profile() is None and "not valid" in dialog.error.text()
+    dialog.fill("Anna Rossi", "pathologist", "it03")
+    dialog.accept()
+    profile = dialog.profile()
+    assert (profile.name, profile.role, profile.site_code) == ("Anna Rossi", "pathologist", "IT03")
+
+
+def test_switching_reader_changes_title_and_author(main_window):
+    from palmares_desktop.core.profile import ReaderProfile
+
+    pathologist = ReaderProfile("Paola Bianchi", "pathologist", "IT05")
+    main_window.set_profile(pathologist)
+    assert main_window.windowTitle() == "PALMARES Desktop — Paola Bianchi (pathologist, IT05)"
+    assert main_window.store.reader.name == "Paola Bianchi" and main_window.store.reader.site_code == "IT05"
+    assert load_profile() == pathologist
+
+
+@pytest.mark.qt_no_exception_capture
+def test_uncaught_exception_shows_a_dialog_and_is_logged(qtbot, tmp_path):
+    from qtpy.QtCore import QTimer
+
+    from palmares_desktop.core.logs import setup_logging
+    from palmares_desktop.gui import excepthook
+
+    setup_logging()
+    # The file the root logger really writes to (logging is set up once per process).
+    log_file = Path(
+        next(
+            h.baseFilename
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.handlers.RotatingFileHandler)
+        )
+    )
+    previous = sys.excepthook
+    excepthook.install_excepthook(log_file)
+    try:
+
+        def broken_slot():
+            raise ValueError("deliberate test failure 4711")
+
+        QTimer.singleShot(0, broken_slot)
+        qtbot.waitUntil(lambda: bool(excepthook.open_error_boxes), timeout=5000)
+        box = excepthook.open_error_boxes[-1]
+        assert "deliberate test failure 4711" in box.text()
+        assert str(log_file) in box.informativeText()
+        assert "Traceback" in box.detailedText()
+        box.done(0)  # auto-close
+        qtbot.waitUntil(lambda: not excepthook.open_error_boxes, timeout=2000)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        text = log_file.read_text(encoding="utf-8")
+        assert "deliberate test failure 4711" in text and "broken_slot" in text
+    finally:
+        sys.excepthook = previous
+
+
+@pytest.mark.qt_no_exception_capture
+def test_bad_store_path_gives_a_message_not_a_traceback(qtbot, tmp_path):
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QMessageBox
+
+    from palmares_desktop.gui.app import main
+
+    seen: list[str] = []
+
+    def close_message():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text())
+            box.done(0)
+        else:
+            QTimer.singleShot(100, close_message)
+
+    previous = sys.excepthook
+    try:
+        QTimer.singleShot(100, close_message)
+        assert main(["--store", str(tmp_path / "no-such-store")]) == 2
+    finally:
+        sys.excepthook = previous
+    assert seen and "There is no PALMARES store" in seen[0]
+
+
+def test_import_dialog_previews_imports_and_summarises(
+    qtbot, tmp_path, shared_data, radiologist, close_window
+):
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.gui.main_window import MainWindow
+
+    store = Store.open(tmp_path / "store")
+    window = MainWindow(store, radiologist)
+    window.show()
+    try:
+        dialog = window.show_import_dialog()
+        assert dialog.subject.text() == "IT03-0001"  # next progressive code at the reader's site
+        with qtbot.waitSignal(dialog.scanned, timeout=LOAD_TIMEOUT_MS):
+            dialog.folder.setText(str(shared_data / "petct_sts_001"))
+            dialog.scan()
+        modalities = sorted(dialog.series.item(r, 0).text() for r in range(dialog.series.rowCount()))
+        assert modalities == ["CT", "PT"]
+        assert dialog.series.item(0, 2).text() == "59"
+        assert "skipped" in dialog.scan_note.text()  # the RTSTRUCTs and text files
+        assert dialog.import_button.isEnabled()
+        with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
+            dialog.start_import()
+        assert dialog.summary_text.toPlainText().strip()
+        rows = window.store.worklist()
+        assert [r["code"] for r in rows] == ["IT03-0001"] and rows[0]["modalities"] == ["CT", "PT"]
+        assert window.worklist.model.rowCount() == 1
+        dialog.close()
+    finally:
+        close_window(window, qtbot)
+        store.close()
