@@ -14,21 +14,46 @@ import click
 
 
 @click.command("batch")
-@click.option("--store", "store_path", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Store folder.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Local worker processes (default 2; one thread each). Ignored with --scheduler.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="An existing Dask scheduler, e.g. tcp://10.0.0.5:8786. Its workers must see the store "
-                   "folder at the same path.")
-@click.option("--preset", "presets", multiple=True, metavar="ct|pet|FILE",
-              help="Parameters to compute (repeatable): ct for CT lesions, pet for PET lesions, or a "
-                   "parameter file for all. Default: the study's parameters for each modality.")
+@click.option(
+    "--store",
+    "store_path",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Store folder.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes (default 2; one thread each). Ignored with --scheduler.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="An existing Dask scheduler, e.g. tcp://10.0.0.5:8786. Its workers must see the store "
+    "folder at the same path.",
+)
+@click.option(
+    "--preset",
+    "presets",
+    multiple=True,
+    metavar="ct|pet|FILE",
+    help="Parameters to compute (repeatable): ct for CT lesions, pet for PET lesions, or a "
+    "parameter file for all. Default: the study's parameters for each modality.",
+)
 @click.option("--latest-only", is_flag=True, help="Only the latest version of each lesion's segmentation.")
 @click.option("--retry-failed", is_flag=True, help="Recompute feature sets stored as failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def batch(store_path: Path, workers: int | None, scheduler: str | None, presets: tuple[str, ...],
-          latest_only: bool, retry_failed: bool, as_json: bool) -> None:
+def batch(
+    store_path: Path,
+    workers: int | None,
+    scheduler: str | None,
+    presets: tuple[str, ...],
+    latest_only: bool,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
     """Compute every missing or stale feature set in a store (resumable: Ctrl-C keeps finished ones)."""
     from tqdm import tqdm
 
@@ -36,8 +61,14 @@ def batch(store_path: Path, workers: int | None, scheduler: str | None, presets:
     from palmares_desktop.core.radiomics.errors import RadiomicsError
     from palmares_desktop.core.store import StoreError
 
-    task = iter_batch(store_path, workers=workers, scheduler=scheduler, presets=list(presets) or None,
-                      latest_only=latest_only, retry_failed=retry_failed)
+    task = iter_batch(
+        store_path,
+        workers=workers,
+        scheduler=scheduler,
+        presets=list(presets) or None,
+        latest_only=latest_only,
+        retry_failed=retry_failed,
+    )
     bar = tqdm(total=0, unit="feature set", file=sys.stderr, disable=as_json or None, dynamic_ncols=True)
     done = 0
     try:
@@ -53,8 +84,11 @@ def batch(store_path: Path, workers: int | None, scheduler: str | None, presets:
     except KeyboardInterrupt:
         task.close()  # cancels queued tasks and stops the workers; stored results stay
         bar.close()
-        click.echo(f"Interrupted after {done} feature set(s); they are stored. Run the same command again "
-                   "to compute the rest.", err=True)
+        click.echo(
+            f"Interrupted after {done} feature set(s); they are stored. Run the same command again "
+            "to compute the rest.",
+            err=True,
+        )
         sys.exit(130)
     except (BatchError, RadiomicsError, StoreError) as exc:
         bar.close()
@@ -62,16 +96,27 @@ def batch(store_path: Path, workers: int | None, scheduler: str | None, presets:
     bar.close()
 
     if as_json:
-        click.echo(json.dumps({
-            "computed": summary.computed, "skipped_current": summary.skipped_current,
-            "failed": [{"segmentation_id": s, "name": summary.names.get(s, s), "preset": p, "reason": r}
-                       for s, p, r in summary.failed],
-            "elapsed_s": round(summary.elapsed_s, 3), "cluster": summary.cluster,
-            "timings": [t.__dict__ for t in summary.timings],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "computed": summary.computed,
+                    "skipped_current": summary.skipped_current,
+                    "failed": [
+                        {"segmentation_id": s, "name": summary.names.get(s, s), "preset": p, "reason": r}
+                        for s, p, r in summary.failed
+                    ],
+                    "elapsed_s": round(summary.elapsed_s, 3),
+                    "cluster": summary.cluster,
+                    "timings": [t.__dict__ for t in summary.timings],
+                },
+                indent=2,
+            )
+        )
         return
-    click.echo(f"Computed {summary.computed}, failed {len(summary.failed)}, already current "
-               f"{summary.skipped_current}, in {summary.elapsed_s:.1f} s"
-               f"{' on ' + summary.cluster if summary.cluster else ''}.")
+    click.echo(
+        f"Computed {summary.computed}, failed {len(summary.failed)}, already current "
+        f"{summary.skipped_current}, in {summary.elapsed_s:.1f} s"
+        f"{' on ' + summary.cluster if summary.cluster else ''}."
+    )
     for seg_id, preset, reason in summary.failed:
         click.echo(f"  failed: {summary.names.get(seg_id, seg_id)} ({preset}): {reason}")

@@ -16,21 +16,51 @@ def segmentation() -> None:
 
 @segmentation.command("add")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
-              help="Store folder (default: the user's store).")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store folder (default: the user's store).",
+)
 @click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
-@click.option("--modality", required=True, type=click.Choice(["ct", "pt"], case_sensitive=False),
-              help="The image the mask was drawn on: the subject's CT or PET (SUV) series.")
-@click.option("--label", default=1, show_default=True, type=int,
-              help="Label value in a NIfTI/NRRD map, or segment number in a DICOM SEG.")
-@click.option("--lesion", default=None,
-              help="Lesion name (created if new; default: the SEG segment label or '<file> label N').")
+@click.option(
+    "--modality",
+    required=True,
+    type=click.Choice(["ct", "pt"], case_sensitive=False),
+    help="The image the mask was drawn on: the subject's CT or PET (SUV) series.",
+)
+@click.option(
+    "--label",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Label value in a NIfTI/NRRD map, or segment number in a DICOM SEG.",
+)
+@click.option(
+    "--lesion",
+    default=None,
+    help="Lesion name (created if new; default: the SEG segment label or '<file> label N').",
+)
 @click.option("--site", default=None, help="Anatomical site of the lesion, e.g. liver, bone, lymph node.")
-@click.option("--series", "series_id", default=None,
-              help="Series id when the subject has several series of that modality (default: most recent).")
+@click.option(
+    "--series",
+    "series_id",
+    default=None,
+    help="Series id when the subject has several series of that modality (default: most recent).",
+)
 @click.option("--method", default="imported", show_default=True, help="How the mask was made (stored).")
-def add(file: Path, store_path: Path | None, subject: str, modality: str, label: int, lesion: str | None,
-        site: str | None, series_id: str | None, method: str) -> None:
+def add(
+    file: Path,
+    store_path: Path | None,
+    subject: str,
+    modality: str,
+    label: int,
+    lesion: str | None,
+    site: str | None,
+    series_id: str | None,
+    method: str,
+) -> None:
     """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
 
     The mask must lie on the exact voxel grid of the subject's CT or PET volume; it is refused
@@ -42,9 +72,18 @@ def add(file: Path, store_path: Path | None, subject: str, modality: str, label:
     try:
         with Store.open(store_path or default_store_path(), create=False) as store:
             store.use_system_reader(site_code=subject.split("-")[0] if "-" in subject else "XX00")
-            row = add_segmentation(store, subject, modality.upper(), file, label=label, lesion_name=lesion,
-                                   organ=site, method=method, parameters={"source_label": label},
-                                   series_id=series_id)
+            row = add_segmentation(
+                store,
+                subject,
+                modality.upper(),
+                file,
+                label=label,
+                lesion_name=lesion,
+                organ=site,
+                method=method,
+                parameters={"source_label": label},
+                series_id=series_id,
+            )
             lesion_row = store.get("lesions", row["lesion_id"])
     except (SegmentationError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -55,7 +55,8 @@ def _describe(entry: dict) -> str:
         for name, per_image in entry["other_factors"].items():
             values = sorted(per_image.values())
             shown = f"{values[0]:.6g}" if values[0] == values[-1] else f"{values[0]:.6g} .. {values[-1]:.6g}"
-            lines.append(f"  {name} factor: {shown}")
+            unit = "cm²/mL" if name == "suvbsa" else "g/mL"
+            lines.append(f"  {name} factor: {shown} ({unit})")
     if entry["method"]:
         lines.append(f"  method: {entry['method']}")
     for key, value in entry["inputs"].items():

@@ -291,6 +291,7 @@ class CtPetRoom(QWidget):
             layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation))
             layer.visible = self.masks_visible.isChecked()
         self._fill_lesions(loaded.masks)
+        self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
         self.viewer.reset_view()
         self.viewer.middle_slice()
         if loaded.masks and loaded.masks[0].centroid_zyx is not None:
@@ -381,6 +382,19 @@ class CtPetRoom(QWidget):
             self.viewer.go_to(mask.centroid_zyx)
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)
+
+    def reset(self) -> None:
+        """Forget the subject (e.g. another store was opened)."""
+        self._generation += 1
+        self.view_3d.setChecked(False)
+        self.viewer.clear()
+        self.lesions.setRowCount(0)
+        self.radiomics.clear()
+        self.radiomics.store = None
+        self.loaded = None
+        self.store = None
+        self.title.setText("No subject open. Double-click a subject in the worklist.")
+        self.notes.clear()
 
     def close_viewer(self) -> None:
         self._generation += 1

@@ -6,7 +6,6 @@ Cancel closes the import generator between two steps, so core rolls back what it
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -67,33 +66,35 @@ def _series_cells(info: Any) -> list[str]:
 
 
 def describe_summary(summary: Any) -> str:
-    """Readable text of an ImportSummary whatever its exact fields (dataclass or to_dict())."""
-    if hasattr(summary, "to_dict"):
-        data = summary.to_dict()
-    elif dataclasses.is_dataclass(summary):
-        data = dataclasses.asdict(summary)
-    else:
-        return str(summary)
-    lines = []
-    for key, value in data.items():
-        label = key.replace("_", " ").capitalize()
-        if isinstance(value, list):
-            lines.append(f"{label}: {len(value)}")
-            lines.extend(f"  • {_one_line(v)}" for v in value)
-        elif isinstance(value, dict):
-            lines.append(f"{label}:")
-            lines.extend(f"  • {k}: {_one_line(v)}" for k, v in value.items())
-        else:
-            lines.append(f"{label}: {value}")
+    """The import summary in words: what was imported, not imported and why, what failed."""
+    imported = list(getattr(summary, "imported", []))
+    skipped = list(getattr(summary, "skipped", []))
+    errors = list(getattr(summary, "errors", []))
+    files = list(getattr(summary, "files_skipped", []))
+    lines = [
+        f"Subject {getattr(summary, 'subject_code', '?')}: {len(imported)} series imported, "
+        f"{len(skipped)} not imported, {len(errors)} failed."
+    ]
+    if imported:
+        lines.append("Imported:")
+        for s in imported:
+            name = {"PT": "PET"}.get(s.modality, s.modality)
+            text = f"  • {name} — {s.description or 'no description'}: {s.n_instances} images, {s.units}"
+            if getattr(s, "suv_error", None):
+                text += f" — no SUV: {s.suv_error}"
+            lines.append(text)
+            lines.extend(f"      ! {w}" for w in getattr(s, "warnings", []) or [])
+    if skipped:
+        lines.append("Not imported:")
+        lines.extend(f"  • {n.label}: {n.reason}" for n in skipped)
+    if errors:
+        lines.append("Failed (nothing of these series was stored):")
+        lines.extend(f"  • {n.label}: {n.reason}" for n in errors)
+    if files:
+        lines.append(
+            f"{len(files)} file(s) were not images and were ignored (reports, structure sets, other files)."
+        )
     return "\n".join(lines)
-
-
-def _one_line(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, "", [], {}))
-    if isinstance(value, (list, tuple)):
-        return " / ".join(_one_line(v) for v in value)
-    return str(value)
 
 
 class ImportDialog(QDialog):
@@ -313,6 +314,9 @@ class ImportDialog(QDialog):
         self.progress.setValue(1)
         self.progress_text.setText(f"Import into {code} finished.")
         self.summary_text.setPlainText(describe_summary(summary))
+        if getattr(summary, "errors", None):
+            self.progress_text.setStyleSheet("color: #c0392b;")
+            self.progress_text.setText(f"Import into {code} finished with errors: see the summary.")
         self.imported.emit(code)
 
     def _import_failed(self, exc: Exception) -> None:
@@ -320,12 +324,15 @@ class ImportDialog(QDialog):
         self.progress.setValue(0)
         self.progress_text.setStyleSheet("color: #c0392b;")
         self.progress_text.setText(f"The import failed: {exc}")
-        self.summary_text.setPlainText(f"Nothing was changed for the failed step.\n{exc}")
+        self.summary_text.setPlainText(f"The import did not start or stopped: {exc}")
 
     def _import_cancelled(self) -> None:
         self._finish()
         self.progress.setValue(0)
-        self.progress_text.setText("Import cancelled. Series already completed stay in the store.")
+        self.progress_text.setText(
+            "Import cancelled. Series finished before the cancel stay in the store; importing the folder "
+            "again adds the rest (series already imported are skipped)."
+        )
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         if self._import_thread is not None and self._import_thread.isRunning():

@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.subject_label)
         self._build_menus()
         self.resize(1500, 950)
+        self.setAcceptDrops(True)  # drop a DICOM folder on the window to import it
         if profile is not None:
             self.set_profile(profile)
         self._show_store()
@@ -133,8 +134,9 @@ class MainWindow(QMainWindow):
         old = self.store
         self.store = store
         self.current_subject = None
-        self.ct_pet.viewer.clear()
-        self.slide.viewer.clear()
+        self.ct_pet.reset()
+        self.slide.reset()
+        self.subject_label.clear()
         old.close()
         if self.profile is not None:
             use_profile(self.store, self.profile)
@@ -174,6 +176,18 @@ class MainWindow(QMainWindow):
         dialog.show()
         self._import_dialog = dialog  # keep a reference while it is open
         return dialog
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if any(Path(url.toLocalFile()).is_dir() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        folders = [
+            Path(url.toLocalFile()) for url in event.mimeData().urls() if Path(url.toLocalFile()).is_dir()
+        ]
+        if folders:
+            event.acceptProposedAction()
+            self.show_import_dialog(folders[0])
 
     # ------------------------------------------------------------------ misc
     def _show_log_location(self) -> None:

@@ -222,6 +222,15 @@ class EmbeddedViewer:
     def show_scale_bar(self, visible: bool = True) -> None:
         self.model.scale_bar.visible = visible
         self.model.scale_bar.colored = False
+        # White on a dark box: readable over bright glass and dark tissue alike.
+        self.model.scale_bar.box = True
+        self.model.scale_bar.box_color = (0.0, 0.0, 0.0, 0.65)
+        self.model.scale_bar.color = (1.0, 1.0, 1.0, 1.0)
+        self.model.scale_bar.font_size = 12
+
+    def set_background(self, color: str) -> None:
+        """Canvas colour around the image (e.g. grey for slides, so the glass edge shows)."""
+        self.model.canvas.background_color_override = color
 
     def reset_view(self) -> None:
         self.model.reset_view()

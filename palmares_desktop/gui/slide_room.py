@@ -51,10 +51,12 @@ class SlideRoom(QWidget):
         super().__init__(parent)
         self.workers = workers
         self.viewer = EmbeddedViewer("Slide")
+        self.viewer.set_background("#5b5b5b")  # mid grey: the white glass stands out, as in slide viewers
         self.store: Store | None = None
         self.slides: list[dict] = []
         self.info: dict | None = None
         self._generation = 0
+        self._subject_code = ""
 
         self.title = QLabel("No subject open.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -134,6 +136,16 @@ class SlideRoom(QWidget):
 
     def slide_layer(self):
         return self.viewer.layer(SLIDE_LAYER)
+
+    def reset(self) -> None:
+        """Forget the subject (e.g. another store was opened)."""
+        self._generation += 1
+        self.viewer.clear()
+        self.slides, self.info, self.store = [], None, None
+        self.picker.clear()
+        self.picker.setVisible(False)
+        self.title.setText("No subject open.")
+        self.details.clear()
 
     def close_viewer(self) -> None:
         self._generation += 1

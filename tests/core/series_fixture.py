@@ -29,23 +29,42 @@ def _real_importer():
     return import_dicom
 
 
-def insert_series(store, subject_code: str, image: sitk.Image, modality: str = "CT",
-                  study_date: str = "20240101", units: str | None = None) -> dict:
+def insert_series(
+    store,
+    subject_code: str,
+    image: sitk.Image,
+    modality: str = "CT",
+    study_date: str = "20240101",
+    units: str | None = None,
+) -> dict:
     """A series row + volume NRRD for an image already in memory (benchmarks, synthetic tests)."""
     subject = store.ensure_subject(subject_code)
-    study = store.insert("studies", {"subject_id": subject["id"], "study_uid": f"2.25.{uuid.uuid4().int}",
-                                     "study_date": study_date, "description": "test study"})
-    row = {"study_id": study["id"], "subject_id": subject["id"], "modality": modality,
-           "series_uid": f"2.25.{uuid.uuid4().int}",
-           "units": units or ("HU" if modality == "CT" else "SUVbw"),
-           "size_json": json.dumps(list(image.GetSize())), "spacing_json": json.dumps(list(image.GetSpacing())),
-           "origin_json": json.dumps(list(image.GetOrigin())),
-           "direction_json": json.dumps(list(image.GetDirection()))}
+    study = store.insert(
+        "studies",
+        {
+            "subject_id": subject["id"],
+            "study_uid": f"2.25.{uuid.uuid4().int}",
+            "study_date": study_date,
+            "description": "test study",
+        },
+    )
+    row = {
+        "study_id": study["id"],
+        "subject_id": subject["id"],
+        "modality": modality,
+        "series_uid": f"2.25.{uuid.uuid4().int}",
+        "units": units or ("HU" if modality == "CT" else "SUVbw"),
+        "size_json": json.dumps(list(image.GetSize())),
+        "spacing_json": json.dumps(list(image.GetSpacing())),
+        "origin_json": json.dumps(list(image.GetOrigin())),
+        "direction_json": json.dumps(list(image.GetDirection())),
+    }
     series = store.insert("series", row)
     relative = f"volumes/{series['id']}.nrrd"
     sitk.WriteImage(image, str(store.path(relative)), useCompression=True)
-    return store.update("series", series["id"], {"pixel_path": relative,
-                                                 "pixel_sha256": _sha256(store.path(relative))})
+    return store.update(
+        "series", series["id"], {"pixel_path": relative, "pixel_sha256": _sha256(store.path(relative))}
+    )
 
 
 def import_ct(store, folder: Path, subject_code: str, files: list[Path] | None = None) -> dict:
@@ -60,15 +79,20 @@ def import_ct(store, folder: Path, subject_code: str, files: list[Path] | None =
         summary = import_dicom(store, folder, subject_code)
         assert summary.imported or summary.skipped, summary
         subject = store.subject_by_code(subject_code)
-        rows = store.rows("series", "subject_id = ? and modality = 'CT'", [subject["id"]],
-                          order_by="created_at desc")
+        rows = store.rows(
+            "series", "subject_id = ? and modality = 'CT'", [subject["id"]], order_by="created_at desc"
+        )
         return rows[0]
     files = files or sorted(folder.glob("*.dcm"))
     datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     # Sort along the slice normal, as the DICOM engineer's load_series does.
     normal = _normal(datasets[0])
-    order = sorted(range(len(files)), key=lambda i: sum(a * b for a, b in zip(
-        normal, map(float, datasets[i].ImagePositionPatient), strict=True)))
+    order = sorted(
+        range(len(files)),
+        key=lambda i: sum(
+            a * b for a, b in zip(normal, map(float, datasets[i].ImagePositionPatient), strict=True)
+        ),
+    )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(files[i]) for i in order])
     image = sitk.Cast(reader.Execute(), sitk.sitkInt16)

@@ -28,8 +28,14 @@ def batch_store(store, shared_data):
     gtv = sitk.ReadImage(str(lung / "nifti" / "mask" / "mask.nii.gz"))
     add_segmentation(store, "IT03-0001", "CT", gtv, lesion_name="GTV-1", organ="lung")
     for radius in (1, 2, 3):
-        add_segmentation(store, "IT03-0001", "CT", sitk.BinaryErode(gtv, [radius] * 3),
-                         lesion_name=f"GTV-1 eroded {radius}", organ="lung")
+        add_segmentation(
+            store,
+            "IT03-0001",
+            "CT",
+            sitk.BinaryErode(gtv, [radius] * 3),
+            lesion_name=f"GTV-1 eroded {radius}",
+            organ="lung",
+        )
     liver = shared_data / "ct_3slice_seg_dcmqi"
     import_ct(store, liver / "ct", "IT03-0002")
     add_segmentation(store, "IT03-0002", "CT", liver / "seg" / "liver.dcm", organ="liver")
@@ -39,8 +45,10 @@ def batch_store(store, shared_data):
 
 def _features(root) -> dict[str, tuple[str, str | None]]:
     with Store.open(root, create=False) as s:
-        return {r["segmentation_id"]: (r["status"], r["features_json"] or r["error"])
-                for r in s.rows("feature_sets")}
+        return {
+            r["segmentation_id"]: (r["status"], r["features_json"] or r["error"])
+            for r in s.rows("feature_sets")
+        }
 
 
 def test_interrupt_resume_and_nothing_left(batch_store, tmp_path):

@@ -49,7 +49,12 @@ def test_dicom_seg_matches_the_nrrd_it_was_made_from(store, ct3):
     assert row["volume_ml"] == pytest.approx(LIVER_VOXELS * np.prod(volume.GetSpacing()) / 1000)
     assert row["volume_ml"] == pytest.approx(70.36, abs=0.01)
     lesion = store.get("lesions", row["lesion_id"])
-    assert (lesion["name"], lesion["organ"], row["version"], row["method"]) == ("Liver", "liver", 1, "imported")
+    assert (lesion["name"], lesion["organ"], row["version"], row["method"]) == (
+        "Liver",
+        "liver",
+        1,
+        "imported",
+    )
     assert json.loads(row["source"])["segment_label"] == "Liver"
 
 
@@ -61,8 +66,16 @@ def test_nrrd_versions_and_identical_re_add(store, ct3):
     again = add_segmentation(store, SUBJECT, "ct", folder / "seg" / "liver.dcm", lesion_name="Liver")
     assert again["id"] == first["id"]
     # A different mask for the same lesion and series is version 2 (segment 3 of the overlap SEG).
-    second = add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=3,
-                              lesion_name="Liver", method="edited", parameters={"tool": "test"})
+    second = add_segmentation(
+        store,
+        SUBJECT,
+        "CT",
+        folder / "seg" / "partial_overlaps.dcm",
+        label=3,
+        lesion_name="Liver",
+        method="edited",
+        parameters={"tool": "test"},
+    )
     assert (second["version"], second["lesion_id"]) == (2, first["lesion_id"])
     assert second["voxel_count"] == 117 + 117 + 10509  # its three frames, as stored in the SEG
     assert json.loads(second["parameters_json"]) == {"tool": "test"}
@@ -73,8 +86,12 @@ def test_overlapping_segments_are_extracted_exactly(store, ct3):
     _, folder = ct3
     label_map = read_label_map(folder / "seg" / "partial_overlaps.dcm")
     assert label_map.overlapping and label_map.labels() == [1, 2, 3, 4, 5]
-    counts = {n: add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm",
-                                  label=n)["voxel_count"] for n in (1, 2)}
+    counts = {
+        n: add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=n)[
+            "voxel_count"
+        ]
+        for n in (1, 2)
+    }
     assert counts == {1: 9602, 2: 11888}  # segments 1 and 2 share a slice and overlap
 
 
@@ -115,7 +132,9 @@ def test_label_absent_and_other_refusals(store, ct3, shared_data, tmp_path):
     _, folder = ct3
     with pytest.raises(SegmentationError, match=r"^Label 2 is not in the NRRD mask: it holds label 1\.$"):
         add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver_seg.nrrd", label=2)
-    with pytest.raises(SegmentationError, match=r"Label 7 is not in the DICOM SEG mask: it holds labels 1, 2"):
+    with pytest.raises(
+        SegmentationError, match=r"Label 7 is not in the DICOM SEG mask: it holds labels 1, 2"
+    ):
         add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=7)
     with pytest.raises(SegmentationError, match=r"has no PET series in this store; import it first"):
         add_segmentation(store, SUBJECT, "PT", folder / "seg" / "liver_seg.nrrd")
@@ -134,8 +153,15 @@ def test_failure_inside_the_transaction_leaves_no_file(store, ct3):
     _, folder = ct3
     add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver_seg.nrrd", lesion_name="L1", organ="liver")
     with pytest.raises(SegmentationError, match=r"recorded at liver, not bone"):
-        add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=2,
-                         lesion_name="L1", organ="bone")
+        add_segmentation(
+            store,
+            SUBJECT,
+            "CT",
+            folder / "seg" / "partial_overlaps.dcm",
+            label=2,
+            lesion_name="L1",
+            organ="bone",
+        )
     assert len(store.rows("segmentations")) == 1 and len(list(store.path("masks").iterdir())) == 1
 
 
@@ -150,11 +176,15 @@ def test_highdicom_seg_on_the_tiny_ct(store, shared_data):
         pixels = seg.pixel_array.astype(float)
         threshold = 0.5 * float(getattr(seg, "MaximumFractionalValue", 1) or 1)
         expected[name] = int((pixels >= threshold).sum()) if name != "binary" else int((pixels > 0).sum())
-        row = add_segmentation(store, SUBJECT, "CT", folder / "seg" / f"seg_image_ct_{name}.dcm",
-                               lesion_name=name)
+        row = add_segmentation(
+            store, SUBJECT, "CT", folder / "seg" / f"seg_image_ct_{name}.dcm", lesion_name=name
+        )
         assert row["voxel_count"] == expected[name]
     # true_fractional holds 638 voxels at 128/255 (kept: >= one half) and 23 at 64/255 (dropped).
     assert expected == {"binary": 638, "binary_fractional": 638, "true_fractional": 638}
-    with pytest.raises(GeometryMismatchError, match=r"frame 1 of seg_image_ct_binary_overlap.dcm .* lies "
-                                                    r"outside the CT"):
+    with pytest.raises(
+        GeometryMismatchError,
+        match=r"frame 1 of seg_image_ct_binary_overlap.dcm .* lies "
+        r"outside the CT",
+    ):
         add_segmentation(store, SUBJECT, "CT", folder / "seg" / "seg_image_ct_binary_overlap.dcm")

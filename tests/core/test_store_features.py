@@ -30,8 +30,9 @@ def lung(store, shared_data):
     """PAT1 CT imported for SUBJECT and its GTV added as a segmentation; returns the segmentation row."""
     folder = shared_data / "ibsi_ct_lung_pat1"
     import_ct(store, folder / "dicom" / "image", SUBJECT)
-    return add_segmentation(store, SUBJECT, "CT", folder / "nifti" / "mask" / "mask.nii.gz",
-                            lesion_name="GTV-1", organ="lung")
+    return add_segmentation(
+        store, SUBJECT, "CT", folder / "nifti" / "mask" / "mask.nii.gz", lesion_name="GTV-1", organ="lung"
+    )
 
 
 def test_features_are_stored_with_provenance_and_equal_a_direct_extraction(store, lung):
@@ -40,11 +41,18 @@ def test_features_are_stored_with_provenance_and_equal_a_direct_extraction(store
     series = store.get("series", lung["series_id"])
     params = load_params("ct")
     assert (row["params_sha256"], row["image_sha256"], row["mask_sha256"]) == (
-        params.sha256, series["pixel_sha256"], lung["mask_sha256"])
+        params.sha256,
+        series["pixel_sha256"],
+        lung["mask_sha256"],
+    )
     assert (row["lesion_id"], row["series_id"], row["modality"]) == (lung["lesion_id"], series["id"], "CT")
 
-    direct = extract_features(sitk.ReadImage(str(store.path(series["pixel_path"]))),
-                              sitk.ReadImage(str(store.path(lung["mask_path"]))), params, label=1)
+    direct = extract_features(
+        sitk.ReadImage(str(store.path(series["pixel_path"]))),
+        sitk.ReadImage(str(store.path(lung["mask_path"]))),
+        params,
+        label=1,
+    )
     stored = feature_values(row)
     assert stored == direct.values  # bit-identical after the JSON round trip
     assert len(stored) > 100 and stored["original_shape_VoxelVolume"] > 100_000  # mm3 of a real GTV
@@ -88,7 +96,8 @@ def test_staleness_new_version_new_image_new_parameters(store, lung, shared_data
     custom = tmp_path / "ct_bin50.yaml"
     custom.write_text(load_params("ct").text.replace("binWidth: 25.0", "binWidth: 50.0"))
     assert sorted(pending_work(store, presets=[str(custom)])) == sorted(
-        [(lung["id"], str(custom)), (v2["id"], str(custom))])
+        [(lung["id"], str(custom)), (v2["id"], str(custom))]
+    )
     assert pending_work(store, presets=["pet"]) == []  # the PET preset is not for CT lesions
 
     # The image changed (its recorded hash): both versions are stale; old rows are kept.
@@ -120,8 +129,16 @@ def test_pet_lesions_use_the_pet_preset_on_the_suv_volume(store, shared_data):
     suv = sitk.Cast(reader.Execute(), sitk.sitkFloat32)
     insert_series(store, SUBJECT, suv, modality="PT", units="SUVbw")
     hot = sitk.Cast(sitk.BinaryThreshold(suv, 2.5, 1e9), sitk.sitkUInt8)
-    seg = add_segmentation(store, SUBJECT, "PT", hot, lesion_name="sarcoma", organ="soft tissue",
-                           method="threshold", parameters={"suv_min": 2.5})
+    seg = add_segmentation(
+        store,
+        SUBJECT,
+        "PT",
+        hot,
+        lesion_name="sarcoma",
+        organ="soft tissue",
+        method="threshold",
+        parameters={"suv_min": 2.5},
+    )
     assert pending_work(store) == [(seg["id"], "pet")]
     row = compute_features_for_segmentation(store, seg["id"])
     assert row["params_name"] == "pet" and row["modality"] == "PT", row["error"]

@@ -433,6 +433,57 @@ def test_enhanced_pet_flags(shared_data):
     assert "Attenuation Corrected" in compute_suv(datasets).error
 
 
+def _enhanced_from(ds: pydicom.Dataset, frame_times: list[str]) -> pydicom.Dataset:
+    """The DRO slice re-expressed the Enhanced PET way: functional groups, coded units, correction flags."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.130"
+    for keyword in (
+        "Units",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "AcquisitionTime",
+        "CorrectedImage",
+        "DecayCorrection",
+    ):
+        delattr(ds, keyword)
+    ds.DecayCorrected, ds.AttenuationCorrected, ds.DecayCorrectionDateTime = "YES", "YES", "20250101110000"
+    transform, units, mapping = Dataset(), Dataset(), Dataset()
+    transform.RescaleSlope, transform.RescaleIntercept = "1", "0"
+    units.CodeValue, units.CodingSchemeDesignator = "Bq/ml", "UCUM"
+    mapping.MeasurementUnitsCodeSequence = Sequence([units])
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = Sequence([transform])
+    shared.RealWorldValueMappingSequence = Sequence([mapping])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for when in frame_times:
+        content, frame = Dataset(), Dataset()
+        content.FrameAcquisitionDateTime, content.FrameAcquisitionDuration = when, 300000
+        frame.FrameContentSequence = Sequence([content])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    return ds
+
+
+def test_enhanced_pet_functional_groups(shared_data):
+    ds = _enhanced_from(_dro(shared_data, "DRO_0_0")[5], ["20250101110000", "20250101110000"])
+    header = header_from_dataset(ds)
+    assert (header.units, header.rescale_slope, header.acquisition_datetime) == (
+        "BQML",
+        1.0,
+        "20250101110000",
+    )
+    result = compute_suv([ds])
+    assert result.suvbw_factor == pytest.approx(70_000 / (368.08e6 * 2 ** (-3600 / 6586.2)), rel=1e-12)
+
+    ds = _enhanced_from(_dro(shared_data, "DRO_0_0")[5], ["20250101110000", "20250101110500"])
+    ds.DecayCorrected = "NO"
+    del ds.DecayCorrectionDateTime
+    assert "frames from 2 times" in compute_suv([ds]).error
+
+
 def test_gml_lbm_needs_height_and_sex(shared_data):
     datasets = _dro(shared_data, "DRO_2_1")
     for ds in datasets:

@@ -260,3 +260,67 @@ def test_import_dialog_previews_imports_and_summarises(
     finally:
         close_window(window, qtbot)
         store.close()
+
+
+def _marker_volume() -> sitk.Image:
+    """LPS volume with three markers: superior (bright), patient-left (half), anterior (quarter)."""
+    a = np.zeros((40, 50, 60), np.float32)  # (z, y, x)
+    a[35:40, 20:30, 25:35] = 1.0  # superior slab (high z)
+    a[15:25, 20:30, 52:60] = 0.5  # patient's left (high x)
+    a[15:25, 0:6, 25:35] = 0.25  # anterior (low y)
+    image = sitk.GetImageFromArray(a)
+    image.SetSpacing((1.5, 1.0, 2.5))
+    image.SetOrigin((-40.0, -25.0, 100.0))
+    return image
+
+
+def _where(canvas: np.ndarray, lo: int, hi: int) -> tuple[float, float]:
+    grey = canvas[..., 0].astype(float)
+    ys, xs = np.where((grey >= lo) & (grey < hi))
+    assert len(ys), f"no pixels between {lo} and {hi}"
+    return ys.mean() / grey.shape[0], xs.mean() / grey.shape[1]
+
+
+def test_volumes_are_shown_in_radiological_orientation_whatever_their_direction(qtbot):
+    from palmares_desktop.gui.napari_adapter import EmbeddedViewer, volume_from_sitk
+
+    lps = _marker_volume()
+    # The same object stored with the y axis flipped (rows running posterior -> anterior).
+    flipped = sitk.Flip(lps, (False, True, False))
+    assert flipped.GetDirection()[4] == -1.0
+    a, b = volume_from_sitk(lps), volume_from_sitk(flipped)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_allclose(a.translate, b.translate)
+    assert a.scale == (2.5, 1.0, 1.5) and a.translate == (100.0, -25.0, -40.0) and a.rotate is None
+
+    viewer = EmbeddedViewer("orientation")
+    viewer.widget.resize(500, 500)
+    viewer.widget.show()
+    qtbot.waitExposed(viewer.widget)
+    try:
+        viewer.model.add_image(
+            b.data,
+            scale=b.scale,
+            translate=b.translate,
+            colormap="gray",
+            contrast_limits=(0, 1),
+            rendering="mip",
+            interpolation2d="nearest",
+        )
+        viewer.reset_view()
+        viewer.model.dims.set_point(0, 100.0 + 20 * 2.5)  # an axial slice through left and anterior markers
+        qtbot.wait(100)
+        canvas = viewer.screenshot()
+        left_y, left_x = _where(canvas, 100, 160)
+        front_y, front_x = _where(canvas, 40, 90)
+        assert left_x > 0.75, "patient's left must be on the right of the screen"
+        assert front_y < 0.3, "anterior must be at the top of an axial slice"
+        viewer.set_3d(True)  # coronal MIP seen from the front
+        qtbot.wait(100)
+        canvas = viewer.screenshot()
+        top_y, _ = _where(canvas, 200, 256)
+        _, left_x = _where(canvas, 100, 160)
+        assert top_y < 0.3 and left_x > 0.7, "3D view must show the head up, patient's left on the right"
+    finally:
+        viewer.close()
+        qtbot.wait(20)

@@ -58,16 +58,20 @@ class SlideResult:
 def _blobs(rng: np.random.Generator, shape: tuple[int, int], density: float, radius_px: float) -> np.ndarray:
     """Coverage (0..1) of round dark bodies (nuclei) of `radius_px` at `density` per pixel."""
     count = rng.poisson(density * shape[0] * shape[1])
-    points = np.zeros(shape, np.float32)
-    np.add.at(points, (rng.integers(0, shape[0], count), rng.integers(0, shape[1], count)),
-              rng.uniform(0.6, 1.0, count).astype(np.float32))
+    flat = rng.integers(0, shape[0] * shape[1], count)
+    points = np.bincount(flat, weights=rng.uniform(0.6, 1.0, count), minlength=shape[0] * shape[1])
     sigma = radius_px / 1.5
-    field = ndimage.gaussian_filter(points, max(sigma, 0.7))
-    return 1.0 - np.exp(-field * 2.3 * 2 * math.pi * sigma**2)
+    field = ndimage.gaussian_filter(points.reshape(shape).astype(np.float32), max(sigma, 0.7))
+    return 1.0 - np.exp(-field * np.float32(2.3 * 2 * math.pi * sigma**2))
 
 
 def _smooth(rng: np.random.Generator, shape: tuple[int, int], sigma) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    """Unit-variance smooth noise; wide kernels are applied on a coarser grid, then interpolated."""
+    coarse = max(1, int(min(np.atleast_1d(sigma)) // 4))
+    small = (math.ceil(shape[0] / coarse), math.ceil(shape[1] / coarse))
+    field = ndimage.gaussian_filter(rng.standard_normal(small).astype(np.float32), np.divide(sigma, coarse))
+    if coarse > 1:
+        field = ndimage.zoom(field, coarse, order=1)[: shape[0], : shape[1]]
     return field / (field.std() + 1e-6)
 
 
@@ -85,39 +89,43 @@ def _texture(kind: int, scale: float, rng: np.random.Generator) -> np.ndarray:
         edge = (owner != np.roll(owner, 1, 0)) | (owner != np.roll(owner, 1, 1))
         membrane = ndimage.gaussian_filter(edge.astype(np.float32), max(0.6, 1.0 / um)) * min(1.0, 2.5 / um + 0.5)
         alpha = np.clip(membrane * 2.0, 0, 1)[..., None]
-        rgb = (1 - alpha) * np.array([250, 247, 249]) + alpha * np.array([226, 150, 192])
+        rgb = (1 - alpha) * np.float32([250, 247, 249]) + alpha * np.float32([226, 150, 192])
         nuclei = _blobs(rng, shape, um * um / 9000.0, 2.5 / um)[..., None]
-        rgb = (1 - nuclei) * rgb + nuclei * np.array([95, 60, 140])
+        rgb = (1 - nuclei) * rgb + nuclei * np.float32([95, 60, 140])
         return np.clip(rgb * stain, 0, 255).astype(np.uint8)
     if kind == TUMOUR:
-        base = np.array([214, 150, 200]) + 10 * _smooth(rng, shape, 3 / scale + 0.7)[..., None]
+        base = np.float32([214, 150, 200]) + 10 * _smooth(rng, shape, 3 / scale + 0.7)[..., None]
         nuclei = _blobs(rng, shape, um * um / 110.0, 4.2 / um)[..., None]
-        dark = np.array([70, 40, 125])
+        dark = np.float32([70, 40, 125])
     else:
         fibres = _smooth(rng, shape, (max(0.6, 1.5 / scale), max(0.6, 9 / scale)))
         if rng.uniform() < 0.5:
             fibres = fibres.T
         f = (1 / (1 + np.exp(-1.5 * fibres)))[..., None]
-        base = (1 - 0.6 * f) * np.array([242, 182, 214]) + 0.6 * f * np.array([218, 118, 170])
+        base = (1 - 0.6 * f) * np.float32([242, 182, 214]) + 0.6 * f * np.float32([218, 118, 170])
         if kind == INFLAMED:
             nuclei = np.maximum(_blobs(rng, shape, um * um / 130.0, 2.6 / um),
                                 _blobs(rng, shape, um * um / 900.0, 3.0 / um))[..., None]
-            dark = np.array([48, 30, 105])
+            dark = np.float32([48, 30, 105])
         else:
             nuclei = _blobs(rng, shape, um * um / 900.0, 2.8 / um)[..., None]
-            dark = np.array([90, 55, 140])
+            dark = np.float32([90, 55, 140])
     rgb = (1 - 0.92 * nuclei) * base + 0.92 * nuclei * dark
     return np.clip(rgb * stain, 0, 255).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=8)
 def texture_library(level: int, seed: int = 7) -> dict[int, list[np.ndarray]]:
-    """A few textured tiles per class, drawn at this level's scale (cached: shared by all slides)."""
+    """Textured tiles per class at this level's scale, each also stored transposed (C-contiguous),
+    so that picking a tile in one of 4 orientations never needs a slow strided copy. Cached: shared
+    by all slides of a run (~15 MB per level; `texture_library.cache_clear()` frees it)."""
     rng = np.random.default_rng([seed, level])
     variants = 3 if level < 3 else 2
-    library = {kind: [_texture(kind, 2.0**level, rng) for _ in range(variants)]
-               for kind in (STROMA, TUMOUR, INFLAMED, FAT)}
-    library[GLASS] = [np.broadcast_to(BACKGROUND, (TILE, TILE, 3))]
+    library: dict[int, list[np.ndarray]] = {}
+    for kind in (STROMA, TUMOUR, INFLAMED, FAT):
+        tiles = [_texture(kind, 2.0**level, rng) for _ in range(variants)]
+        library[kind] = tiles + [np.ascontiguousarray(t.transpose(1, 0, 2)) for t in tiles]
+    library[GLASS] = [np.ascontiguousarray(np.broadcast_to(BACKGROUND, (TILE, TILE, 3)))]
     for tiles in library.values():
         for tile in tiles:
             tile.flags.writeable = False
@@ -125,69 +133,67 @@ def texture_library(level: int, seed: int = 7) -> dict[int, list[np.ndarray]]:
 
 
 # --------------------------------------------------------------------------- layout
-class TissueLayout:
-    """Low-resolution random fields that decide the class of every point of the slide."""
+def _interpolation_matrix(span: int, n: int, step: int, scale: float) -> np.ndarray:
+    """(n, span + 1) weights: bilinear interpolation of cell values at a tile's n sample points."""
+    positions = (np.arange(n) * step + step / 2) * scale  # in cells from the tile's first cell
+    return np.maximum(0.0, 1.0 - np.abs(positions[:, None] - np.arange(span + 1)[None, :]))  # float64: fast BLAS path
 
-    def __init__(self, width: int, height: int, rng: np.random.Generator):
-        gh, gw = math.ceil(height / CELL) + 1, math.ceil(width / CELL) + 1
+
+class TissueLayout:
+    """Low-resolution random fields (one value per 64x64 level-0 pixels) that decide every pixel's class.
+
+    A field minus its threshold is > 0 where its class applies; classes are decided in a fixed
+    priority. Every level samples the same fields, so the levels agree with each other.
+    """
+
+    def __init__(self, width: int, height: int, n_levels: int, rng: np.random.Generator):
+        top = TILE * 2 ** (n_levels - 1)  # the fields cover whole tiles of every level
+        gh, gw = math.ceil(height / top) * top // CELL + 1, math.ceil(width / top) * top // CELL + 1
         yy, xx = np.mgrid[0:gh, 0:gw].astype(np.float32)
+        th, tw = height / CELL, width / CELL
         tissue = 0.6 * _smooth(rng, (gh, gw), 9)
         for _ in range(int(rng.integers(2, 4))):  # a few large tissue pieces
-            cy, cx = rng.uniform(0.25, 0.75) * gh, rng.uniform(0.2, 0.8) * gw
-            ry, rx = rng.uniform(0.18, 0.32) * gh, rng.uniform(0.15, 0.3) * gw
+            cy, cx = rng.uniform(0.3, 0.7) * th, rng.uniform(0.25, 0.75) * tw
+            ry, rx = rng.uniform(0.18, 0.3) * th, rng.uniform(0.15, 0.28) * tw
             tissue += 2.2 * np.exp(-(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2))
-        # Field minus its threshold: > 0 means "inside"; classes are decided in a fixed priority.
         self.fields = {
             GLASS: 1.1 - tissue,
-            FAT: _smooth(rng, (gh, gw), 5) - 1.0,
-            TUMOUR: _smooth(rng, (gh, gw), 7) - 0.35,
-            INFLAMED: _smooth(rng, (gh, gw), 3) - 0.9,
+            FAT: _smooth(rng, (gh, gw), 8) - 1.0,
+            TUMOUR: _smooth(rng, (gh, gw), 8) - 0.4,
+            INFLAMED: _smooth(rng, (gh, gw), 5) - 1.1,
         }
-        self.shape = (gh, gw)
+        self.fields = {kind: field.astype(np.float64) for kind, field in self.fields.items()}
+        self.cells = self.classify(self.fields)
+        self._matrices: dict[int, np.ndarray] = {}
 
-    def classify(self, f: dict[int, np.ndarray]) -> np.ndarray:
+    @staticmethod
+    def classify(f: dict[int, np.ndarray]) -> np.ndarray:
         out = np.full(f[GLASS].shape, STROMA, np.uint8)
         for kind in (INFLAMED, TUMOUR, FAT, GLASS):  # later wins
             out[f[kind] > 0] = kind
         return out
 
+    def _window(self, level: int, ty: int, tx: int, margin: int = 0) -> tuple[slice, slice]:
+        span = TILE * 2**level // CELL
+        return (slice(max(0, ty * span - margin), (ty + 1) * span + 1 + margin),
+                slice(max(0, tx * span - margin), (tx + 1) * span + 1 + margin))
+
     def tile_class(self, level: int, ty: int, tx: int) -> int | None:
-        """The single class of a tile, or None when the tile straddles a boundary."""
-        span = TILE * 2**level / CELL
-        y0, x0 = int(ty * span) - 1, int(tx * span) - 1
-        y1, x1 = int((ty + 1) * span) + 2, int((tx + 1) * span) + 2
-        window = (slice(max(0, y0), y1), slice(max(0, x0), x1))
-        corners = {}
-        for kind, field in self.fields.items():
-            part = field[window]
-            if part.size == 0:
-                return GLASS
-            if part.min() > 0:
-                corners[kind] = np.ones((1, 1), np.float32)
-            elif part.max() <= 0:
-                corners[kind] = -np.ones((1, 1), np.float32)
-            else:
-                return None  # bilinear samples inside could fall on either side
-        return int(self.classify(corners)[0, 0])
+        """The class of a tile whose cells (and their neighbours) all agree, else None."""
+        cells = self.cells[self._window(level, ty, tx, margin=1)]
+        first = int(cells.flat[0])
+        return first if (cells == first).all() else None
 
     def sample_classes(self, level: int, ty: int, tx: int, step: int = 4) -> np.ndarray:
-        """Class of every `step`-th pixel of a tile (bilinear fields, then thresholds)."""
-        n = TILE // step
-        scale = 2**level / CELL
-        coords = (np.arange(n) * step + step / 2) * scale
-        gy = (ty * TILE * scale + coords)[:, None] * np.ones((1, n))
-        gx = (tx * TILE * scale + coords)[None, :] * np.ones((n, 1))
-        sampled = {kind: ndimage.map_coordinates(field, [gy, gx], order=1, mode="nearest")
-                   for kind, field in self.fields.items()}
-        return self.classify(sampled)
+        """Class of every `step` x `step` block of a tile (bilinear fields, then thresholds)."""
+        if level not in self._matrices:
+            self._matrices[level] = _interpolation_matrix(TILE * 2**level // CELL, TILE // step, step, 2**level / CELL)
+        m = self._matrices[level]
+        window = self._window(level, ty, tx)
+        return self.classify({kind: m @ field[window] @ m.T for kind, field in self.fields.items()})
 
     def tissue_fraction(self) -> float:
-        return float((self.fields[GLASS] <= 0).mean())
-
-
-_ORIENT = [lambda t: t, np.fliplr, np.flipud, lambda t: t[::-1, ::-1],
-           lambda t: t.transpose(1, 0, 2), lambda t: t.transpose(1, 0, 2)[::-1],
-           lambda t: t.transpose(1, 0, 2)[:, ::-1], lambda t: t.transpose(1, 0, 2)[::-1, ::-1]]
+        return float((self.cells != GLASS).mean())
 
 
 def _tiles(layout: TissueLayout, level: int, shape: tuple[int, int], rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -197,7 +203,8 @@ def _tiles(layout: TissueLayout, level: int, shape: tuple[int, int], rng: np.ran
 
     def pick(kind: int) -> np.ndarray:
         options = library[kind]
-        return _ORIENT[int(rng.integers(8))](options[int(rng.integers(len(options)))])
+        tile = options[int(rng.integers(len(options)))]
+        return tile[::-1] if rng.integers(2) else tile  # a row flip is a cheap copy; column flips are not
 
     for ty in range(rows):
         for tx in range(cols):
@@ -205,11 +212,12 @@ def _tiles(layout: TissueLayout, level: int, shape: tuple[int, int], rng: np.ran
             if kind is not None:
                 yield pick(kind)
                 continue
-            classes = np.repeat(np.repeat(layout.sample_classes(level, ty, tx), 4, 0), 4, 1)
-            tile = np.empty((TILE, TILE, 3), np.uint8)
-            for present in np.unique(classes):
-                mask = classes == present
-                tile[mask] = pick(int(present))[mask]
+            blocks = layout.sample_classes(level, ty, tx)
+            present = np.flatnonzero(np.bincount(blocks.ravel(), minlength=5))
+            tile = np.array(pick(int(present[0])))
+            for kind in present[1:]:
+                mask = np.repeat(np.repeat(blocks == kind, 4, 0), 4, 1)[..., None]
+                np.copyto(tile, pick(int(kind)), where=mask)
             yield tile
 
 
@@ -233,7 +241,7 @@ def write_slide(path: str | Path, subject_index: int = 1, width: int = 22528, he
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, subject_index, 99])
-    layout = TissueLayout(width, height, rng)
+    layout = TissueLayout(width, height, n_levels, rng)
     shapes = [(math.ceil(height / 2**k), math.ceil(width / 2**k)) for k in range(n_levels)]
     options = dict(photometric="rgb", compression="jpeg", compressionargs={"level": JPEG_QUALITY},
                    resolutionunit="CENTIMETER", metadata=None, maxworkers=maxworkers, buffersize=32 * 2**20)

@@ -112,7 +112,9 @@ def iter_scan_folder(path: str | os.PathLike) -> Task[ScanResult]:
         if isinstance(outcome, str):
             skipped.append((str(file), outcome))
         elif outcome.sop_instance_uid in seen:
-            skipped.append((str(file), f"second copy of an instance already read ({seen[outcome.sop_instance_uid]})"))
+            skipped.append(
+                (str(file), f"second copy of an instance already read ({seen[outcome.sop_instance_uid]})")
+            )
         else:
             seen[outcome.sop_instance_uid] = file
             headers.append(outcome)
@@ -150,7 +152,9 @@ def build_series(headers: list[InstanceHeader]) -> list[SeriesInfo]:
                 info.part = f"{number}/{len(keys)}"
                 info.problems.insert(0, f"{split_note}; this is part {info.part}.")
             result.append(info)
-    result.sort(key=lambda s: (s.study_uid, s.series_number is None, s.series_number or 0, s.series_uid, s.part or ""))
+    result.sort(
+        key=lambda s: (s.study_uid, s.series_number is None, s.series_number or 0, s.series_uid, s.part or "")
+    )
     return result
 
 
@@ -206,7 +210,9 @@ def _series_info(frames: list[FrameInfo]) -> SeriesInfo:
     if len(formats) > 1:
         fail("Slices differ in pixel format (bits allocated, signedness or samples per pixel).")
     if first.samples_per_pixel != 1 or first.photometric not in VOLUME_PHOTOMETRICS:
-        fail(f"Colour images ({first.photometric or 'unknown photometric'}) cannot be loaded as a grey-level volume.")
+        fail(
+            f"Colour images ({first.photometric or 'unknown photometric'}) cannot be loaded as a grey-level volume."
+        )
     if first.bits_allocated not in (8, 16, 32):
         fail(f"{first.bits_allocated}-bit pixels are not supported for volumes.")
     undecodable = sorted({h.transfer_syntax for h in headers if not can_decode(h.transfer_syntax)})

@@ -20,7 +20,7 @@ from pydicom.uid import UID
 
 # Modalities whose objects are never images of a volume (they may reference one).
 NON_IMAGE_MODALITIES = frozenset(
-    {"RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "RTIMAGE", "SEG", "SR", "KO", "PR", "REG", "RWV",
+    {"RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "SEG", "SR", "KO", "PR", "REG", "RWV",
      "DOC", "FID", "PLAN", "AU", "ECG", "HD", "RESP", "M3D", "OSS", "ASMT", "TEXTUREMAP"}
 )  # fmt: skip
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
@@ -118,6 +118,8 @@ def _header_from_dataset(path, stat, ds, element_start: int, element_head: bytes
     transfer_syntax = str(meta.get("TransferSyntaxUID", "") or "")
     sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
     modality = str(ds.get("Modality", "") or "").strip().upper()
+    if _header_truncated(ds, element_head):
+        raise _Skip("truncated file: it ends inside its header")
     if sop_class == _DICOMDIR_CLASS or "DirectoryRecordSequence" in ds:
         raise _Skip("DICOMDIR index file (the images it lists are read directly)")
     if modality in NON_IMAGE_MODALITIES:
@@ -136,7 +138,9 @@ def _header_from_dataset(path, stat, ds, element_start: int, element_head: bytes
     if not has_pixels:
         what = modality or "unknown modality"
         raise _Skip(f"DICOM file without pixel data ({what}, {_class_name(sop_class)})")
-    if sop_class.startswith(_SECONDARY_CAPTURE_PREFIX):
+    if modality == "SM":
+        raise _Skip("whole-slide microscopy image (SM): open it as a slide, not as a volume")
+    if sop_class == _SECONDARY_CAPTURE_PREFIX or sop_class.startswith(_SECONDARY_CAPTURE_PREFIX + "."):
         raise _Skip("secondary capture image (a screenshot or dose report), not part of a volume")
     image_type = tuple(str(v).strip().upper() for v in _as_list(ds.get("ImageType")))
     if "LOCALIZER" in image_type:
@@ -177,6 +181,23 @@ def _header_from_dataset(path, stat, ds, element_start: int, element_head: bytes
     header.pixel_value_offset = _check_pixel_element(header, element_start, element_head)
     header.frames = _frames(ds, header)
     return header
+
+
+def _header_truncated(ds, head: bytes) -> bool:
+    """pydicom silently keeps a value cut short by the end of the file; catch that here."""
+    if head:
+        # Stopped at the pixel data element: its own header must be complete.
+        explicit = head[4:6] in _LONG_VRS
+        return head[:4] in _PIXEL_TAGS_LE + _PIXEL_TAGS_BE and len(head) < (12 if explicit else 8)
+    if len(ds) == 0:
+        return True
+    last = ds.get_item(list(ds.keys())[-1])
+    length, value = getattr(last, "length", None), getattr(last, "value", None)
+    if isinstance(value, bytes) and length not in (None, 0xFFFFFFFF) and len(value) < length:
+        return True
+    # A pixel data group length announces pixel data that is not there.
+    group_length = ds.get((0x7FE0, 0x0000))
+    return group_length is not None and bool(group_length.value)
 
 
 def _check_pixel_element(header: InstanceHeader, start: int, head: bytes) -> int | None:
@@ -269,7 +290,10 @@ def _functional_group_value(item, shared, sequence: str, keyword: str):
 
 
 def _classic_temporal_key(ds) -> str | None:
-    if ds.get("TemporalPositionIdentifier") is not None and (_int_or_none(ds.get("NumberOfTemporalPositions")) or 0) > 1:
+    if (
+        ds.get("TemporalPositionIdentifier") is not None
+        and (_int_or_none(ds.get("NumberOfTemporalPositions")) or 0) > 1
+    ):
         return f"temporal position {ds.TemporalPositionIdentifier}"
     # Dynamic PET: several time slices share positions; FrameReferenceTime tells them apart.
     if (_int_or_none(ds.get("NumberOfTimeSlices")) or 1) > 1 and ds.get("FrameReferenceTime") is not None:

@@ -13,10 +13,13 @@ and BLAS/OpenMP are pinned to one thread per worker so two workers do not fight 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,20 +52,21 @@ class BatchError(Exception):
 class TaskTiming:
     segmentation_id: str
     preset: str
-    status: str          # ok | error | not stored
-    elapsed_s: float     # in the worker: reading the files + extraction
+    status: str  # ok | error | not stored
+    elapsed_s: float  # in the worker: reading the files + extraction
     read_s: float
     worker: str
 
 
 @dataclass
 class BatchSummary:
-    computed: int = 0                                   # stored with status ok
+    computed: int = 0  # stored with status ok
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (segmentation id, preset, reason)
-    skipped_current: int = 0                            # already current, not resubmitted
-    elapsed_s: float = 0.0                              # wall time of the whole batch
+    skipped_current: int = 0  # already current, not resubmitted
+    elapsed_s: float = 0.0  # wall time of the whole batch
     timings: list[TaskTiming] = field(default_factory=list)
     cluster: str = ""
+    startup_s: float = 0.0  # connecting to / starting the cluster and checking the workers
     names: dict[str, str] = field(default_factory=dict)  # segmentation id -> "IT03-0001 Liver v2"
 
     @property
@@ -105,20 +109,44 @@ def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
             client.wait_for_workers(1, timeout=3 * timeout_s)
         except (TimeoutError, OSError) as exc:
             client.close()
-            raise BatchError(f"No Dask worker joined the scheduler at {scheduler} within {3 * timeout_s:g} s.") from exc
+            raise BatchError(
+                f"No Dask worker joined the scheduler at {scheduler} within {3 * timeout_s:g} s."
+            ) from exc
         return client, None
     n = workers or 2
     if n < 1:
         raise BatchError("The number of workers must be at least 1.")
     try:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, env=dict(ONE_THREAD_ENV))
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                env=dict(ONE_THREAD_ENV),
+            )
     except RuntimeError as exc:
         raise BatchError(
             f"Could not start {n} local Dask worker processes ({exc}). A Python script that runs the batch "
             "must start it under `if __name__ == '__main__':`."
         ) from exc
     return Client(cluster, set_as_default=False), cluster
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with Ctrl-C ignored (they inherit it): the terminal sends SIGINT to
+    the whole process group, and only this process should react (cancel, close the cluster,
+    keep what is stored), not every worker with a traceback of its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_store_visible(client, root: Path, where: str) -> None:
@@ -133,18 +161,32 @@ def _check_store_visible(client, root: Path, where: str) -> None:
 
 def _describe(item: WorkItem, store: Store, names: dict[str, str]) -> str:
     if item.segmentation_id not in names:
-        row = next(iter(store.db.query(
-            "select subjects.code, lesions.name, segmentations.version from segmentations "
-            "join lesions on lesions.id = segmentations.lesion_id "
-            "join subjects on subjects.id = lesions.subject_id where segmentations.id = ?",
-            [item.segmentation_id])), None)
-        names[item.segmentation_id] = f"{row['code']} {row['name']} v{row['version']}" if row else item.segmentation_id
+        row = next(
+            iter(
+                store.db.query(
+                    "select subjects.code, lesions.name, segmentations.version from segmentations "
+                    "join lesions on lesions.id = segmentations.lesion_id "
+                    "join subjects on subjects.id = lesions.subject_id where segmentations.id = ?",
+                    [item.segmentation_id],
+                )
+            ),
+            None,
+        )
+        names[item.segmentation_id] = (
+            f"{row['code']} {row['name']} v{row['version']}" if row else item.segmentation_id
+        )
     return f"{names[item.segmentation_id]} ({item.preset})"
 
 
-def iter_batch(store_path: str | Path, workers: int | None = None, scheduler: str | None = None,
-               presets: Sequence[str] | None = None, latest_only: bool = False,
-               retry_failed: bool = False, connect_timeout_s: float = 10.0) -> Task[BatchSummary]:
+def iter_batch(
+    store_path: str | Path,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    presets: Sequence[str] | None = None,
+    latest_only: bool = False,
+    retry_failed: bool = False,
+    connect_timeout_s: float = 10.0,
+) -> Task[BatchSummary]:
     """Compute every missing or stale feature set of the store at `store_path`.
 
     Yields Progress after each finished task; returns a BatchSummary. Closing the generator
@@ -165,9 +207,11 @@ def iter_batch(store_path: str | Path, workers: int | None = None, scheduler: st
             return summary
 
         yield Progress(0, total, f"starting Dask ({scheduler or f'{workers or 2} local workers'})")
+        connecting = time.perf_counter()
         client, cluster = _connect(workers, scheduler, connect_timeout_s)
         summary.cluster = scheduler or f"local cluster, {workers or 2} worker processes x 1 thread"
         _check_store_visible(client, store.root, scheduler or "the local cluster")
+        summary.startup_s = time.perf_counter() - connecting
 
         from distributed import as_completed
 
@@ -196,16 +240,32 @@ def _record(store: Store, item: WorkItem, future, summary: BatchSummary) -> str:
     if outcome.unreachable and Path(item.image_path).is_file() and Path(item.mask_path).is_file():
         # The client sees the files but the worker did not: a cluster problem, not this lesion's.
         summary.failed.append((item.segmentation_id, item.preset, outcome.error or "files not reachable"))
-        summary.timings.append(TaskTiming(item.segmentation_id, item.preset, "not stored", outcome.elapsed_s,
-                                          outcome.read_s, outcome.worker))
+        summary.timings.append(
+            TaskTiming(
+                item.segmentation_id,
+                item.preset,
+                "not stored",
+                outcome.elapsed_s,
+                outcome.read_s,
+                outcome.worker,
+            )
+        )
         return "not stored (worker cannot read the files)"
     row = record_outcome(store, item, outcome)
     if row["status"] == "ok":
         summary.computed += 1
     else:
         summary.failed.append((item.segmentation_id, item.preset, row["error"]))
-    summary.timings.append(TaskTiming(item.segmentation_id, item.preset, row["status"], outcome.elapsed_s,
-                                      outcome.read_s, outcome.worker))
+    summary.timings.append(
+        TaskTiming(
+            item.segmentation_id,
+            item.preset,
+            row["status"],
+            outcome.elapsed_s,
+            outcome.read_s,
+            outcome.worker,
+        )
+    )
     return row["status"] if row["status"] == "ok" else f"error: {row['error']}"
 
 
@@ -225,8 +285,11 @@ def _shutdown(client, cluster, futures) -> None:
 
 def _store_site(store: Store) -> str:
     """The site the store belongs to (its subjects' commonest site), for the batch's system reader."""
-    rows = list(store.db.query(
-        "select site_code, count(*) as n from subjects group by site_code order by n desc limit 1"))
+    rows = list(
+        store.db.query(
+            "select site_code, count(*) as n from subjects group by site_code order by n desc limit 1"
+        )
+    )
     return rows[0]["site_code"] if rows else "XX00"
 
 

@@ -45,7 +45,7 @@ class WorkItem:
     lesion_id: str
     modality: str
     preset: str
-    params: Any                    # RadiomicsParams (name, text, sha256, settings)
+    params: Any  # RadiomicsParams (name, text, sha256, settings)
     image_path: str
     mask_path: str
     label: int
@@ -102,8 +102,9 @@ def _load_params(store: Store, modality: str, preset: str | None, cache: dict) -
 
 
 # ------------------------------------------------------------------------------------- planning
-def plan_item(store: Store, segmentation_id: str, preset: str | None = None,
-              _params_cache: dict | None = None) -> WorkItem:
+def plan_item(
+    store: Store, segmentation_id: str, preset: str | None = None, _params_cache: dict | None = None
+) -> WorkItem:
     """The extraction to run for one segmentation version and preset.
 
     `preset` None means the study's parameters for the series' modality (the locked file if the
@@ -122,10 +123,18 @@ def plan_item(store: Store, segmentation_id: str, preset: str | None = None,
     # Recorded beside the features, or raised (RadiomicsLockError) when the study refuses others.
     deviation = check_lock(store, modality, params)
     return WorkItem(
-        segmentation_id=seg["id"], series_id=series["id"], lesion_id=seg["lesion_id"], modality=modality,
-        preset=preset or params.name, params=params, image_path=str(store.path(series["pixel_path"] or "")),
-        mask_path=str(store.path(seg["mask_path"] or "")), label=int(seg["label"] or 1),
-        image_sha256=series["pixel_sha256"] or "", mask_sha256=seg["mask_sha256"] or "", deviation=deviation,
+        segmentation_id=seg["id"],
+        series_id=series["id"],
+        lesion_id=seg["lesion_id"],
+        modality=modality,
+        preset=preset or params.name,
+        params=params,
+        image_path=str(store.path(series["pixel_path"] or "")),
+        mask_path=str(store.path(seg["mask_path"] or "")),
+        label=int(seg["label"] or 1),
+        image_sha256=series["pixel_sha256"] or "",
+        mask_sha256=seg["mask_sha256"] or "",
+        deviation=deviation,
     )
 
 
@@ -154,8 +163,9 @@ def _segmentation_ids(store: Store, latest_only: bool) -> Iterable[dict]:
     return store.db.query(query + " order by segmentations.created_at, segmentations.id")
 
 
-def plan_pending(store: Store, presets: Sequence[str] | None = None, latest_only: bool = False,
-                 retry_failed: bool = False) -> tuple[list[WorkItem], list[WorkItem]]:
+def plan_pending(
+    store: Store, presets: Sequence[str] | None = None, latest_only: bool = False, retry_failed: bool = False
+) -> tuple[list[WorkItem], list[WorkItem]]:
     """(to compute, already current) over every segmentation version and applicable preset."""
     cache: dict = {}
     pending, current = [], []
@@ -167,8 +177,9 @@ def plan_pending(store: Store, presets: Sequence[str] | None = None, latest_only
     return pending, current
 
 
-def pending_work(store: Store, presets: Sequence[str] | None = None, latest_only: bool = False,
-                 retry_failed: bool = False) -> list[tuple[str, str]]:
+def pending_work(
+    store: Store, presets: Sequence[str] | None = None, latest_only: bool = False, retry_failed: bool = False
+) -> list[tuple[str, str]]:
     """(segmentation_id, preset) pairs whose feature set is missing or stale."""
     pending, _ = plan_pending(store, presets, latest_only, retry_failed)
     return [item.key for item in pending]
@@ -209,24 +220,33 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | No
         if type(exc).__name__ != "RadiomicsError":
             log.exception("extraction of segmentation %s failed unexpectedly", item.segmentation_id)
         return Outcome(error=_plain(exc), elapsed_s=time.perf_counter() - started, read_s=read_s)
-    return Outcome(values=dict(result.values), diagnostics=dict(result.diagnostics),
-                   provenance=dict(result.provenance), elapsed_s=time.perf_counter() - started, read_s=read_s)
+    return Outcome(
+        values=dict(result.values),
+        diagnostics=dict(result.diagnostics),
+        provenance=dict(result.provenance),
+        elapsed_s=time.perf_counter() - started,
+        read_s=read_s,
+    )
 
 
 def _plain(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text if type(exc).__name__ in ("RadiomicsError", "FileNotFoundError") else f"{text} ({type(exc).__name__})"
+    return (
+        text
+        if type(exc).__name__ in ("RadiomicsError", "FileNotFoundError")
+        else f"{text} ({type(exc).__name__})"
+    )
 
 
 def _json(value: Any) -> str:
     def default(obj: Any) -> Any:
-        if hasattr(obj, "item"):       # numpy scalars
+        if hasattr(obj, "item"):  # numpy scalars
             return obj.item()
-        if hasattr(obj, "tolist"):     # numpy arrays
+        if hasattr(obj, "tolist"):  # numpy arrays
             return obj.tolist()
         return str(obj)
 
-    def clean(obj: Any) -> Any:        # NaN/inf are not JSON: keep them readable as strings
+    def clean(obj: Any) -> Any:  # NaN/inf are not JSON: keep them readable as strings
         if isinstance(obj, float) and not math.isfinite(obj):
             return str(obj)
         if isinstance(obj, dict):
@@ -245,26 +265,45 @@ def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
         **(outcome.provenance or {}),
         "diagnostics": outcome.diagnostics or {},
         "store": {
-            "segmentation_id": item.segmentation_id, "segmentation_version": seg["version"],
-            "segmentation_method": seg["method"], "lesion_id": item.lesion_id, "series_id": item.series_id,
-            "modality": item.modality, "preset": item.preset, "label": item.label,
-            "image_sha256": item.image_sha256, "mask_sha256": item.mask_sha256,
-            "worker": outcome.worker, "read_s": round(outcome.read_s, 4),
+            "segmentation_id": item.segmentation_id,
+            "segmentation_version": seg["version"],
+            "segmentation_method": seg["method"],
+            "lesion_id": item.lesion_id,
+            "series_id": item.series_id,
+            "modality": item.modality,
+            "preset": item.preset,
+            "label": item.label,
+            "image_sha256": item.image_sha256,
+            "mask_sha256": item.mask_sha256,
+            "worker": outcome.worker,
+            "read_s": round(outcome.read_s, 4),
         },
     }
-    return store.insert("feature_sets", {
-        "segmentation_id": item.segmentation_id, "series_id": item.series_id, "lesion_id": item.lesion_id,
-        "modality": item.modality, "params_name": item.params.name, "params_sha256": item.params.sha256,
-        "image_sha256": item.image_sha256, "mask_sha256": item.mask_sha256,
-        "status": "ok" if outcome.ok else "error", "error": outcome.error,
-        "features_json": _json(outcome.values) if outcome.ok else None,
-        "provenance_json": _json(provenance), "deviation": item.deviation,
-        "elapsed_s": round(outcome.elapsed_s, 4),
-    }, detail={"preset": item.preset, "status": "ok" if outcome.ok else "error"})
+    return store.insert(
+        "feature_sets",
+        {
+            "segmentation_id": item.segmentation_id,
+            "series_id": item.series_id,
+            "lesion_id": item.lesion_id,
+            "modality": item.modality,
+            "params_name": item.params.name,
+            "params_sha256": item.params.sha256,
+            "image_sha256": item.image_sha256,
+            "mask_sha256": item.mask_sha256,
+            "status": "ok" if outcome.ok else "error",
+            "error": outcome.error,
+            "features_json": _json(outcome.values) if outcome.ok else None,
+            "provenance_json": _json(provenance),
+            "deviation": item.deviation,
+            "elapsed_s": round(outcome.elapsed_s, 4),
+        },
+        detail={"preset": item.preset, "status": "ok" if outcome.ok else "error"},
+    )
 
 
-def compute_features_for_segmentation(store: Store, segmentation_id: str, preset: str | None = None,
-                                      force: bool = False) -> dict:
+def compute_features_for_segmentation(
+    store: Store, segmentation_id: str, preset: str | None = None, force: bool = False
+) -> dict:
     """Compute (or reuse, when current and not `force`) one segmentation's feature set.
 
     Returns the `feature_sets` row. A failed extraction is stored with its reason (status

@@ -40,8 +40,12 @@ class Grid:
     def of(cls, image: sitk.Image | Grid) -> Grid:
         if isinstance(image, Grid):
             return image
-        return cls(tuple(image.GetSize()), tuple(image.GetSpacing()), tuple(image.GetOrigin()),
-                   tuple(image.GetDirection()))
+        return cls(
+            tuple(image.GetSize()),
+            tuple(image.GetSpacing()),
+            tuple(image.GetOrigin()),
+            tuple(image.GetDirection()),
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Grid:
@@ -49,8 +53,12 @@ class Grid:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
-        return cls(tuple(reader.GetSize()), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
-                   tuple(reader.GetDirection()))
+        return cls(
+            tuple(reader.GetSize()),
+            tuple(reader.GetSpacing()),
+            tuple(reader.GetOrigin()),
+            tuple(reader.GetDirection()),
+        )
 
     @property
     def dimension(self) -> int:
@@ -93,8 +101,9 @@ class Grid:
         return image
 
 
-def grid_mismatch(mask: sitk.Image | Grid, image: sitk.Image | Grid,
-                  tolerance_voxels: float = TOLERANCE_VOXELS) -> list[str]:
+def grid_mismatch(
+    mask: sitk.Image | Grid, image: sitk.Image | Grid, tolerance_voxels: float = TOLERANCE_VOXELS
+) -> list[str]:
     """Ways in which the two grids differ beyond the tolerance, as phrases (empty when they match)."""
     m, i = Grid.of(mask), Grid.of(image)
     if m.dimension != i.dimension:
@@ -116,8 +125,13 @@ def grid_mismatch(mask: sitk.Image | Grid, image: sitk.Image | Grid,
     return problems
 
 
-def check_geometry(mask: sitk.Image | Grid, image: sitk.Image | Grid, image_name: str = "image",
-                   mask_name: str = "mask", tolerance_voxels: float = TOLERANCE_VOXELS) -> None:
+def check_geometry(
+    mask: sitk.Image | Grid,
+    image: sitk.Image | Grid,
+    image_name: str = "image",
+    mask_name: str = "mask",
+    tolerance_voxels: float = TOLERANCE_VOXELS,
+) -> None:
     """Refuse, in words, a mask whose grid is not the image's (within a tenth of a voxel).
 
     Raises GeometryMismatchError, e.g. "The mask does not fit the CT: the mask is 256x256x100 at

@@ -28,8 +28,14 @@ from palmares_desktop.core.store import Store
 from palmares_desktop.core.store.store import new_id
 
 __all__ = [
-    "GeometryMismatchError", "LabelMap", "SegmentationError", "add_segmentation", "binary_mask",
-    "check_geometry", "find_series", "read_label_map",
+    "GeometryMismatchError",
+    "LabelMap",
+    "SegmentationError",
+    "add_segmentation",
+    "binary_mask",
+    "check_geometry",
+    "find_series",
+    "read_label_map",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,10 +53,10 @@ class LabelMap:
     """
 
     image: sitk.Image
-    format: str                                   # "NRRD", "NIfTI", "DICOM SEG", "image"
+    format: str  # "NRRD", "NIfTI", "DICOM SEG", "image"
     segment_names: dict[int, str] = field(default_factory=dict)
     overlapping: bool = False
-    frames: list[tuple[int, int, np.ndarray]] | None = None   # (segment number, slice index, 2D bool)
+    frames: list[tuple[int, int, np.ndarray]] | None = None  # (segment number, slice index, 2D bool)
 
     def labels(self) -> list[int]:
         if self.frames is not None:
@@ -91,22 +97,31 @@ def read_label_map(
         raise SegmentationError(
             f"Cannot read {path.name}: it is not a NIfTI, NRRD or DICOM SEG file that can be opened."
         ) from exc
-    fmt = "NIfTI" if path.name.lower().endswith((".nii", ".nii.gz")) else \
-        "NRRD" if path.suffix.lower() in (".nrrd", ".nhdr") else path.suffix.lstrip(".").upper() or "image"
+    fmt = (
+        "NIfTI"
+        if path.name.lower().endswith((".nii", ".nii.gz"))
+        else "NRRD"
+        if path.suffix.lower() in (".nrrd", ".nhdr")
+        else path.suffix.lstrip(".").upper() or "image"
+    )
     return LabelMap(_as_label_image(image, path.name), fmt)
 
 
 def _as_label_image(image: sitk.Image, name: str) -> sitk.Image:
     """Check that an image can be a label map (one component, whole numbers)."""
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise SegmentationError(f"{name} has {image.GetNumberOfComponentsPerPixel()} values per voxel; "
-                                "a label map has one whole number per voxel.")
+        raise SegmentationError(
+            f"{name} has {image.GetNumberOfComponentsPerPixel()} values per voxel; "
+            "a label map has one whole number per voxel."
+        )
     if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         values = sitk.GetArrayViewFromImage(image)
         fractional = values[values != np.round(values)]
         if fractional.size:
-            raise SegmentationError(f"{name} holds non-integer values (e.g. {fractional.flat[0]:.3g}); "
-                                    "a label map must hold whole numbers (0 outside, labels inside).")
+            raise SegmentationError(
+                f"{name} holds non-integer values (e.g. {fractional.flat[0]:.3g}); "
+                "a label map must hold whole numbers (0 outside, labels inside)."
+            )
         image = sitk.Cast(image, sitk.sitkInt32)
     return image
 
@@ -140,8 +155,10 @@ def _read_dicom_seg(path: Path, reference: sitk.Image | Grid | None, image_name:
         except Exception:  # noqa: BLE001
             modality = "unreadable"
         if modality != "SEG":
-            raise SegmentationError(f"{path.name} is a DICOM {modality} object, not a segmentation (SEG); "
-                                    "give a DICOM SEG, NIfTI or NRRD label map.") from exc
+            raise SegmentationError(
+                f"{path.name} is a DICOM {modality} object, not a segmentation (SEG); "
+                "give a DICOM SEG, NIfTI or NRRD label map."
+            ) from exc
         raise SegmentationError(f"Cannot read the DICOM SEG {path.name}: {exc}.") from exc
 
     pixels = np.asarray(seg.pixel_array)
@@ -154,8 +171,10 @@ def _read_dicom_seg(path: Path, reference: sitk.Image | Grid | None, image_name:
         planes = pixels > 0
     names = {int(n): str(seg.get_segment_description(n).segment_label) for n in seg.segment_numbers}
     geometry = [_frame_geometry(seg, i) for i in range(pixels.shape[0])]
-    numbers = [int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-               for f in seg.PerFrameFunctionalGroupsSequence]
+    numbers = [
+        int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        for f in seg.PerFrameFunctionalGroupsSequence
+    ]
 
     rows, cols = int(seg.Rows), int(seg.Columns)
     grid = Grid.of(reference) if reference is not None else _grid_from_frames(geometry, rows, cols, path.name)
@@ -191,27 +210,46 @@ def _grid_from_frames(geometry: list, rows: int, cols: int, name: str) -> Grid:
     return Grid((cols, rows, len(depths)), (spacing[1], spacing[0], step), tuple(first), tuple(direction))
 
 
-def _slice_index(grid: Grid, position: np.ndarray, orientation: np.ndarray, spacing: tuple[float, float],
-                 rows: int, cols: int, index: int, name: str, image_name: str = "image") -> int:
+def _slice_index(
+    grid: Grid,
+    position: np.ndarray,
+    orientation: np.ndarray,
+    spacing: tuple[float, float],
+    rows: int,
+    cols: int,
+    index: int,
+    name: str,
+    image_name: str = "image",
+) -> int:
     """The image slice a SEG frame lies on, or a refusal saying why it lies on none."""
     if grid.dimension != 3:
-        raise GeometryMismatchError(f"{name} is a DICOM SEG (3-D) but the {image_name} is {grid.dimension}-D.")
+        raise GeometryMismatchError(
+            f"{name} is a DICOM SEG (3-D) but the {image_name} is {grid.dimension}-D."
+        )
     where = f"frame {index + 1} of {name} (at {', '.join(f'{v:.2f}' for v in position)} mm)"
     plane = f"{cols}x{rows} at {spacing[1]:.4g}x{spacing[0]:.4g} mm"
     image_plane = f"{grid.size[0]}x{grid.size[1]} at {grid.spacing[0]:.4g}x{grid.spacing[1]:.4g} mm"
-    if (cols, rows) != grid.size[:2] or not np.allclose((spacing[1], spacing[0]), grid.spacing[:2], rtol=1e-3):
-        raise GeometryMismatchError(f"The SEG does not fit the {image_name}: its frames are {plane}, "
-                                    f"the {image_name} slices are {image_plane}.")
+    if (cols, rows) != grid.size[:2] or not np.allclose(
+        (spacing[1], spacing[0]), grid.spacing[:2], rtol=1e-3
+    ):
+        raise GeometryMismatchError(
+            f"The SEG does not fit the {image_name}: its frames are {plane}, "
+            f"the {image_name} slices are {image_plane}."
+        )
     if np.max(np.abs(orientation - np.concatenate([grid.matrix[:, 0], grid.matrix[:, 1]]))) > 1e-3:
-        raise GeometryMismatchError(f"The SEG does not fit the {image_name}: {where} is oriented differently "
-                                    f"from the {image_name} slices.")
+        raise GeometryMismatchError(
+            f"The SEG does not fit the {image_name}: {where} is oriented differently "
+            f"from the {image_name} slices."
+        )
     continuous = grid.to_index(position)
     k = int(round(continuous[2]))
     tolerance = 0.1  # of a voxel, as in check_geometry
     in_plane_mm = np.abs(continuous[:2]) * np.asarray(grid.spacing[:2])
     if in_plane_mm.max() > tolerance * min(grid.spacing):
-        raise GeometryMismatchError(f"The SEG does not fit the {image_name}: {where} is shifted in-plane by "
-                                    f"{in_plane_mm.max():.3g} mm from the {image_name} slices.")
+        raise GeometryMismatchError(
+            f"The SEG does not fit the {image_name}: {where} is shifted in-plane by "
+            f"{in_plane_mm.max():.3g} mm from the {image_name} slices."
+        )
     if not 0 <= k < grid.size[2]:
         first, last = grid.to_physical(np.array([[0, 0, 0], [0, 0, grid.size[2] - 1]]))
         raise GeometryMismatchError(
@@ -219,8 +257,10 @@ def _slice_index(grid: Grid, position: np.ndarray, orientation: np.ndarray, spac
             f"{', '.join(f'{v:.2f}' for v in first)} to {', '.join(f'{v:.2f}' for v in last)} mm."
         )
     if abs(continuous[2] - k) > tolerance:
-        raise GeometryMismatchError(f"The SEG does not fit the {image_name}: {where} lies between two {image_name} "
-                                    f"slices ({continuous[2]:.2f} slices from the first).")
+        raise GeometryMismatchError(
+            f"The SEG does not fit the {image_name}: {where} lies between two {image_name} "
+            f"slices ({continuous[2]:.2f} slices from the first)."
+        )
     return k
 
 
@@ -235,8 +275,11 @@ def binary_mask(label_map: LabelMap, label: int) -> sitk.Image:
         array = (sitk.GetArrayViewFromImage(label_map.image) == label).astype(np.uint8)
     if not array.any():
         present = label_map.labels()
-        held = f"it holds {'label' if len(present) == 1 else 'labels'} {', '.join(map(str, present))}" \
-            if present else "it is empty"
+        held = (
+            f"it holds {'label' if len(present) == 1 else 'labels'} {', '.join(map(str, present))}"
+            if present
+            else "it is empty"
+        )
         raise SegmentationError(f"Label {label} is not in the {label_map.format} mask: {held}.")
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(label_map.image)
@@ -254,23 +297,29 @@ def _normalise_modality(modality: str) -> str:
 def find_series(store: Store, subject_id: str, modality: str, series_id: str | None = None) -> dict:
     """The subject's series of that modality: the given one, or the most recent study's (then import)."""
     modality = _normalise_modality(modality)
-    rows = list(store.db.query(
-        "select series.*, studies.study_date as _study_date from series "
-        "left join studies on studies.id = series.study_id "
-        "where series.subject_id = ? and series.modality = ? "
-        "order by coalesce(studies.study_date, '') desc, series.created_at desc",
-        [subject_id, modality]))
+    rows = list(
+        store.db.query(
+            "select series.*, studies.study_date as _study_date from series "
+            "left join studies on studies.id = series.study_id "
+            "where series.subject_id = ? and series.modality = ? "
+            "order by coalesce(studies.study_date, '') desc, series.created_at desc",
+            [subject_id, modality],
+        )
+    )
     for row in rows:
         row.pop("_study_date", None)
     subject = store.get("subjects", subject_id)["code"]
     if series_id is not None:
         chosen = [r for r in rows if r["id"] == series_id]
         if not chosen:
-            raise SegmentationError(f"Series {series_id} is not a {MODALITY_NAMES[modality]} series of {subject}.")
+            raise SegmentationError(
+                f"Series {series_id} is not a {MODALITY_NAMES[modality]} series of {subject}."
+            )
         return chosen[0]
     if not rows:
-        raise SegmentationError(f"{subject} has no {MODALITY_NAMES[modality]} series in this store; "
-                                "import it first.")
+        raise SegmentationError(
+            f"{subject} has no {MODALITY_NAMES[modality]} series in this store; import it first."
+        )
     return rows[0]
 
 
@@ -289,17 +338,27 @@ def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
         return store.insert("lesions", {"subject_id": subject["id"], "name": name, "organ": organ})
     lesion = rows[0]
     if organ and lesion["organ"] and lesion["organ"].lower() != organ.lower():
-        raise SegmentationError(f"Lesion {name!r} of {subject['code']} is recorded at {lesion['organ']}, "
-                                f"not {organ}; give another lesion name.")
+        raise SegmentationError(
+            f"Lesion {name!r} of {subject['code']} is recorded at {lesion['organ']}, "
+            f"not {organ}; give another lesion name."
+        )
     if organ and not lesion["organ"]:
         lesion = store.update("lesions", lesion["id"], {"organ": organ})
     return lesion
 
 
-def add_segmentation(store: Store, subject_code: str, modality: str, mask: str | Path | sitk.Image,
-                     label: int = 1, lesion_name: str | None = None, organ: str | None = None,
-                     method: str = "imported", parameters: Mapping[str, Any] | None = None,
-                     series_id: str | None = None) -> dict:
+def add_segmentation(
+    store: Store,
+    subject_code: str,
+    modality: str,
+    mask: str | Path | sitk.Image,
+    label: int = 1,
+    lesion_name: str | None = None,
+    organ: str | None = None,
+    method: str = "imported",
+    parameters: Mapping[str, Any] | None = None,
+    series_id: str | None = None,
+) -> dict:
     """Add one label of `mask` as a new segmentation version of a subject's CT or PET lesion.
 
     Returns the `segmentations` row. The mask must sit on the series' voxel grid. The lesion is
@@ -313,8 +372,9 @@ def add_segmentation(store: Store, subject_code: str, modality: str, mask: str |
     image_name = MODALITY_NAMES[series["modality"]]
     volume = store.path(series["pixel_path"] or "")
     if not series["pixel_path"] or not volume.is_file():
-        raise SegmentationError(f"The {image_name} volume of {subject_code} is missing from the store "
-                                f"({series['pixel_path']}).")
+        raise SegmentationError(
+            f"The {image_name} volume of {subject_code} is missing from the store ({series['pixel_path']})."
+        )
     grid = Grid.from_file(volume)
 
     if isinstance(mask, sitk.Image):
@@ -330,8 +390,9 @@ def add_segmentation(store: Store, subject_code: str, modality: str, mask: str |
     if label in label_map.segment_names:
         source["segment_label"] = label_map.segment_names[label]
     if lesion_name is None:
-        lesion_name = label_map.segment_names.get(label) or \
-            (f"{_stem(mask)} label {label}" if not isinstance(mask, sitk.Image) else f"lesion label {label}")
+        lesion_name = label_map.segment_names.get(label) or (
+            f"{_stem(mask)} label {label}" if not isinstance(mask, sitk.Image) else f"lesion label {label}"
+        )
 
     voxels = int(sitk.GetArrayViewFromImage(binary).sum())
     seg_id = new_id()
@@ -342,19 +403,32 @@ def add_segmentation(store: Store, subject_code: str, modality: str, mask: str |
         mask_sha = _sha256(target)
         with store.transaction():
             lesion = _lesion(store, subject, lesion_name, organ)
-            previous = store.rows("segmentations", "lesion_id = ? and series_id = ?", [lesion["id"], series["id"]],
-                                  order_by="version desc")
+            previous = store.rows(
+                "segmentations",
+                "lesion_id = ? and series_id = ?",
+                [lesion["id"], series["id"]],
+                order_by="version desc",
+            )
             if previous and previous[0]["mask_sha256"] == mask_sha:
                 target.unlink()
                 return previous[0]
-            row = store.insert("segmentations", {
-                "id": seg_id, "lesion_id": lesion["id"], "series_id": series["id"],
-                "version": (previous[0]["version"] + 1) if previous else 1,
-                "method": method, "parameters_json": json.dumps(dict(parameters or {}), sort_keys=True),
-                "mask_path": relative, "mask_sha256": mask_sha, "label": 1,
-                "voxel_count": voxels, "volume_ml": voxels * grid.voxel_volume_mm3() / 1000.0,
-                "source": json.dumps(source, sort_keys=True),
-            })
+            row = store.insert(
+                "segmentations",
+                {
+                    "id": seg_id,
+                    "lesion_id": lesion["id"],
+                    "series_id": series["id"],
+                    "version": (previous[0]["version"] + 1) if previous else 1,
+                    "method": method,
+                    "parameters_json": json.dumps(dict(parameters or {}), sort_keys=True),
+                    "mask_path": relative,
+                    "mask_sha256": mask_sha,
+                    "label": 1,
+                    "voxel_count": voxels,
+                    "volume_ml": voxels * grid.voxel_volume_mm3() / 1000.0,
+                    "source": json.dumps(source, sort_keys=True),
+                },
+            )
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -368,4 +442,3 @@ def _stem(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
-

@@ -1,0 +1,92 @@
+"""`palmares segmentation add` on real dcmqi data: success, refusals in words, no tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from series_fixture import import_ct  # noqa: E402
+
+from palmares_desktop.cli.main import _register, main  # noqa: E402
+
+
+@pytest.fixture
+def palmares():
+    _register()
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, [str(a) for a in args])
+
+
+def test_add_dicom_seg_then_refusals(palmares, store, shared_data):
+    folder = shared_data / "ct_3slice_seg_dcmqi"
+    import_ct(store, folder / "ct", "IT03-0001")
+    result = palmares(
+        "segmentation",
+        "add",
+        "--store",
+        store.root,
+        "--subject",
+        "IT03-0001",
+        "--modality",
+        "ct",
+        folder / "seg" / "liver.dcm",
+        "--site",
+        "liver",
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "IT03-0001 CT: lesion 'Liver' (liver), segmentation version 1: 107098 voxels, 70.36 mL"
+        in result.output
+    )
+    assert store.rows("segmentations")[0]["voxel_count"] == 107098
+
+    result = palmares(
+        "segmentation",
+        "add",
+        "--store",
+        store.root,
+        "--subject",
+        "IT03-0001",
+        "--modality",
+        "ct",
+        shared_data / "ibsi_digital_phantom" / "mask" / "mask.nii.gz",
+    )
+    assert result.exit_code == 1
+    assert (
+        "Error: The mask does not fit the CT: the mask is 5x4x4 at 2x2x2 mm, the CT is 512x512x3"
+        in result.output
+    )
+    assert "Traceback" not in result.output
+
+    result = palmares(
+        "segmentation",
+        "add",
+        "--store",
+        store.root,
+        "--subject",
+        "IT03-0001",
+        "--modality",
+        "ct",
+        folder / "seg" / "liver_seg.nrrd",
+        "--label",
+        "4",
+    )
+    assert result.exit_code == 1 and "Label 4 is not in the NRRD mask: it holds label 1." in result.output
+
+    result = palmares(
+        "segmentation",
+        "add",
+        "--store",
+        store.root.parent / "nowhere",
+        "--subject",
+        "IT03-0001",
+        "--modality",
+        "pt",
+        folder / "seg" / "liver.dcm",
+    )
+    assert result.exit_code == 1 and "There is no PALMARES store" in result.output
+    assert len(store.rows("segmentations")) == 1
