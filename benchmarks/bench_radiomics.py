@@ -111,8 +111,11 @@ def bench_processes(image_path: Path, mask_path: Path, repeat: int) -> dict[str,
         script.write_text(BARE_SCRIPT)
         env = {**os.environ, "PALMARES_HOME": str(Path(tmp) / "home")}
         palmares = shutil.which("palmares")
-        ours_cmd = ([palmares] if palmares else
-                    [sys.executable, "-c", "from palmares_desktop.cli.main import cli; cli()"])
+        ours_cmd = (
+            [palmares]
+            if palmares
+            else [sys.executable, "-c", "from palmares_desktop.cli.main import cli; cli()"]
+        )
         ours_cmd += ["radiomics", str(image_path), str(mask_path), "--preset", "ct"]
         bare_cmd = [sys.executable, str(script), str(image_path), str(mask_path), str(preset_path("ct"))]
         group_cmd = [sys.executable, "-c", GROUP_ONLY, str(image_path), str(mask_path), "--preset", "ct"]
@@ -152,10 +155,20 @@ def main() -> None:
     ours, base = bench_in_process(image, mask, args.repeat)
     _report("(a) extract_features vs RadiomicsFeatureExtractor.execute", ours, base, 1.05, args.repeat)
     procs = bench_processes(image, mask, args.repeat)
-    _report("(b) `palmares radiomics` process vs bare pyradiomics script", procs["ours"], procs["bare"], 1.15,
-            args.repeat)
-    _report("(b') radiomics group alone vs bare pyradiomics script", procs["group"], procs["bare"], 1.15,
-            args.repeat)
+    _report(
+        "(b) `palmares radiomics` process vs bare pyradiomics script",
+        procs["ours"],
+        procs["bare"],
+        1.15,
+        args.repeat,
+    )
+    _report(
+        "(b') radiomics group alone vs bare pyradiomics script",
+        procs["group"],
+        procs["bare"],
+        1.15,
+        args.repeat,
+    )
     print("    (the gap between (b) and (b') is `palmares` importing every other command module at start-up)")
 
 
@@ -163,7 +176,9 @@ def _report(title: str, ours: Timing, base: Timing, target: float, repeat: int) 
     print(f"{title} (best of {repeat}, target <= {target}):")
     for i, kind in enumerate(("wall", "cpu")):
         ratio = ours[i] / base[i]
-        print(f"    {kind:4s} {ours[i]:.3f} s vs {base[i]:.3f} s: ratio {ratio:.3f} {'OK' if ratio <= target else 'OVER'}")
+        print(
+            f"    {kind:4s} {ours[i]:.3f} s vs {base[i]:.3f} s: ratio {ratio:.3f} {'OK' if ratio <= target else 'OVER'}"
+        )
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def _choose_reader(store, site_code: str) -> None:
     try:
         check_site_code(site_code)
     except StoreError:
-        site_code = "XX00"  # the import itself reports the bad code in words
+        return  # no reader is recorded for a bad code: the import refuses it first, in words
     store.use_system_reader(site_code=site_code)
 
 

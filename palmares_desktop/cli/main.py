@@ -1,6 +1,7 @@
 """The `palmares` command: thin wiring from arguments to one core call per command.
 
-Each command lives in its own module under `palmares_desktop/cli/` and is registered here.
+Each command lives in its own module under `palmares_desktop/cli/`, listed in `commands.py` and
+imported only when it runs (start-up time matters: see benchmarks/bench_radiomics.py).
 Errors a user can cause are raised as `click.ClickException` with a plain sentence; `cli()` turns
 any other exception into a one-line message (the traceback goes to the log file only).
 """
@@ -13,12 +14,14 @@ import sys
 import click
 
 from palmares_desktop import __version__
+from palmares_desktop.cli.commands import COMMANDS
+from palmares_desktop.cli.lazy import LazyGroup
 from palmares_desktop.core.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="palmares")
 def main() -> None:
     """PALMARES Desktop command line: demo data, DICOM scan/import, SUV, radiomics."""
@@ -26,16 +29,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Imported here so `palmares --help` stays fast and one broken command cannot hide the others.
-    from palmares_desktop.cli import commands
-
-    for command in commands.all_commands():
-        main.add_command(command)
+    """Import every subcommand now (tests use it to fail fast on a broken command module)."""
+    for name in COMMANDS:
+        main.get_command(None, name)
 
 
 def cli() -> None:
     """Entry point: never lets a traceback reach the user."""
-    _register()
     try:
         main(standalone_mode=False)
     except click.exceptions.Abort:

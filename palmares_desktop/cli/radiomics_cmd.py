@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import importlib
 import io
 import json
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 import click
 
+from palmares_desktop.cli.lazy import LazyGroup
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.params import LOCK_MODES, PRESETS
 
@@ -32,32 +32,12 @@ LAZY_SUBCOMMANDS = {"batch": "palmares_desktop.cli.radiomics_batch_cmd:batch"}
 DEFAULT_SUBCOMMAND = "extract"
 
 
-class DefaultCommandGroup(click.Group):
+class DefaultCommandGroup(LazyGroup):
     """A group that runs `extract` when its first argument is not a subcommand name.
 
     So `palmares radiomics IMAGE MASK --preset ct` and `palmares radiomics batch ...` both work.
     An image file that happens to be named like a subcommand can be given as `./batch`.
     """
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(self.commands)
-        names.update(n for n in LAZY_SUBCOMMANDS if self._lazy(n) is not None)
-        return sorted(names)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return self.commands.get(cmd_name) or self._lazy(cmd_name)
-
-    def _lazy(self, name: str) -> click.Command | None:
-        target = LAZY_SUBCOMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        try:
-            command = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None  # that subcommand is not part of this build
-        self.add_command(command, name)
-        return command
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in ctx.help_option_names and self.get_command(ctx, args[0]) is None:
@@ -66,7 +46,8 @@ class DefaultCommandGroup(click.Group):
                 close = difflib.get_close_matches(first, self.list_commands(ctx), n=1)
                 if close:
                     raise click.UsageError(
-                        f"{first!r} is neither a subcommand nor an existing image. Did you mean {close[0]!r}?", ctx
+                        f"{first!r} is neither a subcommand nor an existing image. Did you mean {close[0]!r}?",
+                        ctx,
                     )
             args = [DEFAULT_SUBCOMMAND, *args]
         return super().parse_args(ctx, args)
@@ -76,7 +57,7 @@ class DefaultCommandGroup(click.Group):
         formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="   or: ")
 
 
-@click.group("radiomics", cls=DefaultCommandGroup, no_args_is_help=True)
+@click.group("radiomics", cls=DefaultCommandGroup, lazy_subcommands=LAZY_SUBCOMMANDS, no_args_is_help=True)
 def radiomics() -> None:
     """Radiomics features (pyradiomics) with provenance.
 
@@ -92,18 +73,46 @@ def radiomics() -> None:
 @radiomics.command(DEFAULT_SUBCOMMAND)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.argument("mask", type=click.Path(path_type=Path))
-@click.option("--preset", type=click.Choice(PRESETS, case_sensitive=False),
-              help="Study parameter file: ct (HU), pet (SUV) or he (hematoxylin channel).")
-@click.option("--params", "params_file", type=click.Path(path_type=Path),
-              help="A pyradiomics parameter file (.yaml/.yml/.json) instead of a preset.")
-@click.option("--label", type=click.IntRange(min=1), default=None,
-              help="Label value of the region in MASK (default: the parameter file's label, usually 1).")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True,
-              help="json: one object; csv: two columns key,value.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of standard output.")
-def extract(image: Path, mask: Path, preset: str | None, params_file: Path | None, label: int | None,
-            fmt: str, out: Path | None) -> None:
+@click.option(
+    "--preset",
+    type=click.Choice(PRESETS, case_sensitive=False),
+    help="Study parameter file: ct (HU), pet (SUV) or he (hematoxylin channel).",
+)
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path),
+    help="A pyradiomics parameter file (.yaml/.yml/.json) instead of a preset.",
+)
+@click.option(
+    "--label",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Label value of the region in MASK (default: the parameter file's label, usually 1).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="json: one object; csv: two columns key,value.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write here instead of standard output.",
+)
+def extract(
+    image: Path,
+    mask: Path,
+    preset: str | None,
+    params_file: Path | None,
+    label: int | None,
+    fmt: str,
+    out: Path | None,
+) -> None:
     """Features of the region LABEL of MASK over IMAGE (`extract` may be omitted)."""
     if preset and params_file:
         raise click.UsageError("Give either --preset or --params, not both.")
@@ -114,7 +123,9 @@ def extract(image: Path, mask: Path, preset: str | None, params_file: Path | Non
 
     try:
         params = load_params(preset.lower() if preset else params_file)
-        result = extract_features(read_image(image, "image"), read_image(mask, "mask", suv=False), params, label)
+        result = extract_features(
+            read_image(image, "image"), read_image(mask, "mask", suv=False), params, label
+        )
     except RadiomicsError as exc:
         raise click.ClickException(str(exc)) from None
     text = to_json(result.to_dict()) if fmt == "json" else to_csv(result.to_dict())
@@ -125,7 +136,9 @@ def extract(image: Path, mask: Path, preset: str | None, params_file: Path | Non
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"Cannot write {out}: {exc.strerror}.") from None
-    click.echo(f"Wrote {len(result.values)} features of label {result.provenance['label']} to {out}.", err=True)
+    click.echo(
+        f"Wrote {len(result.values)} features of label {result.provenance['label']} to {out}.", err=True
+    )
 
 
 def to_json(record: dict[str, Any]) -> str:
@@ -166,17 +179,35 @@ def _cell(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------------ lock
 @radiomics.command("lock")
-@click.option("--store", "store_path", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The study store.")
-@click.option("--modality", type=click.Choice(["ct", "pt", "he"], case_sensitive=False),
-              help="Which modality's parameter file to lock or unlock.")
+@click.option(
+    "--store",
+    "store_path",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The study store.",
+)
+@click.option(
+    "--modality",
+    type=click.Choice(["ct", "pt", "he"], case_sensitive=False),
+    help="Which modality's parameter file to lock or unlock.",
+)
 @click.option("--preset", type=click.Choice(PRESETS, case_sensitive=False), help="Lock this study preset.")
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Lock this parameter file.")
-@click.option("--mode", type=click.Choice(LOCK_MODES), default=None,
-              help="record: other files allowed, stored as a deviation; refuse: other files refused.")
+@click.option(
+    "--mode",
+    type=click.Choice(LOCK_MODES),
+    default=None,
+    help="record: other files allowed, stored as a deviation; refuse: other files refused.",
+)
 @click.option("--unlock", is_flag=True, help="Remove the lock of --modality.")
-def lock(store_path: Path, modality: str | None, preset: str | None, params_file: Path | None,
-         mode: str | None, unlock: bool) -> None:
+def lock(
+    store_path: Path,
+    modality: str | None,
+    preset: str | None,
+    params_file: Path | None,
+    mode: str | None,
+    unlock: bool,
+) -> None:
     """Lock the study's parameter file per modality, or show the locks (no --modality)."""
     from palmares_desktop.core.radiomics import params as P
     from palmares_desktop.core.store import Store, StoreError
@@ -190,7 +221,9 @@ def lock(store_path: Path, modality: str | None, preset: str | None, params_file
                 elif preset or params_file:
                     if preset and params_file:
                         raise click.UsageError("Give either --preset or --params, not both.")
-                    P.lock_params(store, modality, P.load_params(preset.lower() if preset else params_file), mode)
+                    P.lock_params(
+                        store, modality, P.load_params(preset.lower() if preset else params_file), mode
+                    )
                 else:
                     raise click.UsageError("Say what to lock with --preset or --params (or use --unlock).")
             elif mode:

@@ -24,15 +24,17 @@ import SimpleITK as sitk
 from pydicom.config import disable_value_validation
 
 from palmares_desktop.core.dicom.deid import (
+    PART,
     DeidContext,
     deidentify,
     has_burned_in_annotation,
     identifying_values,
     pseudonymous_uid,
 )
+from palmares_desktop.core.dicom.deid_rules import DEVICE_TEXT
 from palmares_desktop.core.dicom.discovery import SeriesInfo
 from palmares_desktop.core.dicom.keys import KeyTable
-from palmares_desktop.core.dicom.leaks import LeakCheck
+from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.dicom.volume import load_series
 from palmares_desktop.core.pet.suv import compute_suv
 from palmares_desktop.core.store import Store
@@ -66,7 +68,7 @@ def safe_texts(texts: list[str], info: SeriesInfo, root: Path) -> list[str]:
     names = {str(root), str(root.resolve())} | {str(p) for p in info.files} | {p.name for p in info.files}
     out = []
     for text in texts:
-        for name in sorted((n for n in names if len(n) >= 3), key=len, reverse=True):
+        for name in sorted((n for n in names if len(n) >= 4), key=len, reverse=True):
             text = text.replace(name, "<file>")
         out.append(text)
     return out
@@ -101,6 +103,8 @@ class SeriesImport:
         self.uid_map: dict[str, str] = {}
         self.identifiers: dict[str, set[str]] = {}
         self.kept_texts: set[str] = set()
+        self.device_texts: set[str] = set()
+        self._leak_checks: dict[tuple, LeakCheck] = {}
 
     def run(self) -> Task[ImportedSeries]:
         committed = False
@@ -197,6 +201,7 @@ class SeriesImport:
         self.uid_map.update(report.uid_map)
         self.identifiers.setdefault("original UID", set()).update(report.original_uids)
         self.kept_texts |= _kept_texts(ds)
+        self.device_texts |= _device_texts(ds)
         raw = _encode(ds)
         pixels = len(ds.PixelData) if "PixelData" in ds else 0
         self._check_leaks(raw[: len(raw) - pixels], f"DICOM {where}", found, report.original_uids)
@@ -286,12 +291,34 @@ class SeriesImport:
 
     # -- helpers
     def _check_leaks(self, data: bytes | str, where: str, values=None, uids=None) -> None:
-        values = self.identifiers if values is None else {**values, "original UID": set(uids or ())}
-        found = LeakCheck(values, ignore=self.kept_texts | {self.ctx.subject_code}).find(data)
+        """Refuse the series if an original identifier is in `data`. Full values and UIDs are looked
+        for everywhere; parts of names everywhere except inside device-written texts."""
+        values = self.identifiers if values is None else values
+        uids = self.identifiers.get("original UID", set()) if uids is None else uids
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        ignore = frozenset(self.kept_texts | {self.ctx.subject_code})
+        full = {k: v for k, v in values.items() if not k.endswith(PART) and k != "original UID"}
+        parts = {k: v for k, v in values.items() if k.endswith(PART)}
+        found = self._leak_check(full, ignore).find(data)
+        if parts:
+            scrubbed = data
+            for text in sorted(self.device_texts, key=len, reverse=True):
+                scrubbed = scrubbed.replace(text.encode("utf-8", "replace"), b" ")
+            found |= self._leak_check(parts, ignore).find(scrubbed)
+        if any(uid_present(data, uid) for uid in uids):
+            found.add("original UID")
         if found:
             raise SeriesFailed(
-                f"de-identification check failed: {', '.join(sorted(found))} still present in {where}; not imported."
+                f"de-identification check failed: {', '.join(sorted(found))} still present in {where}; "
+                "not imported."
             )
+
+    def _leak_check(self, values: dict[str, set[str]], ignore: frozenset[str]) -> LeakCheck:
+        # The identifiers are the same in every file of a series: compile each pattern set once.
+        key = (frozenset((k, frozenset(v)) for k, v in values.items()), ignore)
+        if key not in self._leak_checks:
+            self._leak_checks[key] = LeakCheck(values, ignore=ignore)
+        return self._leak_checks[key]
 
     def _nrrd_header(self) -> bytes:
         with open(self.staging_volume, "rb") as fp:
@@ -306,6 +333,14 @@ def _quiet():
     with warnings.catch_warnings(), disable_value_validation():
         warnings.simplefilter("ignore")
         yield
+
+
+def _device_texts(ds: pydicom.Dataset) -> set[str]:
+    out = set()
+    for elem in ds.iterall():
+        if elem.keyword in DEVICE_TEXT and elem.value:
+            out |= {str(v).strip() for v in (elem.value if elem.VM > 1 else [elem.value]) if str(v).strip()}
+    return out
 
 
 def _kept_texts(ds: pydicom.Dataset) -> set[str]:

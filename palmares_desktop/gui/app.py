@@ -52,14 +52,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def demo_store_ready(path: Path) -> bool:
-    """True when a demo store was completely built at `path` (it has subjects with images)."""
+    """True when the demo store at `path` was completely built (the builder marks it at the end)."""
     if not (path / "palmares.db").exists():
         return False
+    from palmares_desktop.core.demo.demo_store import BUILT_SETTING
     from palmares_desktop.core.store import Store, StoreError
 
     try:
         with Store.open(path, create=False) as store:
-            return any(row["modalities"] for row in store.worklist())
+            return bool(store.setting(BUILT_SETTING))
     except StoreError:
         return False
 
@@ -69,16 +70,11 @@ def build_demo_with_progress(app, path: Path) -> Path:
     from qtpy.QtCore import QEventLoop, Qt
     from qtpy.QtWidgets import QProgressDialog
 
-    from palmares_desktop.core.demo.demo_store import build_demo_store
+    from palmares_desktop.core.demo.demo_store import iter_build_demo_store
     from palmares_desktop.gui.workers import TaskThread
 
-    dialog = QProgressDialog(
-        "Building the demo study (CT, PET and slides for 3 subjects)…\n"
-        "This happens once and takes about a minute.",
-        "",
-        0,
-        0,
-    )
+    intro = "Building the demo study (CT, PET and an H&E slide for 3 subjects).\nThis happens once and takes about a minute."
+    dialog = QProgressDialog(intro, "", 0, 0)
     dialog.setCancelButton(None)  # the builder is not interruptible; closing would leave half a store
     dialog.setWindowTitle("PALMARES Desktop — first start")
     dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
@@ -87,7 +83,7 @@ def build_demo_with_progress(app, path: Path) -> Path:
     dialog.show()
     loop = QEventLoop()
     outcome: dict = {}
-    thread = TaskThread(lambda: build_demo_store(path), name="demo store")
+    thread = TaskThread(lambda: iter_build_demo_store(path), name="demo store")
     thread.succeeded.connect(lambda result: outcome.update(result=result))
     thread.failed.connect(lambda exc: outcome.update(error=exc))
     thread.progress.connect(
@@ -101,6 +97,14 @@ def build_demo_with_progress(app, path: Path) -> Path:
     if "error" in outcome:
         raise outcome["error"]
     return Path(outcome.get("result") or path)
+
+
+def _show_step(dialog, intro: str, step) -> None:
+    if step.total:
+        dialog.setRange(0, step.total)
+        dialog.setValue(min(step.done, step.total))
+    if step.message:
+        dialog.setLabelText(f"{intro}\n\n{step.message}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

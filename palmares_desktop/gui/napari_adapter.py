@@ -165,7 +165,13 @@ class EmbeddedViewer:
         layer.contour = contour
         return layer
 
-    def add_slide(self, levels: Sequence[Any], mpp: tuple[float, float], name: str = SLIDE_LAYER):
+    def add_slide(
+        self,
+        levels: Sequence[Any],
+        mpp: tuple[float, float],
+        name: str = SLIDE_LAYER,
+        units: tuple[str, str] = ("um", "um"),
+    ):
         """A multiscale RGB slide from lazy level arrays (level 0 first); scale in µm per pixel (y, x)."""
         self.remove(name)
         levels = list(levels)
@@ -175,7 +181,7 @@ class EmbeddedViewer:
             rgb=True,
             multiscale=len(levels) > 1,
             scale=mpp,
-            units=("um", "um"),
+            units=units,
             contrast_limits=(0, 255),
         )
         self._label_axes()

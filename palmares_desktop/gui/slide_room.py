@@ -13,33 +13,24 @@ from typing import Any
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from palmares_desktop.core.store import Store
+from palmares_desktop.core.slides.reader import level_array, open_slide
+from palmares_desktop.core.slides.registry import slide_path
+from palmares_desktop.core.store import Store, StoreError
 from palmares_desktop.gui.napari_adapter import SLIDE_LAYER, EmbeddedViewer
 from palmares_desktop.gui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
 
-def slide_file(store: Store, row: dict) -> Path:
-    """Slides may be referenced store-relative (copied in) or by absolute path (left in place)."""
-    path = Path(row["path"])
-    return path if path.is_absolute() else store.path(row["path"])
-
-
 def open_slide_levels(path: Path) -> tuple[list[Any], tuple[float, float], dict]:
     """(lazy level arrays level 0 first, (mpp_y, mpp_x), info) from core.slides. Worker-safe."""
-    from palmares_desktop.core.slides.reader import open_slide
-
     slide = open_slide(path)
-    levels = list(slide.levels())
-    mpp = (float(slide.mpp_y or 1.0), float(slide.mpp_x or 1.0))
-    info = {
-        "width": slide.width,
-        "height": slide.height,
-        "levels": len(levels),
-        "mpp_x": slide.mpp_x,
-        "mpp_y": slide.mpp_y,
-    }
+    levels = [level_array(path, i) for i in range(len(slide.levels))]
+    if slide.mpp_x and slide.mpp_y:
+        mpp, calibrated = (float(slide.mpp_y), float(slide.mpp_x)), True
+    else:  # no trustworthy pixel size: show pixels, and say so (no µm scale bar)
+        mpp, calibrated = (1.0, 1.0), False
+    info = {**slide.to_dict(), "calibrated": calibrated}
     return levels, mpp, info
 
 
@@ -101,8 +92,12 @@ class SlideRoom(QWidget):
         self._generation += 1
         generation = self._generation
         row = self.slides[index]
-        path = slide_file(self.store, row)
-        name = row.get("display_name") or path.name
+        name = row.get("display_name") or Path(row["path"]).name
+        try:
+            path = slide_path(self.store, row)
+        except StoreError as exc:
+            self._failed(name, exc, generation)
+            return
         self.title.setText(f"{self._subject_code} — opening slide {name}…")
         self.viewer.clear()
         self.workers.start(

@@ -56,6 +56,8 @@ def test_errors_are_plain_sentences_with_exit_1(shared_data, tmp_path):
         result = _run(*args, "--store", store)
         assert result.exit_code == 1 and message in result.output, result.output
         assert "Traceback" not in result.output
+    with Store.open(store) as s:
+        assert s.rows("series") == [] and s.rows("subjects") == [] and s.rows("audit_log") == []
 
 
 def test_nothing_importable_exits_1(shared_data, tmp_path):
@@ -97,5 +99,5 @@ def test_a_saved_reader_profile_is_the_author(shared_data, tmp_path):
 
 
 def test_registered_as_palmares_import():
-    assert ("palmares_desktop.cli.import_cmd", "import_") in commands._COMMANDS
+    assert commands.COMMANDS["import"] == "palmares_desktop.cli.import_cmd:import_"
     assert import_.name == "import"

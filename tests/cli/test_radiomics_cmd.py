@@ -66,8 +66,10 @@ def test_options_first_explicit_extract_csv_and_out(phantom, tmp_path):
     assert table["provenance.params.name"] == "ibsi.yaml" and table["provenance.label"] == "1"
     assert json.loads(table["diagnostics_Image-original_Size"]) == [5, 4, 4]
     spelled = _run("extract", image, mask, "--params", params, "--format", "csv")
-    assert dict(list(csv.reader(io.StringIO(spelled.stdout)))[1:])["original_firstorder_Mean"] == table[
-        "original_firstorder_Mean"]
+    assert (
+        dict(list(csv.reader(io.StringIO(spelled.stdout)))[1:])["original_firstorder_Mean"]
+        == table["original_firstorder_Mean"]
+    )
 
 
 def _write_mask(tmp_path, reference: str, array: np.ndarray, name="mask.nii.gz"):
@@ -88,7 +90,9 @@ def test_bad_inputs_exit_non_zero_with_a_sentence(lung, phantom, tmp_path):
     ]
     one = np.zeros((4, 4, 5))
     one[1, 1, 1] = 1
-    cases.append(((phantom[0], _write_mask(tmp_path, phantom[0], one), "--preset", "ct"), "is a single voxel"))
+    cases.append(
+        ((phantom[0], _write_mask(tmp_path, phantom[0], one), "--preset", "ct"), "is a single voxel")
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("setting:\n  binWidth: -1\n")
     cases.append(((image, mask, "--params", bad), "The radiomics parameter file bad.yaml is not valid"))
@@ -99,6 +103,15 @@ def test_bad_inputs_exit_non_zero_with_a_sentence(lung, phantom, tmp_path):
         result = _run(*args)
         assert result.exit_code == 1, (args, result.output)
         assert words in result.output and "Traceback" not in result.output, result.output
+
+
+def test_pet_dicom_folder_with_the_pet_preset(shared_data):
+    dro = shared_data / "suv_dro_oncoray" / "DRO" / "DRO_0_0"
+    result = _run(dro / "PT", dro / "mask" / "DRO_mask.nii.gz", "--preset", "pet")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["original_firstorder_Maximum"] == pytest.approx(4.0, abs=1e-3)  # SUV, not Bq/mL
+    assert record["provenance"]["params"]["name"] == "pet"
 
 
 def test_usage_errors(phantom):

@@ -27,7 +27,7 @@ from palmares_desktop.core.dicom.deid import (
     shift_dt,
 )
 from palmares_desktop.core.dicom.keys import KeyTable, KeyTableError
-from palmares_desktop.core.dicom.leaks import LeakCheck
+from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.pet.suv import compute_suv
 
 SALT = bytes(range(32))
@@ -285,13 +285,17 @@ def test_deidentify_in_place_records_counts(shared_data):
 # ------------------------------------------------------------------------------------ leak check
 def test_leak_check_finds_identifiers_by_label_on_word_boundaries(shared_data):
     values = identifying_values(_planted(shared_data))
-    assert {"ROSSI^MARIA", "ROSSI", "MARIA"} <= values["PatientName"] and values["PatientID"] == {"PZ-998877"}
+    assert values["PatientName"] == {"ROSSI^MARIA"} and values["PatientName (part)"] == {"ROSSI", "MARIA"}
+    assert values["PatientID"] == {"PZ-998877"} and values["OtherPatientIDsSequence"] == {"PZ-998877"}
     check = LeakCheck({**values, "original UID": {"1.2.3.4.5"}})
     assert check.find(b"name: rossi^maria") == {"PatientName"}
     assert check.find("accession ACC-55501") == {"AccessionNumber"}
     assert check.find(b"uid 1.2.3.4.5\0") == {"original UID"}
+    assert check.find(b"Dr. Maria") == {"PatientName (part)"}
     assert check.find(b"uid 1.2.3.4.56 and 11.2.3.4.5 and ROSSINI") == set()  # other UIDs, other names
     assert LeakCheck({"PatientID": {"12"}}).find(b"12") == set()  # too short to check reliably
+    assert uid_present(b"\x00UI1.2.3.4\x00", "1.2.3.4") and uid_present(b"1.2.3.4", "1.2.3.4")
+    assert not uid_present(b"1.2.3.45 and 11.2.3.4 and 1.2.3.4.5", "1.2.3.4")
 
 
 # ------------------------------------------------------------------------------------ key table

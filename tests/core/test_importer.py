@@ -273,10 +273,21 @@ def test_the_leak_check_stops_a_series_whose_kept_text_names_the_patient(store, 
     assert [s.modality for s in summary.imported] == ["CT"]
     reason = summary.errors[0].reason
     assert reason.startswith(
-        "de-identification check failed: PatientName still present in DICOM file 1 of 59"
+        "de-identification check failed: PatientName (part) still present in DICOM file 1 of 59"
     )
     assert "Rossi" not in reason and "STS" not in reason
     assert [r["modality"] for r in store.rows("series")] == ["CT"]
+
+
+def test_a_name_part_equal_to_a_device_word_does_not_block_the_import(store, shared_data, tmp_path):
+    folder = _sts(shared_data, tmp_path / "in")
+    for path in folder.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.PatientName = "SOFT^ANNA"  # the CT kernel is "SOFT", kept, and in the generated description
+        ds.save_as(path)
+    summary = import_dicom(store, folder, "IT03-0001")
+    assert summary.ok and not summary.errors and len(summary.imported) == 2
+    assert store.rows("series", "modality = 'CT'")[0]["description"] == "CT SOFT 3.27 mm"
 
 
 # ------------------------------------------------------------------------------------ refusals

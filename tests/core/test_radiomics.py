@@ -21,13 +21,17 @@ from palmares_desktop.core.radiomics.stain import hematoxylin, hematoxylin_image
 @pytest.fixture(scope="module")
 def lung(shared_data):
     folder = shared_data / "ibsi_ct_lung_pat1" / "nifti"
-    return sitk.ReadImage(str(folder / "image" / "phantom.nii.gz")), sitk.ReadImage(str(folder / "mask" / "mask.nii.gz"))
+    return sitk.ReadImage(str(folder / "image" / "phantom.nii.gz")), sitk.ReadImage(
+        str(folder / "mask" / "mask.nii.gz")
+    )
 
 
 @pytest.fixture(scope="module")
 def phantom(shared_data):
     folder = shared_data / "ibsi_digital_phantom"
-    return sitk.ReadImage(str(folder / "image" / "phantom.nii.gz")), sitk.ReadImage(str(folder / "mask" / "mask.nii.gz"))
+    return sitk.ReadImage(str(folder / "image" / "phantom.nii.gz")), sitk.ReadImage(
+        str(folder / "mask" / "mask.nii.gz")
+    )
 
 
 def _same_as_pyradiomics(result, raw):
@@ -188,8 +192,12 @@ def test_single_voxel_too_few_dimensions_and_too_small(lung, phantom):
 
 def test_resegmentation_leaving_nothing_and_wrong_image_kinds(phantom):
     image, mask = phantom
-    hot = P.parse_params(PHANTOM_PARAMS_TEXT.replace("  label: 1\n", "  label: 1\n  resegmentRange: [100.0]\n"))
-    with pytest.raises(RadiomicsError, match=r"Re-segmentation to the intensity range \[100.0\] left 0 voxel"):
+    hot = P.parse_params(
+        PHANTOM_PARAMS_TEXT.replace("  label: 1\n", "  label: 1\n  resegmentRange: [100.0]\n")
+    )
+    with pytest.raises(
+        RadiomicsError, match=r"Re-segmentation to the intensity range \[100.0\] left 0 voxel"
+    ):
         extract_features(image, mask, hot)
     rgb = sitk.Compose(image, image, image)
     with pytest.raises(RadiomicsError, match="3 values per voxel"):
@@ -217,6 +225,26 @@ def test_read_image_files_and_dicom_folder(shared_data, tmp_path):
         read_image(tmp_path)
 
 
+def test_pet_dicom_folder_is_read_in_suv(shared_data):
+    """The oncoray SUV DRO (Units BQML, decay START): inside its mask SUV is 0.20 / 1.00 / 4.00."""
+    dro = shared_data / "suv_dro_oncoray" / "DRO" / "DRO_0_0"
+    image = read_image(dro / "PT")
+    mask = read_image(dro / "mask" / "DRO_mask.nii.gz", "mask")
+    no_resampling = P.parse_params("setting:\n  binWidth: 0.5\nfeatureClass:\n  firstorder: []\n", "suv.yaml")
+    values = extract_features(image, mask, no_resampling).values
+    assert round(values["original_firstorder_Minimum"], 2) == 0.20
+    assert round(values["original_firstorder_Median"], 2) == 1.00
+    assert round(values["original_firstorder_Maximum"], 2) == 4.00
+    assert len(extract_features(image, mask, P.load_params("pet")).values) == 107
+    comunix = shared_data / "pet_bqml_orthanc" / "comunix_petct"
+    with pytest.raises(
+        RadiomicsError, match=r"Cannot convert the PET image to SUV: PatientWeight .* is 0 kg"
+    ):
+        read_image(comunix / "PET")
+    with pytest.raises(RadiomicsError, match="holds 2 DICOM series .*: point to one series"):
+        read_image(comunix)
+
+
 # -------------------------------------------------------------------------------------- H&E
 def test_hematoxylin_channel_and_he_preset_on_a_real_slide(shared_data):
     tifffile = pytest.importorskip("tifffile")
@@ -231,18 +259,25 @@ def test_hematoxylin_channel_and_he_preset_on_a_real_slide(shared_data):
     raw = RadiomicsFeatureExtractor(str(params.path)).execute(channel, mask)
     result = extract_features(channel, mask, params)
     _same_as_pyradiomics(result, raw)
-    assert "original_shape2D_PixelSurface" in result.values and "original_shape_VoxelVolume" not in result.values
+    assert (
+        "original_shape2D_PixelSurface" in result.values and "original_shape_VoxelVolume" not in result.values
+    )
 
 
 # ----------------------------------------------------------------------------------------- lock
 def test_study_lock_records_or_refuses_other_files(store):
-    ct, custom = P.load_params("ct"), P.parse_params(P.load_params("ct").text + "# edited\n", "ct-edited.yaml")
+    ct, custom = (
+        P.load_params("ct"),
+        P.parse_params(P.load_params("ct").text + "# edited\n", "ct-edited.yaml"),
+    )
     assert P.check_lock(store, "CT", custom) is None  # nothing locked
     P.lock_params(store, "CT", ct)
     assert P.check_lock(store, "ct", ct) is None
     deviation = P.check_lock(store, "CT", custom)
-    assert deviation == (f"Parameter file ct-edited.yaml (sha256 {custom.sha256[:12]}) is not the study's locked "
-                         f"CT parameter file ct (sha256 {ct.sha256[:12]}).")
+    assert deviation == (
+        f"Parameter file ct-edited.yaml (sha256 {custom.sha256[:12]}) is not the study's locked "
+        f"CT parameter file ct (sha256 {ct.sha256[:12]})."
+    )
     assert P.check_lock(store, "PT", custom) is None  # the lock is per modality
     P.set_lock_mode(store, "refuse")
     with pytest.raises(RadiomicsLockError, match="refuses extraction with any other file"):

@@ -55,9 +55,24 @@ class VendorStyle:
 
 
 VENDORS = (
-    VendorStyle("siemens", "SIEMENS", "Biograph Vision 600", "20250314", "090230", "100400", 0, 180, "BQML", True),
-    VendorStyle("ge", "GE MEDICAL SYSTEMS", "Discovery MI", "20250402", "134000", "144210", 1403, 150, "BQML", False),
-    VendorStyle("philips", "Philips Medical Systems", "Vereos PET/CT", "20250520", "081500", "092000", 0, 120, "CNTS", True),
+    VendorStyle(
+        "siemens", "SIEMENS", "Biograph Vision 600", "20250314", "090230", "100400", 0, 180, "BQML", True
+    ),
+    VendorStyle(
+        "ge", "GE MEDICAL SYSTEMS", "Discovery MI", "20250402", "134000", "144210", 1403, 150, "BQML", False
+    ),
+    VendorStyle(
+        "philips",
+        "Philips Medical Systems",
+        "Vereos PET/CT",
+        "20250520",
+        "081500",
+        "092000",
+        0,
+        120,
+        "CNTS",
+        True,
+    ),
 )
 N_BEDS = 3
 PHILIPS_ACTIVITY_FACTOR = 0.0813  # Bq/mL per count: arbitrary, like the scanner's own calibration
@@ -68,15 +83,21 @@ def ds_str(value: float, digits: int = 10) -> str:
     return f"{value:.{digits}g}"
 
 
-def suvbw_factor(weight_kg: float, dose_bq: float, t_injection: datetime, t_reference: datetime,
-                 half_life_s: float = F18_HALF_LIFE_S) -> float:
+def suvbw_factor(
+    weight_kg: float,
+    dose_bq: float,
+    t_injection: datetime,
+    t_reference: datetime,
+    half_life_s: float = F18_HALF_LIFE_S,
+) -> float:
     """SUVbw per Bq/mL: weight in g over the dose decayed to the reference time (DOMAIN.md §1)."""
     decayed = dose_bq * 2.0 ** (-(t_reference - t_injection).total_seconds() / half_life_s)
     return weight_kg * 1000.0 / decayed
 
 
-def frame_reference_ms(t_acquisition: datetime, t_reference: datetime, duration_s: float,
-                       half_life_s: float = F18_HALF_LIFE_S) -> float:
+def frame_reference_ms(
+    t_acquisition: datetime, t_reference: datetime, duration_s: float, half_life_s: float = F18_HALF_LIFE_S
+) -> float:
     """FrameReferenceTime consistent with the QIBA back-computation (rule c) to t_reference."""
     lam = math.log(2) / half_life_s
     t_ave = math.log(lam * duration_s / (1 - math.exp(-lam * duration_s))) / lam
@@ -109,8 +130,9 @@ def _dt(date: str, time: str) -> datetime:
     return datetime.strptime(date + time, "%Y%m%d%H%M%S")
 
 
-def _base(subject: Subject, style: VendorStyle, uids: dict, modality: str, sop_class: str,
-          sop_uid: str) -> Dataset:
+def _base(
+    subject: Subject, style: VendorStyle, uids: dict, modality: str, sop_class: str, sop_uid: str
+) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
@@ -242,8 +264,13 @@ def write_subject_dicom(subject: Subject, folder: Path, vendor: str) -> WrittenS
         ds.ActualFrameDuration = str(duration * 1000)
         ds.FrameReferenceTime = ds_str(frame_reference_ms(t_acq, t_first, duration), 12)
         lam = math.log(2) / F18_HALF_LIFE_S
-        ds.DecayFactor = ds_str(math.exp(lam * (t_acq - t_first).total_seconds())
-                                * lam * duration / (1 - math.exp(-lam * duration)), 8)
+        ds.DecayFactor = ds_str(
+            math.exp(lam * (t_acq - t_first).total_seconds())
+            * lam
+            * duration
+            / (1 - math.exp(-lam * duration)),
+            8,
+        )
         ds.DoseCalibrationFactor = "1"
         drug = Dataset()
         drug.Radiopharmaceutical = "Fluorodeoxyglucose"
@@ -273,18 +300,33 @@ def write_subject_dicom(subject: Subject, folder: Path, vendor: str) -> WrittenS
         ds.save_as(pet_dir / f"IM{number:05d}.dcm", enforce_file_format=True)
 
     inputs = {
-        "weight_kg": float(ds_str(subject.weight_kg)), "dose_bq": dose, "half_life_s": F18_HALF_LIFE_S,
-        "injection": t_injection.isoformat(), "reference_time": t_first.isoformat(),
-        "series_time": t_series.isoformat(), "decay_s": (t_first - t_injection).total_seconds(),
-        "reference_rule": {"siemens": "a: SeriesDateTime <= first AcquisitionDateTime",
-                           "ge": "b: GE private scan datetime (0009,100D)",
-                           "philips": "CNTS: Philips SUV scale factor (7053,1000)"}[style.key],
+        "weight_kg": float(ds_str(subject.weight_kg)),
+        "dose_bq": dose,
+        "half_life_s": F18_HALF_LIFE_S,
+        "injection": t_injection.isoformat(),
+        "reference_time": t_first.isoformat(),
+        "series_time": t_series.isoformat(),
+        "decay_s": (t_first - t_injection).total_seconds(),
+        "reference_rule": {
+            "siemens": "a: SeriesDateTime <= first AcquisitionDateTime",
+            "ge": "b: GE private scan datetime (0009,100D)",
+            "philips": "CNTS: Philips SUV scale factor (7053,1000)",
+        }[style.key],
         "suvbw_factor_bqml": factor_bqml,
     }
     if activity_factor is not None:
         inputs["philips_activity_factor"] = activity_factor
     return WrittenSubject(
-        folder=folder, study_uid=uids["study"], frame_of_reference_uid=uids["for"], ct_series_uid=uids["ct"],
-        pet_series_uid=uids["pt"], vendor=style.key, units=style.units, suv_factor=factor, suv_inputs=inputs,
-        ct_hu=hu, pet_suv=rescaled * factor, pet_rescaled=rescaled,
+        folder=folder,
+        study_uid=uids["study"],
+        frame_of_reference_uid=uids["for"],
+        ct_series_uid=uids["ct"],
+        pet_series_uid=uids["pt"],
+        vendor=style.key,
+        units=style.units,
+        suv_factor=factor,
+        suv_inputs=inputs,
+        ct_hu=hu,
+        pet_suv=rescaled * factor,
+        pet_rescaled=rescaled,
     )

@@ -12,6 +12,7 @@ the demo is reproducible and differs between subjects.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -21,16 +22,36 @@ from scipy import ndimage
 AIR, SKIN, FAT, MUSCLE, MEDIASTINUM, ABDOMEN, LUNG, MYOCARDIUM, BLOOD, AIRWAY = range(10)
 LIVER, SPLEEN, KIDNEY, URINE, STOMACH, GAS, BONE, MARROW, DISC, CANAL = range(10, 20)
 BREAST_FAT, BREAST_GLAND, TABLE = range(20, 23)
-TISSUE_NAMES = (
-    "air skin fat muscle mediastinum abdomen lung myocardium blood airway liver spleen kidney urine "
-    "stomach gas bone marrow disc canal breast_fat breast_gland table"
-).split()
-
-#                AIR   SKIN  FAT  MUSC  MED  ABD  LUNG  MYO  BLOOD AIRW LIVER SPL  KID  URI  STOM GAS    BONE MARR DISC CAN  BRF   BRG  TAB
-HU = np.array([-1000, 20, -100, 50, -70, 25, -850, 45, 40, -1000, 60, 48, 35, 8, 20, -1000, 700, 200, 80, 25, -100, 30, 150],
-              np.float32)
-SUV = np.array([0.0, 0.6, 0.35, 0.8, 0.55, 1.0, 0.35, 3.0, 1.6, 0.0, 2.3, 1.9, 2.8, 9.0, 1.4, 0.0, 0.9, 1.5, 0.7, 0.9, 0.35, 0.9, 0.0],
-               np.float32)
+# Per tissue code: (name, CT density in HU, FDG uptake in SUVbw). Liver, blood and myocardium uptake
+# are overridden per subject.
+TISSUES = (
+    ("air", -1000, 0.0),
+    ("skin", 20, 0.6),
+    ("fat", -100, 0.35),
+    ("muscle", 50, 0.8),
+    ("mediastinum", -70, 0.55),
+    ("abdomen", 25, 1.0),
+    ("lung", -850, 0.35),
+    ("myocardium", 45, 3.0),
+    ("blood", 40, 1.6),
+    ("airway", -1000, 0.0),
+    ("liver", 60, 2.3),
+    ("spleen", 48, 1.9),
+    ("kidney", 35, 2.8),
+    ("urine", 8, 9.0),
+    ("stomach", 20, 1.4),
+    ("gas", -1000, 0.0),
+    ("bone", 700, 0.9),
+    ("marrow", 200, 1.5),
+    ("disc", 80, 0.7),
+    ("canal", 25, 0.9),
+    ("breast_fat", -100, 0.35),
+    ("breast_gland", 30, 0.9),
+    ("table", 150, 0.0),
+)
+TISSUE_NAMES = tuple(name for name, _, _ in TISSUES)
+HU = np.array([hu for _, hu, _ in TISSUES], np.float32)
+SUV = np.array([suv for _, _, suv in TISSUES], np.float32)
 
 
 @dataclass(frozen=True)
@@ -43,18 +64,22 @@ class Grid:
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         nz, ny, nx = self.shape
-        return tuple(o + s * np.arange(n, dtype=np.float64)  # type: ignore[return-value]
-                     for o, s, n in zip(self.origin, self.spacing, (nx, ny, nz)))
+        return tuple(
+            o + s * np.arange(n, dtype=np.float64)  # type: ignore[return-value]
+            for o, s, n in zip(self.origin, self.spacing, (nx, ny, nz), strict=True)
+        )
 
     def index_of(self, point: tuple[float, float, float]) -> tuple[int, int, int]:
         """(k, j, i) numpy index of the voxel whose centre is nearest `point`."""
-        i, j, k = (round((p - o) / s) for p, o, s in zip(point, self.origin, self.spacing))
+        i, j, k = (round((p - o) / s) for p, o, s in zip(point, self.origin, self.spacing, strict=True))
         return k, j, i
 
     def snap(self, point: tuple[float, float, float]) -> tuple[float, float, float]:
         """The voxel centre nearest `point` (so a lesion peak falls exactly on a voxel)."""
         k, j, i = self.index_of(point)
-        return tuple(round(o + n * s, 4) for o, s, n in zip(self.origin, self.spacing, (i, j, k)))  # type: ignore[return-value]
+        return tuple(
+            round(o + n * s, 4) for o, s, n in zip(self.origin, self.spacing, (i, j, k), strict=True)
+        )  # type: ignore[return-value]
 
     @property
     def voxel_ml(self) -> float:
@@ -93,7 +118,7 @@ class SmoothField:
 
     def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
         total = 0.0
-        for (kx, ky, kz), phase in zip(self.k, self.phase):
+        for (kx, ky, kz), phase in zip(self.k, self.phase, strict=True):
             total = total + np.cos(kx * x + ky * y + kz * z + phase, dtype=np.float32)
         return total / self.norm
 
@@ -170,7 +195,8 @@ def tissue_at(s: Subject, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.nda
     put(_ell(x, y, 0, 0, a, b) <= 1, SKIN)
     put(_ell(x, y, 0, 0, a - 2, b - 2) <= 1, FAT)
     axilla = (_ell3(x, y, z, (a - 12, -0.05 * b, -35), (40, 0.45 * b, 65)) <= 1) | (
-        _ell3(x, y, z, (-(a - 12), -0.05 * b, -35), (40, 0.45 * b, 65)) <= 1)
+        _ell3(x, y, z, (-(a - 12), -0.05 * b, -35), (40, 0.45 * b, 65)) <= 1
+    )
     put(axilla & (t <= SKIN), FAT)
     put(_ell(x, y, 0, 0, a - 2 - s.fat, b - 2 - s.fat) <= 1, MUSCLE)
     # Breast on one side: fat with fibroglandular tissue, a mound in front of the chest wall.
@@ -178,7 +204,11 @@ def tissue_at(s: Subject, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.nda
     breast_r = (62.0, 0.42 * b, 55.0)
     in_breast = (_ell3(x, y, z, breast_c, breast_r) <= 1) & (y < -0.55 * b) & (t != MUSCLE)
     put(in_breast, BREAST_FAT)
-    gland = in_breast & (_ell3(x, y, z, breast_c, tuple(0.7 * r for r in breast_r)) <= 1) & (texture(x, y, z) > -0.2)
+    gland = (
+        in_breast
+        & (_ell3(x, y, z, breast_c, tuple(0.7 * r for r in breast_r)) <= 1)
+        & (texture(x, y, z) > -0.2)
+    )
     put(gland, BREAST_GLAND)
 
     cavity = _ell(x, y, 0, cy, ca, cb) <= 1
@@ -193,7 +223,10 @@ def tissue_at(s: Subject, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.nda
     taper = np.where(z < -60.0, 1.0, taper)
     lung = np.zeros(shape, bool)
     for side in (-1, 1):
-        lung |= (_ell(x, y, side * 0.55 * ca, cy + 0.05 * cb, 0.43 * ca * taper + 1e-3, 0.9 * cb * taper + 1e-3) <= 1)
+        lung |= (
+            _ell(x, y, side * 0.55 * ca, cy + 0.05 * cb, 0.43 * ca * taper + 1e-3, 0.9 * cb * taper + 1e-3)
+            <= 1
+        )
     put(thorax & lung & (np.abs(x) > 0.17 * ca), LUNG)
     # Airway: trachea, then the two main bronchi below the carina.
     put(thorax & (z > -75) & (_ell(x, y, 0, cy + 0.1 * cb, 9, 9) <= 1), AIRWAY)
@@ -254,7 +287,10 @@ def render_ct(s: Subject, grid: Grid) -> np.ndarray:
     """CT in HU (int16, numpy order z, y, x): tissue densities, textures, lesions and noise."""
     xs, ys, zs = grid.axes()
     rng = np.random.default_rng(s.seed + 2)
-    bowel, vessels = SmoothField(np.random.default_rng(s.seed + 3)), SmoothField(np.random.default_rng(s.seed + 4), 5, (20, 45))
+    bowel, vessels = (
+        SmoothField(np.random.default_rng(s.seed + 3)),
+        SmoothField(np.random.default_rng(s.seed + 4), 5, (20, 45)),
+    )
     out = np.empty(grid.shape, np.int16)
     x, y = xs[None, None, :], ys[None, :, None]
     for zslice in _chunks(grid.shape[0]):
@@ -333,22 +369,34 @@ def _fits(s: Subject, lesion: Lesion, allowed: set[int], margin: float = 1.0) ->
 
 def _overlaps(lesion: Lesion, others: list[Lesion], gap: float = 6.0) -> bool:
     c = np.array(lesion.centre)
-    return any(np.linalg.norm(c - np.array(o.centre)) < max(lesion.radii) + max(o.radii) + gap for o in others)
+    return any(
+        np.linalg.norm(c - np.array(o.centre)) < max(lesion.radii) + max(o.radii) + gap for o in others
+    )
 
 
-def _place(s: Subject, rng: np.random.Generator, pet: Grid, name: str, organ: str, allowed: set[int],
-           centre_fn, radii_range: tuple[float, float], suv_range: tuple[float, float], hu: float,
-           character: str = "") -> Lesion:
+@dataclass(frozen=True)
+class LesionPlan:
+    name: str
+    organ: str
+    allowed: frozenset[int]  # tissues the whole lesion must lie in
+    site: Callable[[Subject, np.random.Generator], tuple[float, float, float]]  # candidate centre (mm)
+    radius: tuple[float, float]  # mm range
+    suv_max: tuple[float, float]
+    hu: float
+
+
+def _place(s: Subject, rng: np.random.Generator, pet: Grid, plan: LesionPlan) -> Lesion:
     """Draw a lesion that fits inside its organ, does not touch the others and peaks on a PET voxel."""
     reference = Lesion("ref", "", s.liver_reference, (15.0, 15.0, 15.0), 0, 0)
     for _ in range(400):
-        r = rng.uniform(*radii_range)
+        r = rng.uniform(*plan.radius)
         radii = tuple(round(float(r * f), 1) for f in rng.uniform(0.8, 1.2, 3))
-        lesion = Lesion(name, organ, pet.snap(centre_fn(rng)), radii,  # type: ignore[arg-type]
-                        round(float(rng.uniform(*suv_range)), 2), hu, character=character)
-        if _fits(s, lesion, allowed) and not _overlaps(lesion, [*s.lesions, reference]):
+        centre = pet.snap(plan.site(s, rng))
+        suv_max = round(float(rng.uniform(*plan.suv_max)), 2)
+        lesion = Lesion(plan.name, plan.organ, centre, radii, suv_max, plan.hu)  # type: ignore[arg-type]
+        if _fits(s, lesion, plan.allowed) and not _overlaps(lesion, [*s.lesions, reference]):
             return lesion
-    raise RuntimeError(f"could not place {name} in subject {s.index}")  # a bug in the phantom, not user input
+    raise RuntimeError(f"could not place {plan.name} in subject {s.index}")  # a phantom bug, not user input
 
 
 def make_subject(index: int, pet: Grid, seed: int = 2025) -> Subject:
@@ -357,47 +405,87 @@ def make_subject(index: int, pet: Grid, seed: int = 2025) -> Subject:
     weight = round(float(rng.uniform(56, 82)), 1)
     scale = math.sqrt(weight / 68.0)
     s = Subject(
-        index=index, seed=seed * 100 + index, weight_kg=weight, height_m=round(float(rng.uniform(1.55, 1.75)), 2),
-        half_width=round(160 * scale, 1), half_depth=round(112 * scale, 1),
-        fat=round(float(rng.uniform(12, 24)), 1), muscle=round(float(rng.uniform(9, 13)), 1),
-        breast_side=1 if index % 2 else -1, liver_suv=round(float(rng.uniform(2.0, 2.5)), 2),
-        blood_suv=round(float(rng.uniform(1.4, 1.8)), 2), heart_suv=round(float(rng.uniform(2.5, 7.0)), 2),
+        index=index,
+        seed=seed * 100 + index,
+        weight_kg=weight,
+        height_m=round(float(rng.uniform(1.55, 1.75)), 2),
+        half_width=round(160 * scale, 1),
+        half_depth=round(112 * scale, 1),
+        fat=round(float(rng.uniform(12, 24)), 1),
+        muscle=round(float(rng.uniform(9, 13)), 1),
+        breast_side=1 if index % 2 else -1,
+        liver_suv=round(float(rng.uniform(2.0, 2.5)), 2),
+        blood_suv=round(float(rng.uniform(1.4, 1.8)), 2),
+        heart_suv=round(float(rng.uniform(2.5, 7.0)), 2),
     )
-    cy, ca, cb = s.cavity
-    lx, ly, lz = s.liver_centre
-    liver = lambda g: (lx + g.uniform(-0.3, 0.45) * ca * 0.6, ly + g.uniform(-0.4, 0.4) * cb * 0.8,  # noqa: E731
-                       lz + g.uniform(-0.25, 0.35) * 75)
-    # Mid-vertebral levels between z = -280 and -60 (discs every 32 mm starting at z = -300).
-    spine = lambda g: (g.uniform(-2, 2), s.spine_y + g.uniform(-2, 2),  # noqa: E731
-                       -300 + 32 * int(g.integers(1, 8)) + 19 + g.uniform(-2, 2))
-    axilla = lambda g: (s.breast_side * (s.half_width + g.uniform(-8, 8)), g.uniform(-0.25, 0.15) * s.half_depth,  # noqa: E731
-                        g.uniform(-50, -20))
-    mediastinum = lambda g: (g.uniform(-0.05, 0.05) * ca, cy + g.uniform(-0.4, -0.25) * cb, g.uniform(-50, -30))  # noqa: E731
-    fat = {FAT, MEDIASTINUM, BREAST_FAT, MUSCLE}
-    plans = [
-        ("liver metastasis", "liver", {LIVER}, liver, (9, 15), (5, 12), 38.0, ""),
-        ("vertebral metastasis", "bone", {BONE, MARROW}, spine, (6.5, 8.0), (4, 10), 0.0, ""),
-    ]
-    if index % 3 == 2:
-        plans.append(("mediastinal node", "lymph node", fat, mediastinum, (7, 9), (4, 9), 42.0, ""))
-    else:
-        plans.append(("axillary node", "lymph node", fat, axilla, (7, 10), (4, 9), 42.0, ""))
-    extra = index % 3
-    if extra == 1:
-        breast_c = (s.breast_side * 0.42 * s.half_width, -0.78 * s.half_depth, -95.0)
-        breast = lambda g: (breast_c[0] + g.uniform(-20, 20), breast_c[1] - g.uniform(0, 10), breast_c[2] + g.uniform(-15, 15))  # noqa: E731
-        plans.append(("breast primary", "breast", {BREAST_FAT, BREAST_GLAND}, breast, (9, 13), (8, 15), 45.0, ""))
-    elif extra == 2:
-        plans.append(("liver metastasis 2", "liver", {LIVER}, liver, (6, 8), (4, 6), 40.0, ""))
-    else:
-        lung = lambda g: (s.breast_side * 0.55 * ca + g.uniform(-15, 15), cy + g.uniform(-0.3, 0.4) * cb,  # noqa: E731
-                          g.uniform(-120, -50))
-        plans.append(("lung nodule", "lung", {LUNG}, lung, (6, 8), (4, 6), 30.0, ""))
-    for name, organ, allowed, centre_fn, radii, suvs, hu, character in plans:
-        lesion = _place(s, rng, pet, name, organ, allowed, centre_fn, radii, suvs, hu, character)
-        if organ == "bone":
+    for plan in _lesion_plans(s):
+        lesion = _place(s, rng, pet, plan)
+        if plan.organ == "bone":
             lesion.character = "blastic" if rng.uniform() < 0.5 else "lytic"
             lesion.hu = 480.0 if lesion.character == "blastic" else 35.0
         lesion.label = len(s.lesions) + 1
         s.lesions.append(lesion)
     return s
+
+
+def _lesion_plans(s: Subject) -> list[LesionPlan]:
+    """Every subject has a liver, a vertebral and a nodal lesion; the node's station and a fourth
+    lesion (breast primary, second liver metastasis or lung nodule) vary with the subject."""
+    soft = frozenset({FAT, MEDIASTINUM, BREAST_FAT, MUSCLE})
+    liver, bone = frozenset({LIVER}), frozenset({BONE, MARROW})
+    plans = [
+        LesionPlan("liver metastasis", "liver", liver, _liver_site, (9, 15), (5, 12), 38.0),
+        LesionPlan("vertebral metastasis", "bone", bone, _spine_site, (6.5, 8.0), (4, 10), 0.0),
+        LesionPlan("mediastinal node", "lymph node", soft, _mediastinum_site, (7, 9), (4, 9), 42.0)
+        if s.index % 3 == 2
+        else LesionPlan("axillary node", "lymph node", soft, _axilla_site, (7, 10), (4, 9), 42.0),
+    ]
+    breast = frozenset({BREAST_FAT, BREAST_GLAND})
+    plans.append(
+        {
+            1: LesionPlan("breast primary", "breast", breast, _breast_site, (9, 13), (8, 15), 45.0),
+            2: LesionPlan("liver metastasis 2", "liver", liver, _liver_site, (6, 8), (4, 6), 40.0),
+            0: LesionPlan("lung nodule", "lung", frozenset({LUNG}), _lung_site, (6, 8), (4, 6), 30.0),
+        }[s.index % 3]
+    )
+    return plans
+
+
+# Where each kind of lesion is drawn (a candidate centre in mm; _place retries until it fits).
+def _liver_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    _, ca, cb = s.cavity
+    lx, ly, lz = s.liver_centre
+    return lx + g.uniform(-0.18, 0.27) * ca, ly + g.uniform(-0.32, 0.32) * cb, lz + g.uniform(-19, 26)
+
+
+def _spine_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    # Mid-vertebral levels (discs are 6 mm thick every 32 mm from z = -300).
+    return (
+        g.uniform(-2, 2),
+        s.spine_y + g.uniform(-2, 2),
+        -300 + 32 * int(g.integers(1, 8)) + 19 + g.uniform(-2, 2),
+    )
+
+
+def _axilla_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    x = s.breast_side * (s.half_width + g.uniform(-8, 8))
+    return x, g.uniform(-0.25, 0.15) * s.half_depth, g.uniform(-50, -20)
+
+
+def _mediastinum_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    cy, ca, cb = s.cavity  # prevascular, above the heart and the ascending aorta
+    return g.uniform(-0.05, 0.05) * ca, cy + g.uniform(-0.4, -0.25) * cb, g.uniform(-50, -30)
+
+
+def _breast_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    x, y, z = s.breast_side * 0.42 * s.half_width, -0.78 * s.half_depth, -95.0
+    return x + g.uniform(-20, 20), y - g.uniform(0, 10), z + g.uniform(-15, 15)
+
+
+def _lung_site(s: Subject, g: np.random.Generator) -> tuple[float, float, float]:
+    cy, ca, cb = s.cavity
+    return (
+        s.breast_side * 0.55 * ca + g.uniform(-15, 15),
+        cy + g.uniform(-0.3, 0.4) * cb,
+        g.uniform(-120, -50),
+    )

@@ -170,19 +170,23 @@ def has_burned_in_annotation(ds: Dataset) -> bool:
     return str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
 
 
+PART = " (part)"  # label suffix of a part of a name (family name, given name...)
+
+
 def identifying_values(ds: Dataset) -> dict[str, set[str]]:
-    """Original identifying values of `ds` (keyword -> values, at least 4 characters), for leak checks."""
+    """Original identifying values of `ds` for leak checks: keyword -> values of at least 4
+    characters. Parts of person names come under "<keyword> (part)" (see `PART`)."""
     found: dict[str, set[str]] = {}
 
     def add(label: str, raw) -> None:
         for value in raw if isinstance(raw, (list, tuple, pydicom.multival.MultiValue)) else [raw]:
             text = str(value).strip()
-            candidates = {text}
+            if len(text) >= 4:
+                found.setdefault(label, set()).add(text)
             if label.endswith(("Name", "Names", "Physician", "PhysiciansOfRecord")):
-                candidates |= {p.strip() for p in re.split(r"[\^=]", text)}
-            for c in candidates:
-                if len(c) >= 4:
-                    found.setdefault(label, set()).add(c)
+                for part in re.split(r"[\^=]", text):
+                    if len(part.strip()) >= 4 and part.strip() != text:
+                        found.setdefault(label + PART, set()).add(part.strip())
 
     for keyword in rules.IDENTIFYING_KEYWORDS:
         value = ds.get(keyword)

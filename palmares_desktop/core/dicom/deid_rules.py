@@ -106,6 +106,16 @@ SAFE_PRIVATE = {
 # The same tags at their usual fixed position, for files that omit the private creator.
 SAFE_PRIVATE_WITHOUT_CREATOR = {(0x7053, 0x1000): "DS", (0x7053, 0x1009): "DS", (0x0009, 0x100D): "DT"}
 
+# Kept texts written by the device or the software, not typed about the patient: a coincidence of
+# one of their words with a part of the patient's name ("Gauss" kernel, "demo-1.0" software) is not
+# a leak, so the leak check ignores them for name parts (never for full names and IDs).
+DEVICE_TEXT = frozenset({
+    "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ConvolutionKernel", "FilterType",
+    "ReconstructionMethod", "AttenuationCorrectionMethod", "ScatterCorrectionMethod", "RescaleType",
+    "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "LongCodeValue", "LUTLabel",
+    "WindowCenterWidthExplanation", "DeidentificationMethod",
+})
+
 # Identifying attributes whose ORIGINAL values the leak check looks for in everything written.
 IDENTIFYING_KEYWORDS = (
     "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate",

@@ -45,3 +45,17 @@ class LeakCheck:
         if isinstance(data, str):
             data = data.encode("utf-8")
         return {self._label.get(m.group(0).lower(), "identifier") for m in self._regex.finditer(data)}
+
+
+def uid_present(data: bytes, uid: str) -> bool:
+    """True when `uid` occurs in `data` as a whole UID (not inside a longer UID or number)."""
+    needle = uid.encode("ascii", "replace")
+    start = data.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        before = data[start - 1 : start] if start else b""
+        after = data[end : end + 1]
+        if not (before.isdigit() or before == b".") and not (after.isdigit() or after == b"."):
+            return True
+        start = data.find(needle, start + 1)
+    return False

@@ -65,9 +65,9 @@ def _extractor(params: RadiomicsParams) -> Any:
             _extractors.move_to_end(params.sha256)
             return extractor
     _quiet_pyradiomics()
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
-
     import copy
+
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     extractor = RadiomicsFeatureExtractor(copy.deepcopy(params.settings))
     with _extractors_lock:
@@ -121,7 +121,9 @@ def _check_inputs(image: Any, mask: Any, tolerance: float) -> None:
             "radiomics needs one channel (for H&E, the hematoxylin channel; see docs/radiomics.md)."
         )
     if mask.GetNumberOfComponentsPerPixel() != 1:
-        raise RadiomicsError("The mask has several values per voxel: pass a label map (one label value per voxel).")
+        raise RadiomicsError(
+            "The mask has several values per voxel: pass a label map (one label value per voxel)."
+        )
     if image.GetDimension() != mask.GetDimension() or image.GetSize() != mask.GetSize():
         raise RadiomicsError(
             f"The mask does not match the image: image size {_dims(image.GetSize())}, mask size "
@@ -152,26 +154,45 @@ def _dims(size: tuple[int, ...]) -> str:
 # ------------------------------------------------------------------------------------ errors
 _PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"No labels found in this mask"), "The mask is empty: no voxel is segmented."),
-    (re.compile(r"Label \((?P<label>[^)]*)\) not present in mask\. Choose from \[(?P<labels>[^\]]*)\]"),
-     "Label {label} is not present in the mask; the mask's labels are {labels}."),
-    (re.compile(r"Label \((?P<label>[^)]*)\) not present in mask"), "Label {label} is not present in the mask."),
-    (re.compile(r"geometry mismatch"),
-     "The mask is not on the image's voxel grid (origin, spacing or direction differ beyond the parameter "
-     "file's geometryTolerance). Masks must be written on the exact image geometry."),
+    (
+        re.compile(r"Label \((?P<label>[^)]*)\) not present in mask\. Choose from \[(?P<labels>[^\]]*)\]"),
+        "Label {label} is not present in the mask; the mask's labels are {labels}.",
+    ),
+    (
+        re.compile(r"Label \((?P<label>[^)]*)\) not present in mask"),
+        "Label {label} is not present in the mask.",
+    ),
+    (
+        re.compile(r"geometry mismatch"),
+        "The mask is not on the image's voxel grid (origin, spacing or direction differ beyond the parameter "
+        "file's geometryTolerance). Masks must be written on the exact image geometry.",
+    ),
     (re.compile(r"datatype or size mismatch"), "The image and the mask have different sizes or dimensions."),
-    (re.compile(r"only contains 1 segmented voxel"),
-     "The region (label {label}) is a single voxel: radiomics features need more than one."),
-    (re.compile(r"too few dimensions \(number of dimensions (?P<n>\d+), minimum required (?P<min>\d+)\)"),
-     "The region (label {label}) extends in only {n} dimension(s) (a line or a single slice), but the "
-     "parameter file requires {min} (minimumROIDimensions)."),
-    (re.compile(r"Size of the ROI is too small \(minimum size: (?P<min>[^,]+), ROI size: (?P<size>[^)\s]+)"),
-     "The region (label {label}) has {size} voxels (after resampling); the parameter file requires more than "
-     "{min} (minimumROISize)."),
-    (re.compile(r"Resegmentation excluded too many voxels.*retained (?P<n>\d+) voxel"),
-     "Re-segmentation to the intensity range {range} left {n} voxel(s) in the region (label {label}): is the "
-     "image in the right units (HU for CT, SUV for PET)?"),
-    (re.compile(r"larger than image space|outside of the physical space", re.I),
-     "The region (label {label}) extends beyond the image."),
+    (
+        re.compile(r"only contains 1 segmented voxel"),
+        "The region (label {label}) is a single voxel: radiomics features need more than one.",
+    ),
+    (
+        re.compile(r"too few dimensions \(number of dimensions (?P<n>\d+), minimum required (?P<min>\d+)\)"),
+        "The region (label {label}) extends in only {n} dimension(s) (a line or a single slice), but the "
+        "parameter file requires {min} (minimumROIDimensions).",
+    ),
+    (
+        re.compile(
+            r"Size of the ROI is too small \(minimum size: (?P<min>[^,]+), ROI size: (?P<size>[^)\s]+)"
+        ),
+        "The region (label {label}) has {size} voxels (after resampling); the parameter file requires more than "
+        "{min} (minimumROISize).",
+    ),
+    (
+        re.compile(r"Resegmentation excluded too many voxels.*retained (?P<n>\d+) voxel"),
+        "Re-segmentation to the intensity range {range} left {n} voxel(s) in the region (label {label}): is the "
+        "image in the right units (HU for CT, SUV for PET)?",
+    ),
+    (
+        re.compile(r"larger than image space|outside of the physical space", re.I),
+        "The region (label {label}) extends beyond the image.",
+    ),
 ]
 
 
@@ -227,7 +248,7 @@ def versions() -> dict[str, str]:
             "pyradiomics": radiomics.__version__,
             "SimpleITK": sitk.Version.VersionString(),
             "numpy": np.__version__,
-            "python": "%d.%d.%d" % sys.version_info[:3],
+            "python": ".".join(str(v) for v in sys.version_info[:3]),
             "palmares": __version__,
         }
         try:
@@ -272,13 +293,23 @@ def extract_features(
         else:
             values[key] = _number(value)
     provenance = {
-        "params": {"name": params.name, "sha256": params.sha256, "text": params.text,
-                   "path": str(params.path) if params.path else None},
+        "params": {
+            "name": params.name,
+            "sha256": params.sha256,
+            "text": params.text,
+            "path": str(params.path) if params.path else None,
+        },
         "versions": versions(),
-        "image": {"sha256": image_sha256(image),
-                  "pyradiomics_hash": diagnostics.get("diagnostics_Image-original_Hash"), **geometry(image)},
-        "mask": {"sha256": image_sha256(mask),
-                 "pyradiomics_hash": diagnostics.get("diagnostics_Mask-original_Hash"), **geometry(mask)},
+        "image": {
+            "sha256": image_sha256(image),
+            "pyradiomics_hash": diagnostics.get("diagnostics_Image-original_Hash"),
+            **geometry(image),
+        },
+        "mask": {
+            "sha256": image_sha256(mask),
+            "pyradiomics_hash": diagnostics.get("diagnostics_Mask-original_Hash"),
+            **geometry(mask),
+        },
         "label": label,
         "computed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": round(time.perf_counter() - started, 4),

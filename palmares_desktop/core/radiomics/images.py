@@ -76,14 +76,11 @@ def _read_dicom_folder(folder: Path, what: str, suv: bool) -> sitk.Image:
 def _suv_factors(info: Any, what: str) -> dict[str, float] | None:
     """Per-slice SUVbw factors, so PET features are computed in SUV (the PET preset's units)."""
     try:
-        from palmares_desktop.core.pet.suv import compute_suv
+        from palmares_desktop.core.pet.suv import compute_suv_for_files
     except ImportError:
         log.warning("SUV module unavailable: PET series read in stored units")
         return None
-    import pydicom
-
-    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in info.files]
-    result = compute_suv(datasets)
+    result = compute_suv_for_files(info.files)
     if result.error:
         raise RadiomicsError(f"Cannot convert the PET {what} to SUV: {result.error}")
     return dict(result.suvbw_factors)
@@ -102,7 +99,9 @@ def _read_dicom_with_sitk(folder: Path, what: str) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as exc:
-        raise RadiomicsError(f"Cannot read the DICOM series in {folder.name}.", reason=_first_line(exc)) from None
+        raise RadiomicsError(
+            f"Cannot read the DICOM series in {folder.name}.", reason=_first_line(exc)
+        ) from None
 
 
 # ------------------------------------------------------------------------------------ provenance
@@ -126,8 +125,14 @@ def image_sha256(image: sitk.Image) -> str:
     voxel bytes in SimpleITK's memory order (x fastest). No copy of the buffer is made.
     """
     header = "|".join(
-        str(v) for v in (image.GetPixelIDTypeAsString(), image.GetSize(), image.GetSpacing(),
-                         image.GetOrigin(), image.GetDirection())
+        str(v)
+        for v in (
+            image.GetPixelIDTypeAsString(),
+            image.GetSize(),
+            image.GetSpacing(),
+            image.GetOrigin(),
+            image.GetDirection(),
+        )
     )
     digest = hashlib.sha256(header.encode("utf-8") + b"\n")
     digest.update(sitk.GetArrayViewFromImage(image).data)

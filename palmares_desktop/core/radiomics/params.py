@@ -73,7 +73,11 @@ def load_params(preset_or_path: str | Path) -> RadiomicsParams:
 
     Raises RadiomicsError with a plain sentence when the file is missing or not valid.
     """
-    if isinstance(preset_or_path, str) and preset_or_path.lower() in PRESETS and not Path(preset_or_path).exists():
+    if (
+        isinstance(preset_or_path, str)
+        and preset_or_path.lower() in PRESETS
+        and not Path(preset_or_path).exists()
+    ):
         name = preset_or_path.lower()
         path = preset_path(name)
     else:
@@ -124,7 +128,9 @@ def _parse(text: str, name: str, fmt: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise RadiomicsError(f"The radiomics parameter file {name} is not valid YAML ({where}{exc.problem}).") from None
+        raise RadiomicsError(
+            f"The radiomics parameter file {name} is not valid YAML ({where}{exc.problem})."
+        ) from None
     except YAMLError as exc:
         raise RadiomicsError(f"The radiomics parameter file {name} is not valid YAML ({exc}).") from None
 
@@ -157,7 +163,9 @@ def validate_settings(data: Any, name: str = "parameters") -> None:
     schema_file, schema_funcs = getParameterValidationFiles()
     try:
         with _quiet_pykwalify():
-            core = pykwalify.core.Core(source_data=data, schema_files=[schema_file], extensions=[schema_funcs])
+            core = pykwalify.core.Core(
+                source_data=data, schema_files=[schema_file], extensions=[schema_funcs]
+            )
             core.validate(raise_exception=True)
     except PyKwalifyException as exc:
         problems = [_plain_schema_error(e) for e in _schema_errors(exc)]
@@ -185,8 +193,14 @@ _RANGE = re.compile(
 )
 _ENUM = re.compile(r"Enum '(?P<value>.*)' does not exist\. Path: '(?P<path>.*)' Enum: (?P<choices>.*)")
 _PATH = re.compile(r"\.? ?Path: '(?P<path>.*)'\.?$")
-_TYPE_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text",
-               "map": "a mapping", "seq": "a list"}
+_TYPE_WORDS = {
+    "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "str": "text",
+    "map": "a mapping",
+    "seq": "a list",
+}
 
 
 def _where(path: str) -> str:
@@ -278,8 +292,10 @@ def locked_params(store: Store, modality: str) -> RadiomicsParams | None:
     fmt = "json" if name.lower().endswith(".json") else "yaml"
     params = parse_params(text, name=name, fmt=fmt)
     if params.sha256 != sha:
-        raise RadiomicsError(f"The store's locked {modality} parameter file is damaged: its text no longer "
-                             "matches its recorded sha256.")
+        raise RadiomicsError(
+            f"The store's locked {modality} parameter file is damaged: its text no longer "
+            "matches its recorded sha256."
+        )
     return params
 
 

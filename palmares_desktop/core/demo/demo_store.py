@@ -1,0 +1,358 @@
+"""The demo study: write it to disk as real files, and build a store from it through the real import path.
+
+`write_demo_study(out_dir)` writes, per subject, a PACS-style DICOM export (CT + FDG-PET, one
+vendor's conventions each), the planted lesions as label maps on the CT and PET grids (NRRD, lesion
+k = label k) and a pyramidal H&E-like slide, plus `demo_manifest.json` with every expected value.
+
+    out_dir/
+      demo_manifest.json
+      dicom/subject<n>/SE0002_CT/IM*.dcm, SE0003_PT/IM*.dcm
+      labels/subject<n>/ct_lesions.nrrd, pet_lesions.nrrd
+      slides/DEMO-SUBJECT<n>-HE.svs
+
+`build_demo_store(store_path)` imports each subject with `core.importer.import_dicom` (so the demo
+is de-identified and SUV-calibrated like real data), registers the slides, and adds the planted
+lesions with `core.segmentation.labelmaps.add_segmentation`, authored by the system reader
+"demo generator". It runs once: a store that records a finished demo build is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from palmares_desktop.core.demo.dicom_writer import (
+    CT_GRID,
+    PET_GRID,
+    VENDORS,
+    WrittenSubject,
+    write_subject_dicom,
+)
+from palmares_desktop.core.demo.phantom import Grid, Subject, lesion_labels, make_subject
+from palmares_desktop.core.demo.slide_writer import texture_library, write_slide
+from palmares_desktop.core.tasks import Progress, Task, run
+
+DEMO_VERSION = 1
+DEMO_SITE = "IT99"
+DEMO_READER = "demo generator"
+MANIFEST_NAME = "demo_manifest.json"
+BUILT_SETTING = "demo.built"
+LESION_TYPES = {
+    "liver": "metastasis",
+    "bone": "metastasis",
+    "lung": "metastasis",
+    "lymph node": "lymph node",
+    "breast": "primary",
+}
+
+
+class DemoError(Exception):
+    """The demo could not be written or imported (plain sentence)."""
+
+
+@dataclass
+class DemoSubject:
+    code: str  # pseudonym the demo store uses (IT99-0001...)
+    index: int
+    vendor: str
+    patient_name: str  # the fake identifiers in the DICOM headers, which import must remove
+    patient_id: str
+    dicom_folder: str  # paths relative to the manifest's folder
+    ct_labels: str
+    pet_labels: str
+    slide: str
+    study_uid: str
+    frame_of_reference_uid: str
+    ct_series_uid: str
+    pet_series_uid: str
+    pet_units: str
+    weight_kg: float
+    height_m: float
+    suv_factor: float  # SUVbw = (stored * RescaleSlope) * suv_factor, every PET slice
+    suv_inputs: dict
+    ct_grid: dict
+    pet_grid: dict
+    liver_reference: dict
+    lesions: list[dict]
+    slide_info: dict
+    seconds: dict
+
+
+@dataclass
+class DemoManifest:
+    root: Path
+    subjects: list[DemoSubject] = field(default_factory=list)
+    version: int = DEMO_VERSION
+    created: str = ""
+    seconds: float = 0.0
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "created": self.created,
+            "seconds": round(self.seconds, 2),
+            "site_code": DEMO_SITE,
+            "subjects": [asdict(s) for s in self.subjects],
+        }
+
+    def write(self) -> Path:
+        target = self.root / MANIFEST_NAME
+        target.write_text(json.dumps(self.to_dict(), indent=1))
+        return target
+
+
+def load_manifest(out_dir: str | Path) -> DemoManifest | None:
+    """The manifest in `out_dir` if it is of this demo version and all its files exist, else None."""
+    root = Path(out_dir)
+    try:
+        data = json.loads((root / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("version") != DEMO_VERSION:
+        return None
+    manifest = DemoManifest(
+        root,
+        [DemoSubject(**s) for s in data["subjects"]],
+        data["version"],
+        data.get("created", ""),
+        data.get("seconds", 0.0),
+    )
+    files = [p for s in manifest.subjects for p in (s.dicom_folder, s.ct_labels, s.pet_labels, s.slide)]
+    return manifest if all((root / p).exists() for p in files) else None
+
+
+# --------------------------------------------------------------------------- writing
+def _grid_dict(grid: Grid) -> dict:
+    nz, ny, nx = grid.shape
+    return {
+        "size": [nx, ny, nz],
+        "spacing": list(grid.spacing),
+        "origin": list(grid.origin),
+        "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+    }
+
+
+def _write_labels(labels: np.ndarray, grid: Grid, path: Path) -> None:
+    image = sitk.GetImageFromArray(labels)
+    image.SetSpacing(grid.spacing)
+    image.SetOrigin(grid.origin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def _sphere_mean(values: np.ndarray, grid: Grid, centre: tuple[float, float, float], radius: float) -> float:
+    xs, ys, zs = grid.axes()
+    inside = (
+        (xs[None, None, :] - centre[0]) ** 2
+        + (ys[None, :, None] - centre[1]) ** 2
+        + (zs[:, None, None] - centre[2]) ** 2
+    ) <= radius**2
+    return float(values[inside].mean())
+
+
+def _lesion_entries(
+    subject: Subject, written: WrittenSubject, ct_labels: np.ndarray, pet_labels: np.ndarray
+) -> list[dict]:
+    entries = []
+    for lesion in subject.lesions:
+        in_pet, in_ct = pet_labels == lesion.label, ct_labels == lesion.label
+        suv = written.pet_suv[in_pet]
+        entries.append(
+            {
+                "label": lesion.label,
+                "name": lesion.name,
+                "organ": lesion.organ,
+                "lesion_type": LESION_TYPES.get(lesion.organ, "lesion"),
+                "bone_character": lesion.character,
+                "centre_mm": list(lesion.centre),
+                "radii_mm": list(lesion.radii),
+                "planted_suv_max": lesion.suv_max,
+                "planted_hu": lesion.hu,
+                "volume_ml": round(lesion.volume_ml, 4),
+                "expected": {
+                    "suv_max": float(suv.max()),
+                    "suv_mean": float(suv.mean()),
+                    "pet_voxels": int(in_pet.sum()),
+                    "pet_volume_ml": float(in_pet.sum() * PET_GRID.voxel_ml),
+                    "ct_voxels": int(in_ct.sum()),
+                    "ct_volume_ml": float(in_ct.sum() * CT_GRID.voxel_ml),
+                    "hu_mean": float(written.ct_hu[in_ct].mean()),
+                    "pet_centre_index_zyx": list(PET_GRID.index_of(lesion.centre)),
+                },
+            }
+        )
+    return entries
+
+
+def iter_write_demo_study(out_dir: str | Path, n_subjects: int = 3, seed: int = 2025) -> Task[DemoManifest]:
+    """Write the demo study (see module doc); yields progress, returns the manifest (also on disk)."""
+    if n_subjects < 1 or n_subjects > 99:
+        raise DemoError("The demo has between 1 and 99 subjects.")
+    root = Path(out_dir).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"Cannot create the demo folder {root}: {exc.strerror}.") from exc
+    start = time.perf_counter()
+    manifest = DemoManifest(root, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    steps = 2 * n_subjects
+    for n in range(1, n_subjects + 1):
+        yield Progress(2 * (n - 1), steps, f"subject {n}: CT and PET")
+        t0 = time.perf_counter()
+        subject = make_subject(n, PET_GRID, seed)
+        vendor = VENDORS[(n - 1) % len(VENDORS)].key
+        folder = f"dicom/subject{n}"
+        written = write_subject_dicom(subject, root / folder, vendor)
+        t1 = time.perf_counter()
+        ct_labels, pet_labels = lesion_labels(subject, CT_GRID), lesion_labels(subject, PET_GRID)
+        ct_path, pet_path = f"labels/subject{n}/ct_lesions.nrrd", f"labels/subject{n}/pet_lesions.nrrd"
+        _write_labels(ct_labels, CT_GRID, root / ct_path)
+        _write_labels(pet_labels, PET_GRID, root / pet_path)
+        reference = subject.liver_reference
+        yield Progress(2 * n - 1, steps, f"subject {n}: H&E slide")
+        slide_path = f"slides/DEMO-SUBJECT{n}-HE.svs"
+        slide = write_slide(root / slide_path, n, seed=seed)
+        manifest.subjects.append(
+            DemoSubject(
+                code=f"{DEMO_SITE}-{n:04d}",
+                index=n,
+                vendor=vendor,
+                patient_name=f"DEMO^SUBJECT{n}",
+                patient_id=f"DEMO{n:05d}",
+                dicom_folder=folder,
+                ct_labels=ct_path,
+                pet_labels=pet_path,
+                slide=slide_path,
+                study_uid=written.study_uid,
+                frame_of_reference_uid=written.frame_of_reference_uid,
+                ct_series_uid=written.ct_series_uid,
+                pet_series_uid=written.pet_series_uid,
+                pet_units=written.units,
+                weight_kg=subject.weight_kg,
+                height_m=subject.height_m,
+                suv_factor=written.suv_factor,
+                suv_inputs=written.suv_inputs,
+                ct_grid=_grid_dict(CT_GRID),
+                pet_grid=_grid_dict(PET_GRID),
+                liver_reference={
+                    "centre_mm": list(reference),
+                    "radius_mm": 15.0,
+                    "planted_suv": subject.liver_suv,
+                    "suv_mean": _sphere_mean(written.pet_suv, PET_GRID, reference, 15.0),
+                    "hu_mean": _sphere_mean(written.ct_hu, CT_GRID, reference, 15.0),
+                },
+                lesions=_lesion_entries(subject, written, ct_labels, pet_labels),
+                slide_info={k: v for k, v in slide.to_dict().items() if k != "path"},
+                seconds={"dicom": round(t1 - t0, 2), "slide": round(slide.seconds, 2)},
+            )
+        )
+    texture_library.cache_clear()
+    manifest.seconds = time.perf_counter() - start
+    manifest.write()
+    yield Progress(steps, steps, "demo study written")
+    return manifest
+
+
+def write_demo_study(
+    out_dir: str | Path,
+    n_subjects: int = 3,
+    seed: int = 2025,
+    on_progress: Callable[[Progress], object] | None = None,
+) -> DemoManifest:
+    """`iter_write_demo_study` without the generator."""
+    return run(iter_write_demo_study(out_dir, n_subjects, seed), on_progress)
+
+
+# --------------------------------------------------------------------------- store
+def iter_build_demo_store(
+    store_path: str | Path, work_dir: str | Path | None = None, n_subjects: int = 3
+) -> Task[Path]:
+    """Create (once) a store holding the demo study, imported through the real import path."""
+    # Imported here: the importer and segmentation modules are heavier than the demo writer.
+    from palmares_desktop.core.importer import ImportRefusedError, iter_import_dicom
+    from palmares_desktop.core.segmentation.geometry import SegmentationError
+    from palmares_desktop.core.slides.reader import SlideError
+    from palmares_desktop.core.slides.registry import register_slide
+    from palmares_desktop.core.store import Store
+
+    root = Path(store_path).expanduser().resolve()
+    with Store.open(root) as store:
+        if store.setting(BUILT_SETTING):
+            return root
+        store.use_system_reader(DEMO_READER, site_code=DEMO_SITE)
+        work = Path(work_dir).expanduser().resolve() if work_dir else root / "demo-source"
+        manifest = load_manifest(work)
+        if manifest is None or len(manifest.subjects) < n_subjects:
+            manifest = yield from iter_write_demo_study(work, n_subjects)
+        total = len(manifest.subjects)
+        for i, subject in enumerate(manifest.subjects[:n_subjects]):
+            yield Progress(i, total, f"importing {subject.code}")
+            try:
+                summary = yield from iter_import_dicom(
+                    store, manifest.path(subject.dicom_folder), subject.code
+                )
+            except ImportRefusedError as exc:
+                raise DemoError(f"The demo subject {subject.code} could not be imported: {exc}") from exc
+            if not summary.ok or summary.errors:
+                reasons = "; ".join(f"{e.label}: {e.reason}" for e in summary.errors) or "nothing imported"
+                raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
+            row = store.subject_by_code(subject.code)
+            try:
+                register_slide(
+                    store, row["id"], manifest.path(subject.slide), display_name=f"{subject.code} H&E"
+                )
+                _add_lesions(store, subject, manifest)
+            except (SlideError, SegmentationError) as exc:
+                raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc
+        store.set_setting(
+            BUILT_SETTING, json.dumps({"version": DEMO_VERSION, "subjects": n_subjects, "source": str(work)})
+        )
+        yield Progress(total, total, "demo store ready")
+    return root
+
+
+def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
+    """Each planted lesion on CT and PET (one segmentation each), with its type and bone character."""
+    from palmares_desktop.core.segmentation.labelmaps import add_segmentation
+
+    for lesion in subject.lesions:
+        for modality, labels in (("CT", subject.ct_labels), ("PT", subject.pet_labels)):
+            segmentation = add_segmentation(
+                store,
+                subject.code,
+                modality,
+                manifest.path(labels),
+                label=lesion["label"],
+                lesion_name=lesion["name"],
+                organ=lesion["organ"],
+                method="planted (demo phantom)",
+                parameters={
+                    "centre_mm": lesion["centre_mm"],
+                    "radii_mm": lesion["radii_mm"],
+                    "planted_suv_max": lesion["planted_suv_max"],
+                },
+            )
+        details = {"lesion_type": lesion["lesion_type"], "bone_character": lesion["bone_character"] or None}
+        row = store.get("lesions", segmentation["lesion_id"])
+        if any(row.get(key) != value for key, value in details.items()):
+            store.update("lesions", row["id"], details)
+
+
+def build_demo_store(
+    store_path: str | Path,
+    work_dir: str | Path | None = None,
+    n_subjects: int = 3,
+    on_progress: Callable[[Progress], object] | None = None,
+) -> Path:
+    """`iter_build_demo_store` without the generator; returns the store folder."""
+    return run(iter_build_demo_store(store_path, work_dir, n_subjects), on_progress)

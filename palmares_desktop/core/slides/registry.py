@@ -1,0 +1,91 @@
+"""Registering a slide file for a subject in the store (the `slides` table).
+
+The slide file is not copied: slides are often several GB. The row keeps the path relative to
+the store folder when the file lives inside it (so the store can be moved), else the absolute
+path. `sha256` is a content fingerprint, not the hash of the whole file: SHA-256 over the file
+size (decimal, then a newline), the first 64 MiB and the last 64 MiB. For files up to 128 MiB
+that covers every byte; for multi-GB slides it stays fast (about a second) and still changes
+when the file is replaced or re-scanned. Registering the same file (same fingerprint) twice for a
+subject returns the existing row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from palmares_desktop.core.slides.reader import open_slide
+from palmares_desktop.core.store.store import Store, StoreError
+
+FINGERPRINT_PART = 64 * 2**20
+
+
+def slide_fingerprint(path: str | Path) -> str:
+    """SHA-256 of: size + b"\\n" + first 64 MiB + last 64 MiB (the whole file when <= 128 MiB)."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{size}\n".encode())
+    with path.open("rb") as fh:
+        if size <= 2 * FINGERPRINT_PART:
+            for block in iter(lambda: fh.read(2**20), b""):
+                digest.update(block)
+        else:
+            digest.update(fh.read(FINGERPRINT_PART))
+            fh.seek(size - FINGERPRINT_PART)
+            digest.update(fh.read(FINGERPRINT_PART))
+    return digest.hexdigest()
+
+
+def _stored_path(store: Store, path: Path) -> str:
+    try:
+        return path.relative_to(store.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def register_slide(
+    store: Store, subject_id: str, path: str | Path, display_name: str | None = None, stain: str = "H&E"
+) -> dict:
+    """Add a slide file to a subject (by subject row id); returns the `slides` row.
+
+    Raises SlideError when the file is not a usable slide and StoreError for an unknown subject.
+    """
+    path = Path(path).expanduser().resolve()
+    info = open_slide(path)
+    store.get("subjects", subject_id)  # StoreError with a plain sentence if unknown
+    fingerprint = slide_fingerprint(path)
+    existing = store.rows("slides", "subject_id = ? and sha256 = ?", [subject_id, fingerprint])
+    if existing:
+        return existing[0]
+    # A slide without MPP is accepted (it can be viewed); measurements in um or mm2 must refuse it.
+    row = {
+        "subject_id": subject_id,
+        "display_name": display_name or path.stem,
+        "path": _stored_path(store, path),
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "levels": len(info.levels),
+        "mpp_x": info.mpp_x,
+        "mpp_y": info.mpp_y,
+        "sha256": fingerprint,
+        "stain": stain,
+    }
+    return store.insert(
+        "slides",
+        row,
+        detail={
+            "vendor": info.vendor,
+            "mpp_source": info.mpp_source,
+            "level_shapes": [list(level) for level in info.levels],
+        },
+    )
+
+
+def slide_path(store: Store, slide: dict) -> Path:
+    """Absolute path of a registered slide (relative paths are inside the store)."""
+    stored = Path(slide["path"])
+    path = stored if stored.is_absolute() else store.root / stored
+    if not path.is_file():
+        raise StoreError(f"The slide file of {slide.get('display_name') or slide['id']} is missing: {path}.")
+    return path
