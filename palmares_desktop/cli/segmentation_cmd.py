@@ -71,7 +71,7 @@ def add(
 
     try:
         with Store.open(store_path or default_store_path(), create=False) as store:
-            store.use_system_reader(site_code=subject.split("-")[0] if "-" in subject else "XX00")
+            _choose_reader(store, subject)
             row = add_segmentation(
                 store,
                 subject,
@@ -92,3 +92,14 @@ def add(
         f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
         f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
     )
+
+
+def _choose_reader(store, subject_code: str) -> None:
+    """The remembered reader profile (who drew or brought the mask), else a system reader of the site."""
+    from palmares_desktop.core.profile import load_profile, use_profile
+
+    profile = load_profile()
+    if profile is not None:
+        use_profile(store, profile)
+    else:
+        store.use_system_reader(site_code=subject_code.split("-")[0] if "-" in subject_code else "XX00")
