@@ -1,10 +1,10 @@
 """Batch radiomics overhead and throughput, against baselines measured in the same run.
 
-    python benchmarks/bench_batch.py [--lesions 16] [--keep DIR]
+    python benchmarks/bench_batch.py [--lesions 40] [--demo] [--keep DIR]
 
 Builds a store through the real API: the IBSI lung CT (PAT1, real DICOM, imported with the real
 importer when it exists) with N sphere lesions (radius 12-28 mm, fixed seed) added with
-add_segmentation. Then, on fresh copies of that store:
+add_segmentation. Then, on fresh copies of that store (with --demo: the demo store's CT lesions instead):
 
   (a) overhead: `iter_batch(workers=1)` wall time (cluster start, task scheduling, file reads, SQLite
       writes included) vs the SUM of bare pyradiomics `RadiomicsFeatureExtractor.execute` times on
@@ -103,6 +103,15 @@ def fresh_copy(template: Path, work: Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------ baselines
+def _ct_segmentations(store: Store) -> list[dict]:
+    return list(
+        store.db.query(
+            "select segmentations.*, series.pixel_path as image_path from segmentations "
+            "join series on series.id = segmentations.series_id where series.modality = 'CT'"
+        )
+    )
+
+
 def bare_pyradiomics(store_root: Path, params) -> tuple[float, dict[str, dict]]:
     """Sum of RadiomicsFeatureExtractor.execute times, images already read (warm extractor)."""
     import logging
@@ -113,14 +122,16 @@ def bare_pyradiomics(store_root: Path, params) -> tuple[float, dict[str, dict]]:
     radiomics.setVerbosity(60)
     logging.getLogger("radiomics").setLevel(logging.WARNING)
     store = Store.open(store_root, create=False)
-    segs = store.rows("segmentations")
-    image = sitk.ReadImage(str(store.path(store.get("series", segs[0]["series_id"])["pixel_path"])))
-    masks = {s["id"]: sitk.ReadImage(str(store.path(s["mask_path"]))) for s in segs}
+    segs = _ct_segmentations(store)
+    images = {p: sitk.ReadImage(str(store.path(p))) for p in {s["image_path"] for s in segs}}
+    cases = [
+        (s["id"], images[s["image_path"]], sitk.ReadImage(str(store.path(s["mask_path"])))) for s in segs
+    ]
     store.close()
     extractor = RadiomicsFeatureExtractor(json.loads(json.dumps(params.settings)))
-    extractor.execute(image, masks[segs[0]["id"]], label=1)  # warm-up, not counted
+    extractor.execute(cases[0][1], cases[0][2], label=1)  # warm-up, not counted
     total, values = 0.0, {}
-    for seg_id, mask in masks.items():
+    for seg_id, image, mask in cases:
         started = time.perf_counter()
         raw = extractor.execute(image, mask, label=1)
         total += time.perf_counter() - started
@@ -139,9 +150,8 @@ def pyradiomics_cli(store_root: Path, params, jobs: int, work: Path) -> float:
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Image", "Mask"])
-        for seg in store.rows("segmentations"):
-            volume = store.path(store.get("series", seg["series_id"])["pixel_path"])
-            writer.writerow([str(volume), str(store.path(seg["mask_path"]))])
+        for seg in _ct_segmentations(store):
+            writer.writerow([str(store.path(seg["image_path"])), str(store.path(seg["mask_path"]))])
     store.close()
     out = work / f"pyradiomics_jobs{jobs}_out.csv"
     started = time.perf_counter()
@@ -188,7 +198,7 @@ def cpu_reference(work_units: int = 4, n: int = 6_000_000) -> tuple[float, float
 
 def timed_batch(root: Path, workers: int) -> tuple[float, object]:
     started = time.perf_counter()
-    summary = run(iter_batch(root, workers=workers))
+    summary = run(iter_batch(root, workers=workers, presets=["ct"]))  # CT lesions, as the baselines
     return time.perf_counter() - started, summary
 
 
@@ -206,13 +216,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lesions", type=int, default=40)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the work folder here.")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="Use the demo store's CT lesions (build_demo_store) instead of spheres.",
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_batch_"))
     work.mkdir(parents=True, exist_ok=True)
     params = load_params("ct")
 
-    template = build_store(work / "template", args.lesions)
-    print(f"store: {args.lesions} sphere lesions on the IBSI lung CT (PAT1), preset ct ({params.short_hash})")
+    if args.demo:
+        from palmares_desktop.core.demo.demo_store import build_demo_store
+
+        template = build_demo_store(work / "template", work_dir=work / "demo_study")
+        with Store.open(template, create=False) as store:
+            args.lesions = len(_ct_segmentations(store))
+        print(f"store: the demo store's {args.lesions} CT lesions, preset ct ({params.short_hash})")
+    else:
+        template = build_store(work / "template", args.lesions)
+        print(
+            f"store: {args.lesions} sphere lesions on the IBSI lung CT (PAT1), preset ct ({params.short_hash})"
+        )
 
     # Bare pyradiomics before and after the one-worker batch: the machine is shared, so the mean
     # of the two brackets the batch in time.

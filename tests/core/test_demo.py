@@ -37,8 +37,10 @@ def demo1(tmp_path_factory):
     manifest = write_demo_study(out, n_subjects=1)
     elapsed = time.perf_counter() - start
     subject = manifest.subjects[0]
-    print(f"\n1-subject demo written in {elapsed:.1f} s (DICOM {subject.seconds['dicom']} s, "
-          f"slide {subject.seconds['slide']} s)")
+    print(
+        f"\n1-subject demo written in {elapsed:.1f} s (DICOM {subject.seconds['dicom']} s, "
+        f"slide {subject.seconds['slide']} s)"
+    )
     return manifest
 
 
@@ -52,7 +54,7 @@ def _read_series(folder: Path) -> tuple[sitk.Image, list[pydicom.Dataset]]:
 def _value_at(image: sitk.Image, point_mm, radius: int = 0) -> float:
     i, j, k = image.TransformPhysicalPointToIndex(tuple(point_mm))
     array = sitk.GetArrayViewFromImage(image)
-    return float(array[k, j - radius:j + radius + 1, i - radius:i + radius + 1].mean())
+    return float(array[k, j - radius : j + radius + 1, i - radius : i + radius + 1].mean())
 
 
 def _dt(da: str, tm: str) -> datetime:
@@ -108,7 +110,9 @@ def test_pet_series_is_bqml_with_every_suv_tag_and_recovers_the_planted_suv(demo
     activity = sitk.GetArrayViewFromImage(pet)
     for lesion in subject.lesions:
         k, j, i = lesion["expected"]["pet_centre_index_zyx"]
-        assert activity[k, j, i] * factor == pytest.approx(lesion["planted_suv_max"], rel=1e-4), lesion["name"]
+        assert activity[k, j, i] * factor == pytest.approx(lesion["planted_suv_max"], rel=1e-4), lesion[
+            "name"
+        ]
         assert lesion["expected"]["suv_max"] == pytest.approx(lesion["planted_suv_max"], rel=1e-4)
     liver = _value_at(pet, subject.liver_reference["centre_mm"], radius=1) * factor
     assert liver == pytest.approx(subject.liver_reference["planted_suv"], rel=0.15)
@@ -140,7 +144,9 @@ def test_label_maps_sit_on_the_ct_and_pet_grids_with_the_planted_lesions(demo1):
 def test_slide_is_a_pyramid_of_at_least_20000_pixels_with_mpp(demo1):
     subject = demo1.subjects[0]
     info = open_slide(demo1.path(subject.slide))
-    print(f"\nslide {info.width}x{info.height}, {len(info.levels)} levels, written in {subject.seconds['slide']} s")
+    print(
+        f"\nslide {info.width}x{info.height}, {len(info.levels)} levels, written in {subject.seconds['slide']} s"
+    )
     assert info.format == "svs" and info.vendor == "aperio"
     assert info.width >= 20000 and info.height >= 20000 and len(info.levels) >= 4
     assert info.downsamples == pytest.approx([1, 2, 4, 8, 16][: len(info.levels)])
@@ -175,8 +181,11 @@ def test_manifest_reloads_and_build_demo_store_imports_it_once(demo1, tmp_path):
         assert (slide["width"], slide["height"], slide["levels"], slide["mpp_x"]) == (22528, 20480, 5, 0.5)
         segmentations = store.rows("segmentations")
         assert len(segmentations) == 2 * len(subject.lesions)
-        expected_ml = sorted(round(lesion["expected"][f"{m}_volume_ml"], 6)
-                             for lesion in subject.lesions for m in ("ct", "pet"))
+        expected_ml = sorted(
+            round(lesion["expected"][f"{m}_volume_ml"], 6)
+            for lesion in subject.lesions
+            for m in ("ct", "pet")
+        )
         assert sorted(round(s["volume_ml"], 6) for s in segmentations) == expected_ml
         bone = store.rows("lesions", "organ = 'bone'")[0]
         assert bone["bone_character"] in ("lytic", "blastic") and bone["lesion_type"] == "metastasis"
@@ -192,17 +201,25 @@ def test_manifest_reloads_and_build_demo_store_imports_it_once(demo1, tmp_path):
 def test_three_subjects_cover_siemens_ge_and_philips_suv_conventions(tmp_path):
     start = time.perf_counter()
     manifest = write_demo_study(tmp_path, n_subjects=3)
-    print(f"\n3-subject demo written in {time.perf_counter() - start:.1f} s: "
-          + ", ".join(f"{s.code} DICOM {s.seconds['dicom']} s slide {s.seconds['slide']} s" for s in manifest.subjects))
+    print(
+        f"\n3-subject demo written in {time.perf_counter() - start:.1f} s: "
+        + ", ".join(
+            f"{s.code} DICOM {s.seconds['dicom']} s slide {s.seconds['slide']} s" for s in manifest.subjects
+        )
+    )
     assert [s.vendor for s in manifest.subjects] == ["siemens", "ge", "philips"]
     assert len({s.study_uid for s in manifest.subjects}) == 3
     for subject in manifest.subjects:
-        datasets = [pydicom.dcmread(p) for p in sorted(manifest.path(subject.dicom_folder).glob("SE0003_PT/*.dcm"))]
+        datasets = [
+            pydicom.dcmread(p) for p in sorted(manifest.path(subject.dicom_folder).glob("SE0003_PT/*.dcm"))
+        ]
         first = datasets[0]
         series_time = _dt(first.SeriesDate, first.SeriesTime)
         earliest = min(_dt(ds.AcquisitionDate, ds.AcquisitionTime) for ds in datasets)
         if subject.vendor == "ge":
-            assert series_time > earliest and "RadiopharmaceuticalStartDateTime" not in first[0x0054, 0x0016][0]
+            assert (
+                series_time > earliest and "RadiopharmaceuticalStartDateTime" not in first[0x0054, 0x0016][0]
+            )
             block = first.private_block(0x0009, "GEMS_PETD_01")
             assert datetime.strptime(block[0x0D].value[:14], "%Y%m%d%H%M%S") == earliest
         if subject.vendor == "philips":
@@ -211,6 +228,8 @@ def test_three_subjects_cover_siemens_ge_and_philips_suv_conventions(tmp_path):
             assert float(block[0x09].value) > 0
         result = compute_suv(datasets)
         assert result.error is None, result.error
-        assert set(result.suvbw_factors.values()) == pytest.approx([subject.suv_factor], rel=1e-9), subject.vendor
+        assert set(result.suvbw_factors.values()) == pytest.approx([subject.suv_factor], rel=1e-9), (
+            subject.vendor
+        )
         for lesion in subject.lesions:
             assert lesion["expected"]["suv_max"] == pytest.approx(lesion["planted_suv_max"], rel=1e-4)

@@ -75,6 +75,8 @@ def test_a_failed_extraction_is_stored_with_its_reason(store, shared_data):
     row = compute_features_for_segmentation(store, seg["id"])  # never raises
     assert row["status"] == "error" and row["features_json"] is None
     assert "extends in only 2 dimension(s)" in row["error"] and "minimumROIDimensions" in row["error"]
+    # pyradiomics' own wording is kept in the provenance beside the plain sentence.
+    assert "too few dimensions" in json.loads(row["provenance_json"])["pyradiomics_reason"]
     # A failure is a result too: not recomputed unless asked.
     assert pending_work(store) == []
     assert pending_work(store, retry_failed=True) == [(seg["id"], "ct")]

@@ -9,9 +9,9 @@ How it stays fast and small in memory: the tissue layout is a handful of low-res
 fields (tissue, tumour, lymphocytes, fat) shared by all levels. For each level a small library of
 textured 512x512 tiles is drawn procedurally at that level's scale (pink stroma with fibres,
 purple tumour nuclei, dark lymphocytes, white fat cells); each output tile is a library tile in
-one of 8 orientations, or, on a class boundary, a per-pixel mix of library tiles chosen by the
+one of 4 orientations, or, on a class boundary, a per-pixel mix of library tiles chosen by the
 fields sampled at that tile. Tiles are produced by a generator and JPEG-encoded by tifffile in a
-thread pool; no level is ever held whole (the thumbnail comes from the smallest level).
+thread pool; only the smallest level (about 5 MB) is held whole, to make the thumbnail.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _texture(kind: int, scale: float, rng: np.random.Generator) -> np.ndarray:
 def texture_library(level: int, seed: int = 7) -> dict[int, list[np.ndarray]]:
     """Textured tiles per class at this level's scale, each also stored transposed (C-contiguous),
     so that picking a tile in one of 4 orientations never needs a slow strided copy. Cached: shared
-    by all slides of a run (~15 MB per level; `texture_library.cache_clear()` frees it)."""
+    by all slides of a run (13-19 MB per level; `texture_library.cache_clear()` frees it)."""
     rng = np.random.default_rng([seed, level])
     variants = 3 if level < 3 else 2
     library: dict[int, list[np.ndarray]] = {}

@@ -28,6 +28,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -211,15 +212,26 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | No
                 image_cache.clear()  # one volume at a time: memory stays near one copy
                 image_cache[item.image_path] = (item.image_sha256, image)
         mask = _read(item.mask_path, "mask")
-    except (FileNotFoundError, RuntimeError) as exc:
+    except FileNotFoundError as exc:
         return Outcome(error=_plain(exc), elapsed_s=time.perf_counter() - started, unreachable=True)
+    except RuntimeError as exc:  # the file is there but SimpleITK cannot read it: damaged
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        return Outcome(
+            error=f"The image or mask file cannot be read ({reason}).",
+            elapsed_s=time.perf_counter() - started,
+        )
     read_s = time.perf_counter() - started
     try:
         result = extract_features(image, mask, item.params, label=item.label)
     except Exception as exc:  # noqa: BLE001 - every failure is stored with its reason, never raised
-        if type(exc).__name__ != "RadiomicsError":
+        if not isinstance(exc, RadiomicsError):
             log.exception("extraction of segmentation %s failed unexpectedly", item.segmentation_id)
-        return Outcome(error=_plain(exc), elapsed_s=time.perf_counter() - started, read_s=read_s)
+        return Outcome(
+            error=_plain(exc),
+            provenance={"pyradiomics_reason": getattr(exc, "reason", None)},
+            elapsed_s=time.perf_counter() - started,
+            read_s=read_s,
+        )
     return Outcome(
         values=dict(result.values),
         diagnostics=dict(result.diagnostics),
@@ -231,11 +243,7 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | No
 
 def _plain(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return (
-        text
-        if type(exc).__name__ in ("RadiomicsError", "FileNotFoundError")
-        else f"{text} ({type(exc).__name__})"
-    )
+    return text if isinstance(exc, RadiomicsError | FileNotFoundError) else f"{text} ({type(exc).__name__})"
 
 
 def _json(value: Any) -> str:
@@ -246,9 +254,9 @@ def _json(value: Any) -> str:
             return obj.tolist()
         return str(obj)
 
-    def clean(obj: Any) -> Any:  # NaN/inf are not JSON: keep them readable as strings
+    def clean(obj: Any) -> Any:  # NaN/inf are not JSON: null, as `palmares radiomics` prints them
         if isinstance(obj, float) and not math.isfinite(obj):
-            return str(obj)
+            return None
         if isinstance(obj, dict):
             return {k: clean(v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):
