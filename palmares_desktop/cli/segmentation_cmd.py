@@ -40,7 +40,7 @@ def segmentation() -> None:
 @click.option(
     "--lesion",
     default=None,
-    help="Lesion name (created if new; default: the SEG segment label or '<file> label N').",
+    help="Lesion name (created if new; default: the SEG segment label, else 'mask <hash> label N').",
 )
 @click.option("--site", default=None, help="Anatomical site of the lesion, e.g. liver, bone, lymph node.")
 @click.option(

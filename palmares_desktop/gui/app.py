@@ -99,6 +99,17 @@ def build_demo_with_progress(app, path: Path) -> Path:
     return Path(outcome.get("result") or path)
 
 
+def _refuse(args: argparse.Namespace, title: str, message: str) -> int:
+    """Tell the user why we cannot start: a dialog, or stderr when running unattended (--screenshot)."""
+    if args.screenshot:
+        print(f"{title}: {message}", file=sys.stderr)
+    else:
+        from qtpy.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, title, message)
+    return 2
+
+
 def _show_step(dialog, intro: str, step) -> None:
     if step.total:
         dialog.setRange(0, step.total)
@@ -112,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_file = setup_logging()
     log.info("palmares-desktop %s starting: %s", __version__, " ".join(sys.argv))
 
-    from qtpy.QtWidgets import QApplication, QMessageBox
+    from qtpy.QtWidgets import QApplication
 
     from palmares_desktop.core.profile import ReaderProfile, load_profile
     from palmares_desktop.core.store import Store, StoreError
@@ -135,14 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             store = Store.open(paths.default_store_path())
     except StoreError as exc:
         log.warning("cannot open store: %s", exc)
-        QMessageBox.critical(None, "PALMARES Desktop — cannot open the store", str(exc))
-        return 2
+        return _refuse(args, "PALMARES Desktop — cannot open the store", str(exc))
     except Exception as exc:  # noqa: BLE001 - e.g. the demo build failed: say so, log the traceback
         log.exception("start-up failed")
-        QMessageBox.critical(
-            None, "PALMARES Desktop — start-up failed", f"{exc}\n\nDetails are in the log file:\n{log_file}"
+        return _refuse(
+            args, "PALMARES Desktop — start-up failed", f"{exc}\n\nDetails are in the log file:\n{log_file}"
         )
-        return 2
 
     from palmares_desktop.gui.main_window import MainWindow
     from palmares_desktop.gui.reader_dialog import ask_profile

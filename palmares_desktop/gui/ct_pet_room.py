@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SUV_MAX = 6.0
 DEFAULT_PET_OPACITY = 0.5
 MODALITY_NAMES = {"CT": "CT", "PT": "PET"}
+#: Lesion outline colours: bright, and away from the PET's inferno/hot hues and from CT greys.
+LESION_COLOURS = ("#00e5ff", "#76ff03", "#ff4dff", "#4d9fff", "#00ffa3", "#c6a4ff", "#ffffff", "#b2ff59")
 
 
 @dataclass
@@ -58,6 +61,11 @@ class LoadedMask:
     segmentation: dict  # segmentations row + lesion_name, organ, series_modality
     volume: NapariVolume
     centroid_zyx: tuple[float, float, float] | None  # world mm, to jump to the lesion
+    lesion_number: int = 1  # 1-based order of the lesion in the subject: picks its outline colour
+
+    @property
+    def color(self) -> str:
+        return LESION_COLOURS[(self.lesion_number - 1) % len(LESION_COLOURS)]
 
 
 @dataclass
@@ -111,7 +119,10 @@ def read_subject(
         loaded.ct_volume = volume_from_sitk(sitk.ReadImage(str(root / ct["pixel_path"])), np.float32)
     if pet is not None:
         loaded.pet_volume = volume_from_sitk(sitk.ReadImage(str(root / pet["pixel_path"])), np.float32)
-    for number, seg in enumerate(segmentations, start=1):
+    lesion_numbers: dict[str, int] = {}
+    for seg in segmentations:
+        # One number (and so one colour) per lesion, shared by its CT and PET segmentations.
+        number = lesion_numbers.setdefault(seg["lesion_id"], len(lesion_numbers) + 1)
         path = root / (seg.get("mask_path") or "")
         try:
             mask = volume_from_sitk(sitk.ReadImage(str(path)))
@@ -120,7 +131,6 @@ def read_subject(
                 f"Mask of {seg['lesion_name']} could not be read ({path.name}): {exc}".strip()
             )
             continue
-        # One colour per lesion: the stored label value becomes the lesion's number in the list.
         selected = mask.data == int(seg.get("label") or 1)
         mask.data = (selected * number).astype(np.uint16)
         centroid = None
@@ -129,8 +139,14 @@ def read_subject(
             centroid = tuple(
                 float(t + i * s) for t, i, s in zip(mask.translate, index, mask.scale, strict=True)
             )
-        loaded.masks.append(LoadedMask(seg, mask, centroid))
+        loaded.masks.append(LoadedMask(seg, mask, centroid, number))
     return loaded
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
 
 
 class CtPetRoom(QWidget):
@@ -288,7 +304,7 @@ class CtPetRoom(QWidget):
             )
             self.viewer.set_visible(PET_LAYER, self.pet_visible.isChecked())
         for mask in loaded.masks:
-            layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation))
+            layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation), mask.color)
             layer.visible = self.masks_visible.isChecked()
         self._fill_lesions(loaded.masks)
         self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
@@ -337,6 +353,8 @@ class CtPetRoom(QWidget):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, row)
                 self.lesions.setItem(row, column, item)
+            # The lesion name cell carries its outline colour, so list and image match at a glance.
+            self.lesions.item(row, 0).setIcon(_swatch(mask.color))
 
     # ------------------------------------------------------------ reactions
     def _window_limits(self) -> tuple[float, float]:
@@ -361,7 +379,7 @@ class CtPetRoom(QWidget):
         self.viewer.set_opacity(PET_LAYER, 1.0 if on else self.pet_opacity.value() / 100)
         self.viewer.set_3d(on)
         if not on and self.selected_mask() is not None and self.selected_mask().centroid_zyx is not None:
-            self.viewer.go_to(self.selected_mask().centroid_zyx)
+            self.viewer.go_to_slice(self.selected_mask().centroid_zyx)
 
     def _toggle_masks(self, on: bool) -> None:
         for mask in self.loaded.masks if self.loaded else []:
@@ -379,7 +397,7 @@ class CtPetRoom(QWidget):
             self.radiomics.clear()
             return
         if mask.centroid_zyx is not None:
-            self.viewer.go_to(mask.centroid_zyx)
+            self.viewer.go_to_slice(mask.centroid_zyx)
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)
 

@@ -156,12 +156,19 @@ class EmbeddedViewer:
         self._label_axes()
         return layer
 
-    def add_labels(self, mask: NapariVolume, name: str, opacity: float = 0.9, contour: int = 2):
-        """A segmentation drawn as an outline (contour px) so the PET/CT under it stays readable."""
+    def add_labels(self, mask: NapariVolume, name: str, color: str, contour: int = 1, opacity: float = 1.0):
+        """A segmentation drawn as an outline in `color` so the PET/CT under it stays readable.
+
+        napari's default label colours are random (label 1 is a dark brown, invisible on CT), so
+        each lesion gets an explicit bright colour chosen by the caller.
+        """
+        from napari.utils.colormaps import DirectLabelColormap
+
         self.remove(name)
-        layer = self.model.add_labels(
-            mask.data.astype(np.int32, copy=False), name=name, opacity=opacity, **_placement(mask)
-        )
+        data = mask.data.astype(np.int32, copy=False)
+        values = [int(v) for v in np.unique(data) if v != 0]
+        colormap = DirectLabelColormap(color_dict={**{v: color for v in values}, None: "transparent"})
+        layer = self.model.add_labels(data, name=name, opacity=opacity, colormap=colormap, **_placement(mask))
         layer.contour = contour
         return layer
 
@@ -241,14 +248,10 @@ class EmbeddedViewer:
     def reset_view(self) -> None:
         self.model.reset_view()
 
-    def go_to(self, point_zyx: Sequence[float]) -> None:
-        """Centre the slice and the camera on a world point (mm)."""
-        dims = self.model.dims
-        for axis, value in enumerate(point_zyx[-dims.ndim :]):
-            dims.set_point(axis, value)
-        self.model.camera.center = (
-            tuple(point_zyx[-2:]) if self.model.dims.ndisplay == 2 else tuple(point_zyx)
-        )
+    def go_to_slice(self, point_zyx: Sequence[float]) -> None:
+        """Show the axial slice through a world point (mm); the camera (zoom, pan) stays as the reader left it."""
+        if self.model.dims.ndim >= 3:
+            self.model.dims.set_point(0, float(point_zyx[0]))
 
     def middle_slice(self) -> None:
         """Show the middle slice of the world extent along the first axis."""

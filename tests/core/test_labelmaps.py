@@ -116,6 +116,9 @@ def test_float32_rounding_of_a_nifti_header_is_tolerated(store, ct3, tmp_path):
     sitk.WriteImage(sitk.ReadImage(str(folder / "seg" / "liver_seg.nrrd")), str(tmp_path / "liver.nii.gz"))
     row = add_segmentation(store, SUBJECT, "CT", tmp_path / "liver.nii.gz")
     assert row["voxel_count"] == LIVER_VOXELS
+    # The default lesion name never repeats the file name (it may carry the patient's name).
+    digest = hashlib.sha256((tmp_path / "liver.nii.gz").read_bytes()).hexdigest()
+    assert store.get("lesions", row["lesion_id"])["name"] == f"mask {digest[:8]} label 1"
 
 
 def test_spacing_drift_is_refused(store, ct3):

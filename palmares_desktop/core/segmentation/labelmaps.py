@@ -362,7 +362,7 @@ def add_segmentation(
     """Add one label of `mask` as a new segmentation version of a subject's CT or PET lesion.
 
     Returns the `segmentations` row. The mask must sit on the series' voxel grid. The lesion is
-    found by name (created if new; default name: the SEG segment's label, else '<file> label N').
+    found by name (created if new; default: the SEG segment's label, else 'mask <sha8> label N').
     Adding a mask identical to the lesion's latest version on that series returns that version.
     """
     subject = store.subject_by_code(subject_code)
@@ -390,8 +390,9 @@ def add_segmentation(
     if label in label_map.segment_names:
         source["segment_label"] = label_map.segment_names[label]
     if lesion_name is None:
+        # Not the file name: it may carry the patient's name. The source hash keeps re-adds idempotent.
         lesion_name = label_map.segment_names.get(label) or (
-            f"{_stem(mask)} label {label}" if not isinstance(mask, sitk.Image) else f"lesion label {label}"
+            f"mask {source['file_sha256'][:8]} label {label}" if "file_sha256" in source else f"label {label}"
         )
 
     voxels = int(sitk.GetArrayViewFromImage(binary).sum())
@@ -434,11 +435,3 @@ def add_segmentation(
         raise
     log.info("segmentation %s v%s of lesion %s: %d voxels", seg_id, row["version"], lesion_name, voxels)
     return row
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".dcm", ".mha", ".mhd"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
