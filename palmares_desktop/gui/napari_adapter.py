@@ -168,7 +168,15 @@ class EmbeddedViewer:
         data = mask.data.astype(np.int32, copy=False)
         values = [int(v) for v in np.unique(data) if v != 0]
         colormap = DirectLabelColormap(color_dict={**{v: color for v in values}, None: "transparent"})
-        layer = self.model.add_labels(data, name=name, opacity=opacity, colormap=colormap, **_placement(mask))
+        # No depth test: with it, the CT slice (drawn first) hides the outlines in the embedded canvas.
+        layer = self.model.add_labels(
+            data,
+            name=name,
+            opacity=opacity,
+            colormap=colormap,
+            blending="translucent_no_depth",
+            **_placement(mask),
+        )
         layer.contour = contour
         return layer
 

@@ -263,9 +263,16 @@ def versions() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------ extract
 def extract_features(
-    image: sitk.Image, mask: sitk.Image, params: RadiomicsParams, label: int | None = None
+    image: sitk.Image,
+    mask: sitk.Image,
+    params: RadiomicsParams,
+    label: int | None = None,
+    image_hash: str | None = None,
 ) -> FeatureResult:
     """pyradiomics features of `label` (default: the file's `label`, else 1) in `mask` over `image`.
+
+    `image_hash`: `image_sha256(image)` when the caller already has it (a batch extracting many
+    lesions of one volume hashes it once instead of once per lesion).
 
     Raises RadiomicsError (plain sentence; pyradiomics' wording in `.reason`) for: mask not on
     the image grid, label absent, empty mask, single voxel, too few dimensions, region too small,
@@ -301,7 +308,7 @@ def extract_features(
         },
         "versions": versions(),
         "image": {
-            "sha256": image_sha256(image),
+            "sha256": image_hash or image_sha256(image),
             "pyradiomics_hash": diagnostics.get("diagnostics_Image-original_Hash"),
             **geometry(image),
         },

@@ -29,6 +29,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from palmares_desktop.core.radiomics.errors import RadiomicsError
+from palmares_desktop.core.radiomics.images import image_sha256
 from palmares_desktop.core.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,10 @@ def _read(path: str, what: str) -> sitk.Image:
     return sitk.ReadImage(path)
 
 
-def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | None = None) -> Outcome:
+def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image, str]] | None = None) -> Outcome:
     """Read the image and mask and extract; never raises (the reason goes in Outcome.error).
 
-    `image_cache` (path -> (sha256, image)) lets a batch worker reuse the volume shared by the
+    `image_cache` (path -> (file sha256, image, voxel hash)) lets a batch worker reuse the volume shared by the
     lesions of one series instead of decompressing it again for each.
     """
     from palmares_desktop.core.radiomics.extract import extract_features
@@ -205,12 +206,13 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | No
     try:
         cached = image_cache.get(item.image_path) if image_cache is not None else None
         if cached is not None and cached[0] == item.image_sha256:
-            image = cached[1]
+            _, image, voxel_hash = cached
         else:
             image = _read(item.image_path, "image")
+            voxel_hash = image_sha256(image)
             if image_cache is not None:
                 image_cache.clear()  # one volume at a time: memory stays near one copy
-                image_cache[item.image_path] = (item.image_sha256, image)
+                image_cache[item.image_path] = (item.image_sha256, image, voxel_hash)
         mask = _read(item.mask_path, "mask")
     except FileNotFoundError as exc:
         return Outcome(error=_plain(exc), elapsed_s=time.perf_counter() - started, unreachable=True)
@@ -222,7 +224,7 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image]] | No
         )
     read_s = time.perf_counter() - started
     try:
-        result = extract_features(image, mask, item.params, label=item.label)
+        result = extract_features(image, mask, item.params, label=item.label, image_hash=voxel_hash)
     except Exception as exc:  # noqa: BLE001 - every failure is stored with its reason, never raised
         if not isinstance(exc, RadiomicsError):
             log.exception("extraction of segmentation %s failed unexpectedly", item.segmentation_id)
