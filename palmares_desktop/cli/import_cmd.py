@@ -66,19 +66,14 @@ def import_(
 
 
 def _choose_reader(store, site_code: str) -> None:
-    """The remembered reader profile when there is one, else a system reader of the site."""
-    from palmares_desktop.core.profile import load_profile, use_profile
+    from palmares_desktop.core.profile import use_profile_or_system_reader
     from palmares_desktop.core.store import StoreError, check_site_code
 
-    profile = load_profile()
-    if profile is not None:
-        use_profile(store, profile)
-        return
     try:
         check_site_code(site_code)
     except StoreError:
         return  # no reader is recorded for a bad code: the import refuses it first, in words
-    store.use_system_reader(site_code=site_code)
+    use_profile_or_system_reader(store, site_code)
 
 
 def _drain(task):

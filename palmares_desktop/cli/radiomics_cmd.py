@@ -209,12 +209,13 @@ def lock(
     unlock: bool,
 ) -> None:
     """Lock the study's parameter file per modality, or show the locks (no --modality)."""
+    from palmares_desktop.core.profile import use_profile_or_system_reader
     from palmares_desktop.core.radiomics import params as P
     from palmares_desktop.core.store import Store, StoreError
 
     try:
         with Store.open(store_path, create=False) as store:
-            store.use_system_reader()
+            use_profile_or_system_reader(store)
             if modality:
                 if unlock:
                     P.unlock_params(store, modality)

@@ -95,11 +95,7 @@ def add(
 
 
 def _choose_reader(store, subject_code: str) -> None:
-    """The remembered reader profile (who drew or brought the mask), else a system reader of the site."""
-    from palmares_desktop.core.profile import load_profile, use_profile
+    """Who drew or brought the mask: the remembered profile, else a system reader of the site."""
+    from palmares_desktop.core.profile import use_profile_or_system_reader
 
-    profile = load_profile()
-    if profile is not None:
-        use_profile(store, profile)
-    else:
-        store.use_system_reader(site_code=subject_code.split("-")[0] if "-" in subject_code else "XX00")
+    use_profile_or_system_reader(store, subject_code.split("-")[0] if "-" in subject_code else None)

@@ -115,3 +115,12 @@ def save_profile(profile: ReaderProfile, make_current: bool = True) -> Path:
 def use_profile(store: Store, profile: ReaderProfile) -> Reader:
     """Register `profile` as a reader of `store` (idempotent) and make it the author of writes."""
     return store.use_reader(store.add_reader(profile.name, profile.role, profile.site_code))
+
+
+def use_profile_or_system_reader(store: Store, site_code: str | None = None) -> Reader:
+    """The author of command-line writes: the remembered reader profile when there is one, else a
+    system reader named after the OS user, at `site_code` (or the store's placeholder site)."""
+    profile = load_profile()
+    if profile is not None:
+        return use_profile(store, profile)
+    return store.use_system_reader(site_code=site_code or "XX00")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -162,6 +162,7 @@ class CtPetRoom(QWidget):
         self.store: Store | None = None
         self.loaded: LoadedSubject | None = None
         self._generation = 0
+        self._fit_pending = False
 
         self.title = QLabel("No subject open. Double-click a subject in the worklist.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -223,7 +224,9 @@ class CtPetRoom(QWidget):
         self.lesions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.lesions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.lesions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.lesions.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.lesions.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.lesions.itemSelectionChanged.connect(self._lesion_selected)
         lesion_box = QGroupBox("Lesions (segmentations)")
         QVBoxLayout(lesion_box).addWidget(self.lesions)
@@ -308,7 +311,7 @@ class CtPetRoom(QWidget):
             layer.visible = self.masks_visible.isChecked()
         self._fill_lesions(loaded.masks)
         self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
-        self.viewer.reset_view()
+        self._fit_view()
         self.viewer.middle_slice()
         if loaded.masks and loaded.masks[0].centroid_zyx is not None:
             self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
@@ -319,6 +322,17 @@ class CtPetRoom(QWidget):
         self.notes.setText("\n".join(loaded.notes))
         self.notes.setVisible(bool(loaded.notes))
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _fit_view(self) -> None:
+        # A hidden tab's canvas has no real size yet: fit now, and again when the tab is first shown.
+        self.viewer.reset_view()
+        self._fit_pending = not self.isVisible()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self._fit_pending:
+            self._fit_pending = False
+            QTimer.singleShot(0, self.viewer.reset_view)
 
     def _configure_pet_units(self, pet: dict | None) -> None:
         units = (pet or {}).get("units") or "unknown units"

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from palmares_desktop.core.slides.reader import level_array, open_slide
@@ -48,6 +48,7 @@ class SlideRoom(QWidget):
         self.info: dict | None = None
         self._generation = 0
         self._subject_code = ""
+        self._fit_pending = False
 
         self.title = QLabel("No subject open.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -120,14 +121,27 @@ class SlideRoom(QWidget):
             return
         levels, mpp, info = result
         self.info = info
-        self.viewer.add_slide(levels, mpp)
-        self.viewer.show_scale_bar(True)
-        self.viewer.reset_view()
+        units = ("um", "um") if info["calibrated"] else ("pixel", "pixel")
+        self.viewer.add_slide(levels, mpp, units=units)
+        self.viewer.show_scale_bar(info["calibrated"])
+        self._fit_view()
         self.title.setText(f"{self._subject_code} — {name}")
+        pixel = f"{mpp[1]:.3f} µm/px" if info["calibrated"] else "pixel size unknown (no µm scale)"
         self.details.setText(
-            f"{info['width']} × {info['height']} px, {info['levels']} levels, {mpp[1]:.3f} µm/px"
+            f"{info['width']} × {info['height']} px, {len(levels)} levels, {pixel}, {info['format'].upper()}"
         )
         self.slide_loaded.emit(name)
+
+    def _fit_view(self) -> None:
+        # A hidden tab's canvas has no real size yet: fit now, and again when the tab is first shown.
+        self.viewer.reset_view()
+        self._fit_pending = not self.isVisible()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self._fit_pending:
+            self._fit_pending = False
+            QTimer.singleShot(0, self.viewer.reset_view)
 
     def slide_layer(self):
         return self.viewer.layer(SLIDE_LAYER)
