@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -50,6 +51,12 @@ def segmentation() -> None:
     help="Series id when the subject has several series of that modality (default: most recent).",
 )
 @click.option("--method", default="imported", show_default=True, help="How the mask was made (stored).")
+@click.option(
+    "--features/--no-features",
+    default=True,
+    show_default=True,
+    help="Compute the radiomics features of the new version right away (study preset or lock).",
+)
 def add(
     file: Path,
     store_path: Path | None,
@@ -60,12 +67,15 @@ def add(
     site: str | None,
     series_id: str | None,
     method: str,
+    features: bool,
 ) -> None:
     """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
 
     The mask must lie on the exact voxel grid of the subject's CT or PET volume; it is refused
     otherwise, with both geometries in the message.
     """
+    from palmares_desktop.core.radiomics.errors import RadiomicsError
+    from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation
     from palmares_desktop.core.segmentation.labelmaps import SegmentationError, add_segmentation
     from palmares_desktop.core.store import Store, StoreError
 
@@ -85,13 +95,22 @@ def add(
                 series_id=series_id,
             )
             lesion_row = store.get("lesions", row["lesion_id"])
-    except (SegmentationError, StoreError) as exc:
+            feature_row = compute_features_for_segmentation(store, row["id"]) if features else None
+    except (SegmentationError, StoreError, RadiomicsError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"{subject} {modality.upper()}: lesion {lesion_row['name']!r}"
         f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
         f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
     )
+    if feature_row is not None:
+        if feature_row["status"] == "ok":
+            n = len(json.loads(feature_row["features_json"] or "{}"))
+            click.echo(f"Radiomics ({feature_row['params_name']}): {n} features stored.")
+        else:
+            click.echo(
+                f"Radiomics ({feature_row['params_name']}) failed, stored with its reason: {feature_row['error']}"
+            )
 
 
 def _choose_reader(store, subject_code: str) -> None:

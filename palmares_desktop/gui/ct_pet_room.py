@@ -386,6 +386,11 @@ class CtPetRoom(QWidget):
 
     def _toggle_3d(self, on: bool) -> None:
         has_pet = self.viewer.layer(PET_LAYER) is not None
+        # Outlines do not exist in 3D (napari would draw solid blobs over the hot spots): hide them.
+        for mask in self.loaded.masks if self.loaded else []:
+            self.viewer.set_visible(
+                self._mask_layer_name(mask.segmentation), self.masks_visible.isChecked() and not on
+            )
         # 3D = the classic PET MIP (CT would only fog it); without PET, a CT MIP (bones).
         self.viewer.set_visible(CT_LAYER, not (on and has_pet))
         self.viewer.set_rendering(CT_LAYER, "mip")
@@ -397,7 +402,9 @@ class CtPetRoom(QWidget):
 
     def _toggle_masks(self, on: bool) -> None:
         for mask in self.loaded.masks if self.loaded else []:
-            self.viewer.set_visible(self._mask_layer_name(mask.segmentation), on)
+            self.viewer.set_visible(
+                self._mask_layer_name(mask.segmentation), on and not self.view_3d.isChecked()
+            )
 
     def selected_mask(self) -> LoadedMask | None:
         rows = self.lesions.selectionModel().selectedRows()

@@ -102,6 +102,7 @@ class ImportDialog(QDialog):
 
     imported = Signal(str)
     scanned = Signal(int)  # number of series found
+    progressed = Signal(object)  # each core Progress step of the scan or the import
 
     def __init__(
         self,
@@ -222,7 +223,7 @@ class ImportDialog(QDialog):
         self.scan_result = result
         self.scan_button.setEnabled(True)
         self.progress.setRange(0, 1)
-        self.progress.setValue(1)
+        self.progress.setValue(0)  # the bar is for the import; the scan's outcome is the table
         self.progress_text.clear()
         self.series.setRowCount(len(result.series))
         for r, info in enumerate(result.series):
@@ -300,6 +301,7 @@ class ImportDialog(QDialog):
         message = getattr(step, "message", "")
         if message:
             self.progress_text.setText(message)
+        self.progressed.emit(step)
 
     def _finish(self) -> None:
         self._import_thread = None

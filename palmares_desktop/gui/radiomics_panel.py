@@ -188,7 +188,8 @@ class RadiomicsPanel(QGroupBox):
             "id",
         ):
             if row.get(key):
-                item = QTreeWidgetItem([key, str(row[key])])
+                value = self._author(row[key]) if key == "author_id" else str(row[key])
+                item = QTreeWidgetItem(["author" if key == "author_id" else key, value])
                 item.setToolTip(1, str(row[key]))
                 if key == "error":
                     item.setForeground(1, QColor("#c0392b"))
@@ -201,18 +202,29 @@ class RadiomicsPanel(QGroupBox):
         self._add_tree(self.provenance.invisibleRootItem(), "Details", provenance)
         summary.setExpanded(True)
 
+    def _author(self, reader_id: str) -> str:
+        """Who computed it, by name (the id stays in the tooltip)."""
+        if self.store is not None:
+            for reader in self.store.readers():
+                if reader.id == reader_id:
+                    return f"{reader.name} ({reader.role}, {reader.site_code})"
+        return reader_id
+
     def _add_tree(self, parent: QTreeWidgetItem, key: str, value: Any) -> None:
+        # Opened by default: the top level, library versions and warnings (what a reviewer checks first).
+        expand = parent is self.provenance.invisibleRootItem() or key in ("versions", "warnings")
         if isinstance(value, dict):
             item = QTreeWidgetItem([key, ""])
             parent.addChild(item)
             for k, v in value.items():
                 self._add_tree(item, str(k), v)
-            item.setExpanded(parent is self.provenance.invisibleRootItem())
+            item.setExpanded(expand)
         elif isinstance(value, list):
             item = QTreeWidgetItem([key, f"{len(value)} items"])
             parent.addChild(item)
             for i, v in enumerate(value):
                 self._add_tree(item, str(i), v)
+            item.setExpanded(expand)
         else:
             item = QTreeWidgetItem([key, str(value)])
             item.setToolTip(1, str(value))

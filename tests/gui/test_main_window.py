@@ -133,12 +133,19 @@ def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, 
         panel.compute()
     row = panel.current_set()
     assert row is not None and row["segmentation_id"] == mask.segmentation["id"]
-    if row["status"] == "ok":
-        assert panel.features.rowCount() > 50
-        names = {panel.features.item(r, 0).text() for r in range(panel.features.rowCount())}
-        assert "original_firstorder_Mean" in names
-    else:
-        assert row["error"] and "failed" in panel.status.text()
+    assert row["status"] == "ok", row["error"]  # planted demo lesions are well-formed
+    assert row["params_name"] == {"CT": "ct", "PT": "pet"}[mask.segmentation["series_modality"]]
+    names = {
+        panel.features.item(r, 0).text(): panel.features.item(r, 1).text()
+        for r in range(panel.features.rowCount())
+    }
+    assert len(names) > 50 and "original_firstorder_Mean" in names
+    assert float(names["original_shape_VoxelVolume"]) > 0
+    assert panel.provenance.topLevelItemCount() >= 2  # feature-set summary + details
+    # Computing again reuses the current feature set instead of adding a duplicate.
+    with qtbot.waitSignal(panel.computed, timeout=LOAD_TIMEOUT_MS):
+        panel.compute()
+    assert panel.set_picker.count() == 1
 
 
 def test_reader_dialog_validates_and_remembers_the_profile(qtbot):
@@ -324,3 +331,42 @@ def test_volumes_are_shown_in_radiological_orientation_whatever_their_direction(
     finally:
         viewer.close()
         qtbot.wait(20)
+
+
+def test_cancelling_an_import_stops_it_and_leaves_the_store_consistent(
+    qtbot, tmp_path, shared_data, radiologist, close_window
+):
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.gui.main_window import MainWindow
+
+    store = Store.open(tmp_path / "store")
+    window = MainWindow(store, radiologist)
+    try:
+        dialog = window.show_import_dialog(shared_data / "petct_sts_001")
+        qtbot.waitUntil(dialog.import_button.isEnabled, timeout=LOAD_TIMEOUT_MS)
+
+        def cancel_after_first_series(_step):
+            # The worker commits each series on its own connection; WAL makes it visible here.
+            thread = dialog._import_thread
+            if thread is not None and not thread.cancel_requested and store.db["series"].count == 1:
+                dialog.cancel_import()
+
+        dialog.progressed.connect(cancel_after_first_series)
+        dialog.start_import()
+        qtbot.waitUntil(lambda: dialog._import_thread is None, timeout=LOAD_TIMEOUT_MS)
+        dialog.progressed.disconnect(cancel_after_first_series)
+        assert "cancelled" in dialog.progress_text.text()
+        assert dialog.summary is None  # the import did not finish
+        series = store.rows("series")
+        assert len(series) == 1, "the series finished before the cancel stays, the other never starts"
+        assert store.path(series[0]["pixel_path"]).is_file()
+        # Importing again adds the rest and skips what is already there.
+        with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
+            dialog.start_import()
+        assert sorted(r["modality"] for r in store.rows("series")) == ["CT", "PT"]
+        assert "1 series imported, 1 not imported" in dialog.summary_text.toPlainText()
+        assert "already imported" in dialog.summary_text.toPlainText()
+        dialog.close()
+    finally:
+        close_window(window, qtbot)
+        store.close()
