@@ -186,8 +186,15 @@ def _screenshot_run(app, window, args: argparse.Namespace) -> int:
         log.error("screenshot: the store has no subjects")
         return 1
     code = args.subject or rows[0]["code"]
+    if window.store.subject_by_code(code) is None:
+        print(f"screenshot: there is no subject {code} in this store", file=sys.stderr)
+        return 1
     pending = {"ct-pet", "slide"}
     result = {"code": 1}
+
+    def finish() -> None:
+        window.close()
+        app.quit()  # explicit: other top-level widgets (e.g. in a test session) must not keep us running
 
     def done(room: str) -> None:
         pending.discard(room)
@@ -207,7 +214,7 @@ def _screenshot_run(app, window, args: argparse.Namespace) -> int:
             window.grab().save(str(target))
             print(f"screenshot saved: {target}")
         result["code"] = 0
-        window.close()
+        finish()
 
     window.ct_pet.subject_loaded.connect(lambda _c: done("ct-pet"))
     window.ct_pet.load_failed.connect(lambda _m: done("ct-pet"))
@@ -216,8 +223,19 @@ def _screenshot_run(app, window, args: argparse.Namespace) -> int:
     window.open_subject(code)
     if not window.slide.slides:
         done("slide")
-    QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: (log.error("screenshot: timed out"), window.close()))
+
+    def timed_out() -> None:
+        if result["code"] != 0:
+            log.error("screenshot: the subject did not render within %d s", SCREENSHOT_TIMEOUT_MS // 1000)
+            print("screenshot: timed out waiting for the subject to render", file=sys.stderr)
+            finish()
+
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(timed_out)
+    timer.start(SCREENSHOT_TIMEOUT_MS)
     app.exec()
+    timer.stop()
     window.store.close()
     return result["code"]
 

@@ -163,6 +163,7 @@ class CtPetRoom(QWidget):
         self.loaded: LoadedSubject | None = None
         self._generation = 0
         self._fit_pending = False
+        self._pet_in_suv = True  # the PET max box holds an SUV (False after an uncalibrated PET)
 
         self.title = QLabel("No subject open. Double-click a subject in the worklist.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -338,14 +339,21 @@ class CtPetRoom(QWidget):
         units = (pet or {}).get("units") or "unknown units"
         is_suv = units.upper().startswith("SUV")
         self.suv_label.setText("PET max (SUVbw)" if is_suv else f"PET max ({units})")
-        if not is_suv and self.loaded and self.loaded.pet_volume is not None:
-            # Not calibrated to SUV: start from a robust upper bound of the data instead of SUV 6.
+        self.suv_max.blockSignals(True)
+        if is_suv and not self._pet_in_suv:
+            # Back from an uncalibrated PET: the SUV range the study reads with.
+            self.suv_max.setMaximum(100.0)
+            self.suv_max.setValue(DEFAULT_SUV_MAX)
+        elif not is_suv and self.loaded and self.loaded.pet_volume is not None:
+            # Not calibrated to SUV: a display range from the data (a robust upper bound), not SUV 6.
             top = float(np.percentile(self.loaded.pet_volume.data, 99.5)) or 1.0
-            self.suv_max.blockSignals(True)
             self.suv_max.setMaximum(max(100.0, top * 10))
             self.suv_max.setValue(top)
-            self.suv_max.blockSignals(False)
-            self.notes.setText("PET is not in SUV units: " + units)
+            self.loaded.notes.append(
+                f"The PET is not calibrated to SUV (units: {units}); values are shown as stored."
+            )
+        self.suv_max.blockSignals(False)
+        self._pet_in_suv = is_suv
 
     @staticmethod
     def _mask_layer_name(seg: dict) -> str:

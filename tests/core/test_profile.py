@@ -65,3 +65,13 @@ def test_use_profile_registers_the_reader_once_and_every_write_records_it(store)
     assert subject["author_id"] == reader.id
     audit = store.rows("audit_log", "row_id = ?", [subject["id"]])
     assert audit[0]["reader_id"] == reader.id
+
+
+def test_cli_writes_are_authored_by_the_profile_else_a_system_reader(store):
+    from palmares_desktop.core.profile import use_profile_or_system_reader
+
+    system = use_profile_or_system_reader(store, "IT03")
+    assert system.role == "system" and system.site_code == "IT03"
+    save_profile(ReaderProfile("Anna Rossi", "radiologist", "IT03"))
+    reader = use_profile_or_system_reader(store, "IT03")
+    assert (reader.name, reader.role) == ("Anna Rossi", "radiologist") and store.reader == reader

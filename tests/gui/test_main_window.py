@@ -370,3 +370,21 @@ def test_cancelling_an_import_stops_it_and_leaves_the_store_consistent(
     finally:
         close_window(window, qtbot)
         store.close()
+
+
+def test_screenshot_mode_opens_the_first_subject_saves_every_room_and_quits(demo_store_dir, tmp_path):
+    from palmares_desktop.gui.app import main
+
+    previous = sys.excepthook
+    try:
+        code = main(
+            ["--store", str(demo_store_dir), "--screenshot", str(tmp_path / "shot.png"), "--room", "all"]
+        )
+    finally:
+        sys.excepthook = previous
+    assert code == 0
+    # The worklist is mostly white table; the rooms are mostly image.
+    for room, least_std in (("worklist", 5), ("ct-pet", 20), ("slide", 20)):
+        image = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"shot-{room}.png")))
+        assert image.shape[:2] == (1000, 1600)
+        assert float(image[..., :3].std()) > least_std, f"{room} screenshot looks blank"
