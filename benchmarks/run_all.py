@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     wanted = set(sys.argv[1:])
-    scripts = sorted(p for p in HERE.glob("bench_*.py") if not wanted or p.stem[len("bench_"):] in wanted)
+    scripts = sorted(p for p in HERE.glob("bench_*.py") if not wanted or p.stem[len("bench_") :] in wanted)
     failed = []
     for script in scripts:
         print(f"\n===== {script.stem} =====", flush=True)

@@ -17,9 +17,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_PACKAGES = [
-    "xvfb", "xauth", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-image0",
-    "libxcb-render-util0", "libxcb-xinerama0", "libxcb-xkb1", "libxcb-shape0", "libxkbcommon-x11-0",
-    "libgl1", "libegl1", "libglib2.0-0", "libfontconfig1", "libdbus-1-3",
+    "xvfb",
+    "xauth",
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-keysyms1",
+    "libxcb-image0",
+    "libxcb-render-util0",
+    "libxcb-xinerama0",
+    "libxcb-xkb1",
+    "libxcb-shape0",
+    "libxkbcommon-x11-0",
+    "libgl1",
+    "libegl1",
+    "libglib2.0-0",
+    "libfontconfig1",
+    "libdbus-1-3",
 ]
 
 
@@ -30,10 +43,17 @@ def ensure_virtual_display() -> None:
         print("Installing Xvfb and Qt's xcb libraries for the GUI tests...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_PACKAGES],
-                       check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_PACKAGES],
+            check=True,
+            env=env,
+        )
     else:
-        sys.exit("GUI tests need a display: install Xvfb (Debian: apt-get install " + " ".join(DEBIAN_PACKAGES) + ")")
+        sys.exit(
+            "GUI tests need a display: install Xvfb (Debian: apt-get install "
+            + " ".join(DEBIAN_PACKAGES)
+            + ")"
+        )
 
 
 def step(title: str, cmd: list[str]) -> None:

@@ -21,7 +21,9 @@ from palmares_desktop.core.logs import setup_logging
 log = logging.getLogger(__name__)
 
 
-@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, lazy_subcommands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="palmares")
 def main() -> None:
     """PALMARES Desktop command line: demo data, DICOM scan/import, SUV, radiomics."""

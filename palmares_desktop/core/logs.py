@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import logging.handlers
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from palmares_desktop.core.paths import user_log_dir
 
-_configured = False
+_handler: logging.Handler | None = None
 
 
 def log_file_path() -> Path:
@@ -17,19 +18,18 @@ def log_file_path() -> Path:
 
 
 def setup_logging(level: int = logging.INFO) -> Path:
-    """Idempotent: attach one rotating file handler to the root logger; enable faulthandler."""
-    global _configured
+    """Idempotent: attach one rotating file handler to the root logger; enable faulthandler.
+    Returns the file the log really goes to."""
+    global _handler
+    if _handler is not None:
+        return Path(_handler.baseFilename)
     path = log_file_path()
-    if _configured:
-        return path
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
-    try:
+    with contextlib.suppress(OSError):  # a crash log is a bonus, never a reason not to start
         faulthandler.enable(open(path.with_suffix(".crash.log"), "a", encoding="utf-8"))  # noqa: SIM115
-    except OSError:
-        pass
-    _configured = True
+    _handler = handler
     return path

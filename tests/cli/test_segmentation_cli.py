@@ -46,7 +46,9 @@ def test_add_dicom_seg_then_refusals(palmares, store, shared_data):
     # Features are computed right after the version is saved; this 3-slice liver is too thin for the
     # 3-D CT preset, so the failure is stored with its reason and reported, and the mask is kept.
     (features,) = store.rows("feature_sets")
-    assert features["status"] == "error" and features["segmentation_id"] == store.rows("segmentations")[0]["id"]
+    assert (
+        features["status"] == "error" and features["segmentation_id"] == store.rows("segmentations")[0]["id"]
+    )
     assert f"Radiomics (ct) failed, stored with its reason: {features['error']}" in result.output
 
     result = palmares(

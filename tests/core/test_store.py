@@ -11,8 +11,19 @@ def test_migrations_run_from_empty_and_are_idempotent():
     db = Database(memory=True)
     migrate(db)
     tables = set(db.table_names())
-    assert {"sites", "subjects", "studies", "series", "readers", "lesions", "segmentations", "slides",
-            "slide_annotations", "feature_sets", "audit_log"} <= tables
+    assert {
+        "sites",
+        "subjects",
+        "studies",
+        "series",
+        "readers",
+        "lesions",
+        "segmentations",
+        "slides",
+        "slide_annotations",
+        "feature_sets",
+        "audit_log",
+    } <= tables
     schema_before = db.schema
     migrate(db)
     assert db.schema == schema_before
@@ -59,10 +70,9 @@ def test_writes_need_a_reader(tmp_path):
 def test_failed_write_leaves_store_unchanged(store):
     store.ensure_subject("IT03-0001")
     n_audit = store.db["audit_log"].count
-    with pytest.raises(Exception):
-        with store.transaction():
-            store.ensure_subject("IT03-0002")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError, match="interrupted"), store.transaction():
+        store.ensure_subject("IT03-0002")
+        raise RuntimeError("interrupted")
     assert [s["code"] for s in store.rows("subjects")] == ["IT03-0001"]
     assert store.db["audit_log"].count == n_audit
 

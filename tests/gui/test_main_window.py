@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,15 +178,7 @@ def test_uncaught_exception_shows_a_dialog_and_is_logged(qtbot, tmp_path):
     from palmares_desktop.core.logs import setup_logging
     from palmares_desktop.gui import excepthook
 
-    setup_logging()
-    # The file the root logger really writes to (logging is set up once per process).
-    log_file = Path(
-        next(
-            h.baseFilename
-            for h in logging.getLogger().handlers
-            if isinstance(h, logging.handlers.RotatingFileHandler)
-        )
-    )
+    log_file = setup_logging()  # the file the root logger really writes to (set up once per process)
     previous = sys.excepthook
     excepthook.install_excepthook(log_file)
     try:

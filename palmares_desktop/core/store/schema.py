@@ -25,8 +25,9 @@ TRAVELLING = {
 
 
 def _create(db: Database, name: str, columns: dict, foreign_keys=(), indexes=()) -> None:
-    db[name].create({**TRAVELLING, **columns}, pk="id", not_null={"id", "site_code"},
-                    foreign_keys=list(foreign_keys))
+    db[name].create(
+        {**TRAVELLING, **columns}, pk="id", not_null={"id", "site_code"}, foreign_keys=list(foreign_keys)
+    )
     for index in indexes:
         db[name].create_index(list(index[0]), unique=index[1])
 
@@ -34,32 +35,41 @@ def _create(db: Database, name: str, columns: dict, foreign_keys=(), indexes=())
 @migrations()
 def m001_initial(db: Database) -> None:
     db["sites"].create({"code": str, "name": str, "created_at": str}, pk="code")
-    db["readers"].create(
-        {"id": str, "name": str, "role": str, "site_code": str, "created_at": str}, pk="id"
-    )
+    db["readers"].create({"id": str, "name": str, "role": str, "site_code": str, "created_at": str}, pk="id")
     _create(db, "subjects", {"code": str}, indexes=[(("code",), True)])
     _create(
-        db, "subject_status",
+        db,
+        "subject_status",
         {"subject_id": str, "modality": str, "status": str},
         foreign_keys=[("subject_id", "subjects", "id")],
         indexes=[(("subject_id", "modality"), True)],
     )
     _create(
-        db, "studies",
+        db,
+        "studies",
         {"subject_id": str, "study_uid": str, "study_date": str, "description": str},
         foreign_keys=[("subject_id", "subjects", "id")],
         indexes=[(("study_uid",), True)],
     )
     _create(
-        db, "series",
+        db,
+        "series",
         {
-            "study_id": str, "subject_id": str, "modality": str, "series_uid": str,
-            "frame_of_reference_uid": str, "description": str, "manufacturer": str,
-            "size_json": str, "spacing_json": str, "origin_json": str, "direction_json": str,
-            "units": str,            # HU for CT; SUVbw for PET when calibrated, else the header's Units
-            "pixel_path": str,       # relative to the store folder
+            "study_id": str,
+            "subject_id": str,
+            "modality": str,
+            "series_uid": str,
+            "frame_of_reference_uid": str,
+            "description": str,
+            "manufacturer": str,
+            "size_json": str,
+            "spacing_json": str,
+            "origin_json": str,
+            "direction_json": str,
+            "units": str,  # HU for CT; SUVbw for PET when calibrated, else the header's Units
+            "pixel_path": str,  # relative to the store folder
             "pixel_sha256": str,
-            "suv_json": str,         # SUV provenance (PET only): inputs, branch, per-slice factors
+            "suv_json": str,  # SUV provenance (PET only): inputs, branch, per-slice factors
             "source_fingerprint": str,  # salted hash of the original SeriesInstanceUID: re-import check
             "problems_json": str,
         },
@@ -67,49 +77,105 @@ def m001_initial(db: Database) -> None:
         indexes=[(("series_uid",), True), (("source_fingerprint",), True)],
     )
     _create(
-        db, "lesions",
-        {"subject_id": str, "name": str, "organ": str, "lesion_type": str, "recist_status": str,
-         "bone_character": str, "notes": str},
+        db,
+        "lesions",
+        {
+            "subject_id": str,
+            "name": str,
+            "organ": str,
+            "lesion_type": str,
+            "recist_status": str,
+            "bone_character": str,
+            "notes": str,
+        },
         foreign_keys=[("subject_id", "subjects", "id")],
     )
     _create(
-        db, "segmentations",
+        db,
+        "segmentations",
         {
-            "lesion_id": str, "series_id": str, "version": int, "method": str,
-            "parameters_json": str, "mask_path": str, "mask_sha256": str, "label": int,
-            "voxel_count": int, "volume_ml": float, "source": str,
+            "lesion_id": str,
+            "series_id": str,
+            "version": int,
+            "method": str,
+            "parameters_json": str,
+            "mask_path": str,
+            "mask_sha256": str,
+            "label": int,
+            "voxel_count": int,
+            "volume_ml": float,
+            "source": str,
         },
         foreign_keys=[("lesion_id", "lesions", "id"), ("series_id", "series", "id")],
         indexes=[(("lesion_id", "series_id", "version"), True)],
     )
     _create(
-        db, "slides",
-        {"subject_id": str, "display_name": str, "path": str, "format": str, "width": int,
-         "height": int, "levels": int, "mpp_x": float, "mpp_y": float, "sha256": str,
-         "stain": str},
+        db,
+        "slides",
+        {
+            "subject_id": str,
+            "display_name": str,
+            "path": str,
+            "format": str,
+            "width": int,
+            "height": int,
+            "levels": int,
+            "mpp_x": float,
+            "mpp_y": float,
+            "sha256": str,
+            "stain": str,
+        },
         foreign_keys=[("subject_id", "subjects", "id")],
     )
     _create(
-        db, "slide_annotations",
-        {"slide_id": str, "object_type": str, "classification": str, "color": str,
-         "geometry_json": str, "measurements_json": str, "name": str},
+        db,
+        "slide_annotations",
+        {
+            "slide_id": str,
+            "object_type": str,
+            "classification": str,
+            "color": str,
+            "geometry_json": str,
+            "measurements_json": str,
+            "name": str,
+        },
         foreign_keys=[("slide_id", "slides", "id")],
     )
     _create(
-        db, "feature_sets",
+        db,
+        "feature_sets",
         {
-            "segmentation_id": str, "series_id": str, "lesion_id": str, "modality": str,
-            "params_name": str, "params_sha256": str, "image_sha256": str, "mask_sha256": str,
-            "status": str,           # ok | error
-            "error": str, "features_json": str, "provenance_json": str, "deviation": str,
+            "segmentation_id": str,
+            "series_id": str,
+            "lesion_id": str,
+            "modality": str,
+            "params_name": str,
+            "params_sha256": str,
+            "image_sha256": str,
+            "mask_sha256": str,
+            "status": str,  # ok | error
+            "error": str,
+            "features_json": str,
+            "provenance_json": str,
+            "deviation": str,
             "elapsed_s": float,
         },
         foreign_keys=[("segmentation_id", "segmentations", "id")],
         indexes=[(("segmentation_id", "params_sha256"), False)],
     )
     db["audit_log"].create(
-        {"seq": int, "at": str, "reader_id": str, "site_code": str, "action": str,
-         "table_name": str, "row_id": str, "before_id": str, "after_id": str, "detail_json": str},
+        {
+            "seq": int,
+            "at": str,
+            "reader_id": str,
+            "site_code": str,
+            "action": str,
+            "table_name": str,
+            "row_id": str,
+            "before_id": str,
+            "after_id": str,
+            "detail_json": str,
+        },
         pk="seq",
     )
     # The audit log is append-only: the database itself refuses edits and deletions.

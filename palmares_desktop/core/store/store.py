@@ -48,7 +48,9 @@ def new_id() -> str:
 
 def check_site_code(code: str) -> str:
     if not SITE_CODE.match(code or ""):
-        raise StoreError(f"Site code {code!r} is not valid: use two capital letters and two digits, e.g. IT03.")
+        raise StoreError(
+            f"Site code {code!r} is not valid: use two capital letters and two digits, e.g. IT03."
+        )
     return code
 
 
@@ -123,20 +125,31 @@ class Store:
         if not name.strip():
             raise StoreError("A reader needs a name.")
         check_site_code(site_code)
-        existing = list(self.db["readers"].rows_where(
-            "name = ? and role = ? and site_code = ?", [name.strip(), role, site_code]))
+        existing = list(
+            self.db["readers"].rows_where(
+                "name = ? and role = ? and site_code = ?", [name.strip(), role, site_code]
+            )
+        )
         if existing:
             row = existing[0]
         else:
-            row = {"id": new_id(), "name": name.strip(), "role": role, "site_code": site_code, "created_at": now()}
+            row = {
+                "id": new_id(),
+                "name": name.strip(),
+                "role": role,
+                "site_code": site_code,
+                "created_at": now(),
+            }
             with self.transaction():
                 self.db["readers"].insert(row)
                 self.ensure_site(site_code)
         return Reader(row["id"], row["name"], row["role"], row["site_code"])
 
     def readers(self) -> list[Reader]:
-        return [Reader(r["id"], r["name"], r["role"], r["site_code"])
-                for r in self.db["readers"].rows_where(order_by="name")]
+        return [
+            Reader(r["id"], r["name"], r["role"], r["site_code"])
+            for r in self.db["readers"].rows_where(order_by="name")
+        ]
 
     def use_reader(self, reader: Reader) -> Reader:
         """Make `reader` the author of every following write."""
@@ -145,7 +158,9 @@ class Store:
 
     def use_system_reader(self, name: str | None = None, site_code: str = "XX00") -> Reader:
         """A non-human author (e.g. the demo generator, or the CLI run by an OS user)."""
-        return self.use_reader(self.add_reader(name or f"palmares-cli ({getpass.getuser()})", "system", site_code))
+        return self.use_reader(
+            self.add_reader(name or f"palmares-cli ({getpass.getuser()})", "system", site_code)
+        )
 
     def _require_reader(self) -> Reader:
         if self.reader is None:
@@ -164,8 +179,13 @@ class Store:
         reader = self._require_reader()
         stamp = now()
         full = {
-            "id": new_id(), "site_code": reader.site_code, "author_id": reader.id,
-            "revision": 1, "created_at": stamp, "updated_at": stamp, **row,
+            "id": new_id(),
+            "site_code": reader.site_code,
+            "author_id": reader.id,
+            "revision": 1,
+            "created_at": stamp,
+            "updated_at": stamp,
+            **row,
         }
         with self.transaction():
             self.ensure_site(full["site_code"])
@@ -173,26 +193,43 @@ class Store:
             self._audit(action, table, full["id"], None, full["id"], detail)
         return full
 
-    def update(self, table: str, row_id: str, changes: dict[str, Any], action: str = "update",
-               detail: Any = None) -> dict:
+    def update(
+        self, table: str, row_id: str, changes: dict[str, Any], action: str = "update", detail: Any = None
+    ) -> dict:
         """Change a row in place, bumping its revision; the audit log keeps the before values."""
         reader = self._require_reader()
         with self.transaction():
             before = self.get(table, row_id)
-            after = {**changes, "revision": before["revision"] + 1, "updated_at": now(), "author_id": reader.id}
+            after = {
+                **changes,
+                "revision": before["revision"] + 1,
+                "updated_at": now(),
+                "author_id": reader.id,
+            }
             self.db[table].update(row_id, after)
             old = {k: before.get(k) for k in changes}
-            self._audit(action, table, row_id, row_id, row_id, {"before": old, "after": changes, **(detail or {})})
+            self._audit(
+                action, table, row_id, row_id, row_id, {"before": old, "after": changes, **(detail or {})}
+            )
         return self.get(table, row_id)
 
-    def _audit(self, action: str, table: str, row_id: str, before_id: str | None, after_id: str | None,
-               detail: Any) -> None:
+    def _audit(
+        self, action: str, table: str, row_id: str, before_id: str | None, after_id: str | None, detail: Any
+    ) -> None:
         reader = self._require_reader()
-        self.db["audit_log"].insert({
-            "at": now(), "reader_id": reader.id, "site_code": reader.site_code, "action": action,
-            "table_name": table, "row_id": row_id, "before_id": before_id, "after_id": after_id,
-            "detail_json": json.dumps(detail, default=str) if detail is not None else None,
-        })
+        self.db["audit_log"].insert(
+            {
+                "at": now(),
+                "reader_id": reader.id,
+                "site_code": reader.site_code,
+                "action": action,
+                "table_name": table,
+                "row_id": row_id,
+                "before_id": before_id,
+                "after_id": after_id,
+                "detail_json": json.dumps(detail, default=str) if detail is not None else None,
+            }
+        )
 
     def audit(self, action: str, detail: Any = None, table: str = "", row_id: str = "") -> None:
         """Record an event that changes no row (e.g. an export, a refused import)."""
@@ -206,7 +243,9 @@ class Store:
             raise StoreError(f"No {table} row with id {row_id}.")
         return rows[0]
 
-    def rows(self, table: str, where: str | None = None, args: Any = None, order_by: str | None = None) -> list[dict]:
+    def rows(
+        self, table: str, where: str | None = None, args: Any = None, order_by: str | None = None
+    ) -> list[dict]:
         return list(self.db[table].rows_where(where, args or [], order_by=order_by))
 
     def path(self, relative: str) -> Path:
@@ -223,7 +262,9 @@ class Store:
         check_subject_code(code)
         site = site_code or code.split("-")[0]
         if site != code.split("-")[0]:
-            raise StoreError(f"Subject {code} does not belong to site {site}: its code must start with {site}.")
+            raise StoreError(
+                f"Subject {code} does not belong to site {site}: its code must start with {site}."
+            )
         existing = self.subject_by_code(code)
         if existing:
             return existing
@@ -245,8 +286,15 @@ class Store:
                 self.update("subject_status", rows[0]["id"], {"status": status})
         else:
             subject = self.get("subjects", subject_id)
-            self.insert("subject_status", {"subject_id": subject_id, "modality": modality, "status": status,
-                                           "site_code": subject["site_code"]})
+            self.insert(
+                "subject_status",
+                {
+                    "subject_id": subject_id,
+                    "modality": modality,
+                    "status": status,
+                    "site_code": subject["site_code"],
+                },
+            )
 
     def worklist(self) -> list[dict]:
         """One row per subject: code, site, modalities present and reading status per modality."""
@@ -259,11 +307,15 @@ class Store:
         out = []
         for s in self.rows("subjects", order_by="code"):
             mods = present.get(s["id"], set())
-            out.append({
-                "subject_id": s["id"], "code": s["code"], "site_code": s["site_code"],
-                "modalities": [m for m in MODALITIES if m in mods],
-                "status": {m: status.get((s["id"], m), "not started") for m in MODALITIES if m in mods},
-            })
+            out.append(
+                {
+                    "subject_id": s["id"],
+                    "code": s["code"],
+                    "site_code": s["site_code"],
+                    "modalities": [m for m in MODALITIES if m in mods],
+                    "status": {m: status.get((s["id"], m), "not started") for m in MODALITIES if m in mods},
+                }
+            )
         return out
 
     # ----------------------------------------------------------------- settings
