@@ -25,7 +25,8 @@ import click
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Local worker processes (default 2; one thread each). Ignored with --scheduler.",
+    help="Local workers (default 2): processes with one thread each; a single worker runs as a thread "
+    "of this process. Ignored with --scheduler.",
 )
 @click.option(
     "--scheduler",

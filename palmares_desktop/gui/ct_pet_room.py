@@ -45,7 +45,7 @@ from palmares_desktop.gui.napari_adapter import (
     volume_from_sitk,
 )
 from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
-from palmares_desktop.gui.workers import WorkerPool
+from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ class CtPetRoom(QWidget):
 
     subject_loaded = Signal(str)  # subject code, once its layers are on screen
     load_failed = Signal(str)
+    features_ready = Signal()  # background feature computation for the open subject finished
 
     def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -268,6 +269,7 @@ class CtPetRoom(QWidget):
         self.viewer.clear()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
+        self.radiomics.set_background_busy(False)  # a previous subject's job no longer counts
         self.loaded = None
         ct, pet, notes = subject_series(store, subject["id"])
         segmentations = subject_segmentations(store, subject["id"])
@@ -322,7 +324,29 @@ class CtPetRoom(QWidget):
         )
         self.notes.setText("\n".join(loaded.notes))
         self.notes.setVisible(bool(loaded.notes))
+        self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _compute_missing_features(self, segmentation_ids: list[str], generation: int) -> None:
+        """Segmentations saved without features (imported, or made before a lock changed) get
+        them in the background; the radiomics panel refreshes when they are stored."""
+        if not segmentation_ids or self.store is None:
+            return
+        root, reader = self.store.root, self.store.reader
+
+        def job():
+            from palmares_desktop.core.radiomics.store_features import iter_compute_missing
+
+            with worker_store(root, reader) as store:
+                return (yield from iter_compute_missing(store, segmentation_ids))
+
+        def finished(*_: Any) -> None:
+            if generation == self._generation:
+                self.radiomics.set_background_busy(False)
+                self.features_ready.emit()
+
+        self.radiomics.set_background_busy(True)
+        self.workers.start(job, on_success=finished, on_failure=finished, name="radiomics (background)")
 
     def _fit_view(self) -> None:
         # A hidden tab's canvas has no real size yet: fit now, and again when the tab is first shown.
@@ -437,6 +461,7 @@ class CtPetRoom(QWidget):
         self.viewer.clear()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
+        self.radiomics.set_background_busy(False)
         self.radiomics.store = None
         self.loaded = None
         self.store = None

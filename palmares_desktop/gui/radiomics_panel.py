@@ -61,6 +61,7 @@ class RadiomicsPanel(QGroupBox):
         self.subject_line.setWordWrap(True)
         self.set_picker = QComboBox()
         self.set_picker.currentIndexChanged.connect(self._show_set)
+        self.background_busy = False  # the room computes missing features of the open subject
         self.compute_button = QPushButton("Compute features")
         self.compute_button.setEnabled(False)
         self.compute_button.clicked.connect(self.compute)
@@ -119,7 +120,7 @@ class RadiomicsPanel(QGroupBox):
             f"<b>{segmentation.get('lesion_name', '?')}</b> — {modality} segmentation "
             f"v{segmentation.get('version') or 1} ({segmentation.get('method') or 'unknown method'})"
         )
-        self.compute_button.setEnabled(True)
+        self.compute_button.setEnabled(not self.background_busy)
         self.refresh()
 
     def refresh(self) -> None:
@@ -259,6 +260,16 @@ class RadiomicsPanel(QGroupBox):
             on_failure=lambda exc: self._compute_failed(seg_id, exc),
             name="radiomics",
         )
+
+    def set_background_busy(self, busy: bool) -> None:
+        """While the room computes the open subject's missing features, one computation at a time."""
+        self.background_busy = busy
+        self.compute_button.setEnabled(not busy and self.segmentation is not None)
+        if busy and self.segmentation is not None and not self._sets:
+            self.status.setStyleSheet("")
+            self.status.setText("Computing features in the background…")
+        if not busy:
+            self.refresh()
 
     def _computed(self, seg_id: str) -> None:
         self.compute_button.setText("Compute features")

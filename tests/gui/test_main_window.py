@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from palmares_desktop.core.ct.windows import WINDOW_PRESETS
 from palmares_desktop.core.profile import load_profile
+from palmares_desktop.core.store import Store
 from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
 
 pytestmark = pytest.mark.gui
@@ -122,12 +123,21 @@ def test_slide_room_shows_the_pyramid_lazily_in_micrometres(main_window, qtbot):
 
 
 def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, qtbot):
-    open_first_subject(main_window, qtbot)
+    with qtbot.waitSignal(main_window.ct_pet.features_ready, timeout=LOAD_TIMEOUT_MS):
+        subject = open_first_subject(main_window, qtbot)
     room = main_window.ct_pet
+    # Opening the subject computed, in the background, the features its segmentations lacked.
+    seg_ids = {m.segmentation["id"] for m in room.loaded.masks}
+    with Store.open(main_window.store.root, create=False) as fresh:
+        computed = {r["segmentation_id"] for r in fresh.rows("feature_sets")}
+        assert seg_ids <= computed, (
+            f"no features for {len(seg_ids - computed)} segmentation(s) of {subject['code']}"
+        )
     room.lesions.selectRow(0)
     mask = room.selected_mask()
     panel = room.radiomics
     assert panel.segmentation["id"] == mask.segmentation["id"]
+    assert panel.current_set() is not None and panel.compute_button.isEnabled()
     with qtbot.waitSignal(panel.computed, timeout=LOAD_TIMEOUT_MS):
         panel.compute()
     row = panel.current_set()

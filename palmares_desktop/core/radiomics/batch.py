@@ -123,18 +123,23 @@ def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
     n = workers or 2
     if n < 1:
         raise BatchError("The number of workers must be at least 1.")
+    # One worker gains nothing from a separate process (no parallelism) and would pay ~1 s to start
+    # one: it runs as a thread of this process. Several workers are processes, because pyradiomics'
+    # C code holds the GIL.
+    processes = n > 1
     try:
         with _workers_ignore_ctrl_c(), dask.config.set(KEEP_MALLOC_DEFAULTS):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
-                processes=True,
+                processes=processes,
                 # No dashboard; the scheduler's small HTTP server (health checks) on a free port, so
                 # that several batches (or another Dask user's :8787) never collide.
                 dashboard_address=":0",
                 scheduler_kwargs={"dashboard": False},
                 silence_logs=logging.ERROR,
-                env=dict(ONE_THREAD_ENV),
+                # Worker processes start with one-thread settings; a thread worker is pinned by the task.
+                **({"env": dict(ONE_THREAD_ENV)} if processes else {}),
             )
     except RuntimeError as exc:
         raise BatchError(
@@ -224,7 +229,10 @@ def iter_batch(
         yield Progress(0, total, f"starting Dask ({scheduler or f'{workers or 2} local workers'})")
         connecting = time.perf_counter()
         client, cluster = _connect(workers, scheduler, connect_timeout_s)
-        summary.cluster = scheduler or f"local cluster, {workers or 2} worker processes x 1 thread"
+        n = workers or 2
+        summary.cluster = scheduler or (
+            f"local cluster, {n} worker processes x 1 thread" if n > 1 else "local cluster, 1 worker thread"
+        )
         _check_store_visible(client, store.root, scheduler or "the local cluster")
         summary.startup_s = time.perf_counter() - connecting
 

@@ -31,6 +31,7 @@ import SimpleITK as sitk
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.images import image_sha256
 from palmares_desktop.core.store import Store, StoreError
+from palmares_desktop.core.tasks import Progress, Task
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +326,23 @@ def compute_features_for_segmentation(
         if existing is not None:
             return existing
     return record_outcome(store, item, run_item(item))
+
+
+def iter_compute_missing(store: Store, segmentation_ids: Sequence[str]) -> Task[dict[str, dict | str]]:
+    """Compute the study features of each segmentation that lacks a current set (the background
+    work after segmentations are saved or a subject is opened). Returns segmentation id -> the
+    feature_sets row, or the reason no set could be made (e.g. the study refuses the parameters)."""
+    from palmares_desktop.core.radiomics.errors import RadiomicsLockError
+
+    results: dict[str, dict | str] = {}
+    for done, seg_id in enumerate(segmentation_ids):
+        yield Progress(done, len(segmentation_ids), "radiomics features")
+        try:
+            results[seg_id] = compute_features_for_segmentation(store, seg_id)
+        except (RadiomicsLockError, StoreError) as exc:
+            results[seg_id] = str(exc)
+    yield Progress(len(segmentation_ids), len(segmentation_ids), "radiomics features")
+    return results
 
 
 def feature_values(row: dict) -> dict[str, Any]:
