@@ -119,13 +119,14 @@ def extract(
     if not preset and not params_file:
         raise click.UsageError("Choose the parameters: --preset ct|pet|he or --params FILE.")
     from palmares_desktop.core.radiomics.extract import extract_features, read_image
+    from palmares_desktop.core.radiomics.images import read_mask
     from palmares_desktop.core.radiomics.params import load_params
 
     try:
         params = load_params(preset.lower() if preset else params_file)
-        result = extract_features(
-            read_image(image, "image"), read_image(mask, "mask", suv=False), params, label
-        )
+        image_data = read_image(image, "image")
+        region = int(label if label is not None else params.setting("label", 1))
+        result = extract_features(image_data, read_mask(mask, image_data, region), params, region)
     except RadiomicsError as exc:
         raise click.ClickException(str(exc)) from None
     text = to_json(result.to_dict()) if fmt == "json" else to_csv(result.to_dict())

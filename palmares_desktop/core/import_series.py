@@ -143,6 +143,8 @@ class SeriesImport:
             if suv_error:
                 notes.append(f"SUV could not be computed: {suv_error} Values are in {units}, not SUV.")
         study_row, series_row = self._rows(first, image, units, suv_json, notes)
+        # What the scan noticed on a usable series (e.g. an incomplete export) is shown too, not only stored.
+        warnings = json.loads(series_row["problems_json"])
         self._check_leaks(self._nrrd_header(), "the volume header")
         self._check_leaks(json.dumps([study_row, series_row]), "the database rows")
         self._commit(study_row, series_row)
@@ -153,7 +155,7 @@ class SeriesImport:
             series_row["description"],
             units,
             suv_error,
-            notes,
+            warnings,
         )
 
     # -- steps

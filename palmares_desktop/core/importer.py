@@ -22,6 +22,7 @@ SeriesInstanceUID) is in the store is skipped as "already imported".
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 from palmares_desktop.core.dicom.deid import DeidContext, clean_description
 from palmares_desktop.core.dicom.discovery import SeriesInfo, iter_scan_folder
 from palmares_desktop.core.dicom.errors import DicomError
-from palmares_desktop.core.dicom.keys import KeyTable, KeyTableError
+from palmares_desktop.core.dicom.keys import KEYS_FILE_NAME, KeyTable, KeyTableError
 from palmares_desktop.core.import_series import (
     STAGING_PREFIX,
     Counter,
@@ -48,6 +49,7 @@ from palmares_desktop.core.tasks import Progress, Task, run
 log = logging.getLogger(__name__)
 
 IMPORTED_MODALITIES = ("CT", "PT")
+_STORE_PIXEL_FOLDERS = ("dicom", "volumes", "masks")
 
 
 class ImportRefusedError(Exception):
@@ -119,6 +121,12 @@ def iter_import_dicom(
     root = Path(folder).expanduser()
     if not root.exists():
         raise ImportRefusedError(f"Folder not found: {root}")
+    if _inside_a_store(root):
+        # Its images are already de-identified: their PatientID is a subject code, which would be
+        # linked in the key table as if it were a real patient's ID.
+        raise ImportRefusedError(
+            f"{root} holds the de-identified images of a PALMARES store: import from the PACS export."
+        )
     try:
         scan = yield from iter_scan_folder(root)
     except DicomError as exc:
@@ -148,7 +156,13 @@ def iter_import_dicom(
             fingerprint = keys.fingerprint(series_key(info))
             existing = store.rows("series", "source_fingerprint = ?", [fingerprint])
             if existing:
-                summary.skipped.append(SeriesNote(label, "already imported"))
+                stored_size = json.loads(existing[0]["size_json"] or "null")
+                if stored_size and stored_size != [info.cols, info.rows, info.n_slices]:
+                    # Same series, other slices: one of the two exports was incomplete. Saying
+                    # "already imported" would hide that the store keeps the partial copy.
+                    summary.errors.append(SeriesNote(label, _size_mismatch(stored_size, info)))
+                else:
+                    summary.skipped.append(SeriesNote(label, "already imported"))
                 counter.done += info.n_instances + 1
                 continue
             job = SeriesImport(store, keys, ctx, info, root, site, original_patient_id, fingerprint, counter)
@@ -250,6 +264,16 @@ def _check_key_table(store: Store, keys: KeyTable, patient_id: str, subject_code
         )
 
 
+def _size_mismatch(stored_size: list[int], info: SeriesInfo) -> str:
+    # rows x columns, as `palmares scan` shows the matrix (the stored size is SimpleITK's x, y, z)
+    stored = f"{stored_size[2]} slices of {stored_size[1]}x{stored_size[0]}"
+    here = f"{info.n_slices} slices of {info.rows}x{info.cols}"
+    return (
+        f"this series is already in the store with {stored}, but the folder holds {here}: one of the "
+        "two exports is incomplete. The stored copy was left unchanged."
+    )
+
+
 def _label(info: SeriesInfo) -> str:
     """How the user recognises a series in messages (no free text unless it is clean vocabulary)."""
     number = f" #{info.series_number}" if info.series_number is not None else ""
@@ -257,6 +281,16 @@ def _label(info: SeriesInfo) -> str:
     described = f" '{description}'" if description else ""
     part = f" part {info.part}" if info.part else ""
     return f"{info.modality or '?'} series{number}{described}{part} ({info.n_instances} files)"
+
+
+def _inside_a_store(path: Path) -> bool:
+    """The store folder itself, or the de-identified copies in it (other subfolders, such as the
+    demo's source export, are ordinary folders)."""
+    path = path.resolve()
+    for folder in [path, *path.parents]:
+        if (folder / Store.DB_NAME).is_file() and (folder / KEYS_FILE_NAME).is_file():
+            return path == folder or any(path.is_relative_to(folder / sub) for sub in _STORE_PIXEL_FOLDERS)
+    return False
 
 
 def _remove_stale_staging(root: Path, max_age_s: float = 86400) -> None:

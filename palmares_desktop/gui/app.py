@@ -216,7 +216,14 @@ def _screenshot_run(app, window, args: argparse.Namespace) -> int:
         result["code"] = 0
         finish()
 
-    window.ct_pet.subject_loaded.connect(lambda _c: done("ct-pet"))
+    def ct_pet_loaded() -> None:
+        # Features still being computed would show an empty radiomics panel: wait for them too.
+        if window.ct_pet.radiomics.background_busy:
+            pending.add("features")
+        done("ct-pet")
+
+    window.ct_pet.subject_loaded.connect(lambda _c: ct_pet_loaded())
+    window.ct_pet.features_ready.connect(lambda: done("features"))
     window.ct_pet.load_failed.connect(lambda _m: done("ct-pet"))
     window.slide.slide_loaded.connect(lambda _n: done("slide"))
     window.slide.load_failed.connect(lambda _m: done("slide"))

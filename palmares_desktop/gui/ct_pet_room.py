@@ -223,6 +223,7 @@ class CtPetRoom(QWidget):
         self.lesions = QTableWidget(0, 4)
         self.lesions.setHorizontalHeaderLabels(["Lesion", "Organ", "On", "Volume mL"])
         self.lesions.verticalHeader().setVisible(False)
+        self.lesions.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)  # compact rows
         self.lesions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.lesions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.lesions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -240,6 +241,7 @@ class CtPetRoom(QWidget):
         side_split.addWidget(self.radiomics)
         side_split.setStretchFactor(0, 1)
         side_split.setStretchFactor(1, 2)
+        side_split.setSizes([270, 480])  # a demo subject's 8 segmentations fit without scrolling
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(4, 0, 0, 0)

@@ -15,6 +15,14 @@ from palmares_desktop.core.profile import ReaderProfile, save_profile, use_profi
 from palmares_desktop.core.store import Store, StoreError
 from palmares_desktop.gui.ct_pet_room import CtPetRoom
 from palmares_desktop.gui.reader_dialog import ask_profile
+from palmares_desktop.gui.settings import (
+    clear_recent_stores,
+    forget_store,
+    recent_stores,
+    remember_store,
+    save_geometry,
+    saved_geometry,
+)
 from palmares_desktop.gui.slide_room import SlideRoom
 from palmares_desktop.gui.workers import WorkerPool
 from palmares_desktop.gui.worklist import WorklistPanel
@@ -53,7 +61,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.store_label, 1)
         self.statusBar().addPermanentWidget(self.subject_label)
         self._build_menus()
-        self.resize(1500, 950)
+        geometry = saved_geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1500, 950)
         self.setAcceptDrops(True)  # drop a DICOM folder on the window to import it
         if profile is not None:
             self.set_profile(profile)
@@ -63,6 +73,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open store…", self.choose_store, QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent store")
         self._action(file_menu, "&Import DICOM folder…", self.show_import_dialog, "Ctrl+I")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -107,7 +118,37 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------- store
     def _show_store(self) -> None:
         self.store_label.setText(f"Store: {self.store.root}")
+        remember_store(self.store.root)
+        self._rebuild_recent_menu()
         self.refresh_worklist()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = recent_stores()
+        for number, path in enumerate(paths, start=1):
+            label = f"&{number} {str(path).replace('&', '&&')}"  # a number as mnemonic; a literal & stays
+            self._action(self.recent_menu, label, lambda path=path: self.open_recent_store(path))
+        if paths:
+            self.recent_menu.addSeparator()
+        clear = self._action(self.recent_menu, "&Clear list", self._clear_recent)
+        clear.setEnabled(bool(paths))
+
+    def _clear_recent(self) -> None:
+        clear_recent_stores()
+        self._rebuild_recent_menu()
+
+    def open_recent_store(self, path: Path) -> bool:
+        """Open a store from File → Open recent store; a folder that is gone leaves the list."""
+        if not Path(path).is_dir():
+            forget_store(path)
+            self._rebuild_recent_menu()
+            QMessageBox.warning(
+                self,
+                "Store not found",
+                f"The store folder {path} no longer exists; it was removed from the list.",
+            )
+            return False
+        return self.open_store(Path(path))
 
     def refresh_worklist(self) -> None:
         self.worklist.set_rows(self.store.worklist())
@@ -202,6 +243,7 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        save_geometry(self.saveGeometry())  # reopened where the user left it
         self.shutdown()
         super().closeEvent(event)
 

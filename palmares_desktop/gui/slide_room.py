@@ -59,6 +59,7 @@ class SlideRoom(QWidget):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         top = QHBoxLayout()
+        top.setContentsMargins(6, 0, 6, 0)  # the texts must not touch the window's edges
         top.addWidget(self.title)
         top.addWidget(self.picker)
         top.addStretch(1)
@@ -99,7 +100,7 @@ class SlideRoom(QWidget):
         except StoreError as exc:
             self._failed(name, exc, generation)
             return
-        self.title.setText(f"{self._subject_code} — opening slide {name}…")
+        self.title.setText(f"{self._heading(name)} — opening…")
         self.viewer.clear()
         self.workers.start(
             lambda: open_slide_levels(path),
@@ -125,12 +126,16 @@ class SlideRoom(QWidget):
         self.viewer.add_slide(levels, mpp, units=units)
         self.viewer.show_scale_bar(info["calibrated"])
         self._fit_view()
-        self.title.setText(f"{self._subject_code} — {name}")
+        self.title.setText(self._heading(name))
         pixel = f"{mpp[1]:.3f} µm/px" if info["calibrated"] else "pixel size unknown (no µm scale)"
         self.details.setText(
             f"{info['width']} × {info['height']} px, {len(levels)} levels, {pixel}, {info['format'].upper()}"
         )
         self.slide_loaded.emit(name)
+
+    def _heading(self, name: str) -> str:
+        """'IT03-0001 — slide.svs', or just the name when it already starts with the subject code."""
+        return name if name.startswith(self._subject_code) else f"{self._subject_code} — {name}"
 
     def _fit_view(self) -> None:
         # A hidden tab's canvas has no real size yet: fit now, and again when the tab is first shown.

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from click.testing import CliRunner
+from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from palmares_desktop.cli.main import _register, main
 from palmares_desktop.core.radiomics.extract import extract_features
@@ -147,3 +148,52 @@ def test_the_installed_command_end_to_end(phantom, tmp_path):
     failed = subprocess.run([*cmd, "--label", "7"], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1
     assert failed.stderr.strip() == "Error: Label 7 is not present in the mask; the mask's labels are 1."
+
+
+def test_an_undefined_feature_is_null_quietly_in_the_real_process(lung, tmp_path):
+    """Two voxels: pyradiomics' robust MAD (10th-90th percentile) has no voxel left and is NaN.
+    The JSON says null (as the store's features_json does), and numpy's 'Mean of empty slice'
+    warning from inside pyradiomics does not reach the user's terminal."""
+    image_path, _ = lung
+    image = sitk.ReadImage(str(image_path))
+    voxels = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+    voxels[30, 100, 100:102] = 1
+    mask = sitk.GetImageFromArray(voxels)
+    mask.CopyInformation(image)
+    mask_path = tmp_path / "two_voxels.nii.gz"
+    sitk.WriteImage(mask, str(mask_path))
+    params = tmp_path / "tiny.yaml"
+    params.write_text("setting:\n  binWidth: 25\n  minimumROIDimensions: 1\n  minimumROISize: 1\n")
+    entry = "from palmares_desktop.cli.main import cli; cli()"
+    cmd = [sys.executable, "-c", entry, "radiomics", str(image_path), str(mask_path), "--params", str(params)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    ours = json.loads(done.stdout)
+    raw = RadiomicsFeatureExtractor(str(params)).execute(image, mask)
+    key = "original_firstorder_RobustMeanAbsoluteDeviation"
+    assert np.isnan(raw[key]) and ours[key] is None
+    assert ours["original_firstorder_Mean"] == float(raw["original_firstorder_Mean"])
+    assert [k for k, v in ours.items() if v is None] == [key]
+
+
+def test_a_dicom_seg_mask_is_placed_on_the_image_grid(shared_data, tmp_path):
+    """SimpleITK reads a SEG's frames on a grid of their own (3 frames here, refused as 'does not
+    match'); the command places them on the CT by position, like `segmentation add`. The dcmqi
+    SEG and dcmqi's own NRRD export of it give the same features."""
+    folder = shared_data / "ct_3slice_seg_dcmqi"
+    params = tmp_path / "thin.yaml"  # first order only: the same voxels is what is tested (fast)
+    params.write_text(
+        "setting:\n  binWidth: 25\n  minimumROIDimensions: 2\n  geometryTolerance: 1.0e-4\n"
+        "featureClass:\n  firstorder: []\n"
+    )
+    from_seg = _run(folder / "ct", folder / "seg" / "liver.dcm", "--params", params)
+    from_nrrd = _run(folder / "ct", folder / "seg" / "liver_seg.nrrd", "--params", params)
+    assert from_seg.exit_code == 0 and from_nrrd.exit_code == 0, from_seg.output
+    seg, nrrd = json.loads(from_seg.stdout), json.loads(from_nrrd.stdout)
+    assert seg["diagnostics_Mask-original_VoxelNum"] == 107098
+    features = [k for k in nrrd if k.startswith("original_")]
+    assert len(features) == 18 and all(seg[k] == nrrd[k] for k in features)
+    assert seg["original_firstorder_Mean"] == pytest.approx(nrrd["original_firstorder_Mean"], abs=0)
+    wrong = _run(folder / "ct", folder / "seg" / "liver.dcm", "--params", params, "--label", 3)
+    assert wrong.exit_code == 1
+    assert "Label 3 is not in the DICOM SEG mask: it holds label 1." in wrong.output

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import threading
+import time
 
 import pytest
 import SimpleITK as sitk
 from series_fixture import import_ct
 
-from palmares_desktop.core.radiomics.batch import BatchError, iter_batch, run_batch
+from palmares_desktop.core.radiomics.batch import BatchError, _connect, iter_batch, run_batch
 from palmares_desktop.core.radiomics.store_features import pending_work
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation
 from palmares_desktop.core.store import Store
@@ -98,3 +101,26 @@ def test_an_existing_scheduler_and_an_unreachable_one(batch_store):
             s.use_system_reader("test", "IT03")
             s.update("series", s.rows("series")[0]["id"], {"pixel_sha256": "0" * 64})  # make work
         run_batch(batch_store, scheduler="tcp://127.0.0.1:9", connect_timeout_s=1)
+
+
+def test_starting_a_single_thread_worker_never_ignores_ctrl_c():
+    """Ctrl-C is ignored only while worker *processes* start (they inherit that). A thread worker
+    has no process to protect: ignoring it there lost a Ctrl-C pressed during start-up."""
+    seen: list = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(signal.getsignal(signal.SIGINT))
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        client, cluster = _connect(1, None, 10.0)
+        client.close()
+        cluster.close()
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(seen) > 10 and signal.SIG_IGN not in seen

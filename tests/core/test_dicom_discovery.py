@@ -153,6 +153,37 @@ def test_comunix_pet_and_ct_jpeg2000_have_different_frames_of_reference(shared_d
     assert pet.spacing[2] == pytest.approx(3.375, abs=1e-4)
 
 
+def test_damaged_jpeg2000_stream_is_refused_in_a_plain_sentence(tmp_path, shared_data):
+    files = _copy(sorted((shared_data / "pet_bqml_orthanc/comunix_petct/PET").glob("*.dcm")), tmp_path)
+    data = bytearray(files[1].read_bytes())
+    start = data.find(b"\xff\x4f\xff\x51")  # JPEG 2000 start-of-codestream + SIZ markers
+    data[start : start + 200] = bytes(200)  # same size: the scan cannot tell, only decoding can
+    files[1].write_bytes(bytes(data))
+    (pet,) = scan_folder(tmp_path).series
+    assert pet.usable and pet.n_instances == 2
+    with pytest.raises(DicomError) as caught:
+        load_series(pet)
+    message = str(caught.value)
+    assert files[1].name in message and "compressed image is damaged" in message
+    assert "JPEG 2000" in message and "BytesIO" not in message and "plugin" not in message
+
+
+def test_pet_with_fewer_slices_than_announced_is_flagged_as_an_incomplete_export(tmp_path, shared_data):
+    # The real Comunix export holds 2 of the 83 slices its NumberOfSlices announces; the STS PET has all
+    # 59 (no warning) until a transfer "stops" after 50 of them.
+    comunix = _by_modality(scan_folder(shared_data / "pet_bqml_orthanc/comunix_petct"), "PT")
+    assert comunix.usable and comunix.problems == [
+        "The folder holds only 2 of the 83 slices the scanner made (NumberOfSlices): "
+        "the export looks incomplete."
+    ]
+    files = _copy(sorted((shared_data / "petct_sts_001/PET/image").glob("*.dcm")), tmp_path)
+    for file in files[50:]:
+        file.unlink()
+    (partial,) = scan_folder(tmp_path).series
+    assert partial.usable and partial.n_instances == 50
+    assert partial.problems[-1].startswith("The folder holds only 50 of the 59 slices")
+
+
 def test_ct_padding_value_is_masked_to_air(shared_data):
     result = scan_folder(shared_data / "ct_3slice_seg_dcmqi")
     ct = _by_modality(result, "CT")

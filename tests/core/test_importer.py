@@ -131,6 +131,37 @@ def test_reimport_is_a_no_op(store, shared_data):
     assert _counts(store) == counts and _stored_files(store) == files
 
 
+def test_a_partial_export_then_the_full_series_is_reported_not_hidden(store, shared_data, tmp_path):
+    # A PACS transfer stopped after 20 of the 59 PET slices, then the complete export arrives.
+    partial = _copy(shared_data / "petct_sts_001/PET/image", tmp_path / "partial")
+    for file in partial[20:]:
+        file.unlink()
+    first = import_dicom(store, tmp_path / "partial", "IT03-0001")
+    assert [(s.modality, s.n_instances) for s in first.imported] == [("PT", 20)]
+    counts, files = _counts(store), _stored_files(store)
+    full = import_dicom(store, shared_data / "petct_sts_001/PET/image", "IT03-0001")
+    assert not full.ok and full.imported == [] and full.skipped == []
+    (error,) = full.errors
+    assert "already in the store with 20 slices of 43x41" in error.reason
+    assert "folder holds 59 slices of 43x41" in error.reason and "left unchanged" in error.reason
+    assert _counts(store) == counts and _stored_files(store) == files
+    assert json.loads(store.rows("series")[0]["size_json"]) == [41, 43, 20]  # x (columns), y (rows), z
+
+
+def test_importing_the_stores_own_copies_is_refused(store, shared_data):
+    # Their PatientID is the subject code: imported again, a pseudonym would enter the key table
+    # as if it were a real patient's ID.
+    import_dicom(store, shared_data / "pet_bqml_orthanc/siemens_mct_single_slice", "IT03-0001")
+    counts, files = _counts(store), _stored_files(store)
+    (copy,) = (store.root / "dicom").iterdir()
+    for folder in (store.root, store.root / "dicom", copy):
+        with pytest.raises(ImportRefusedError, match="de-identified images of a PALMARES store"):
+            import_dicom(store, folder, "IT03-0002")
+    assert _counts(store) == counts and _stored_files(store) == files
+    with KeyTable.open(store.root) as keys:
+        assert keys.subject_for_patient("IT03-0001") is None and not keys.knows_subject("IT03-0002")
+
+
 def test_new_series_of_the_same_subject_are_added(store, shared_data, tmp_path):
     folder = _sts(shared_data, tmp_path / "in")
     shutil.move(folder / "CT", tmp_path / "later_CT")
@@ -160,8 +191,14 @@ def test_siemens_bqml_slice_becomes_suvbw_with_the_reference_factor(store, share
 def test_pet_with_refused_suv_is_imported_in_bqml_and_flagged(store, shared_data):
     summary = import_dicom(store, shared_data / "pet_bqml_orthanc" / "comunix_petct", "IT03-0003")
     pet = next(s for s in summary.imported if s.modality == "PT")
-    assert pet.units == "BQML" and "weight" in pet.suv_error.lower() and pet.warnings
+    assert pet.units == "BQML" and "weight" in pet.suv_error.lower()
+    # The scan's warning about the trimmed export (2 of 83 slices) is shown with the SUV refusal.
+    assert (
+        pet.warnings[0].startswith("The folder holds only 2 of the 83 slices")
+        and "not SUV" in pet.warnings[1]
+    )
     row = store.get("series", pet.series_id)
+    assert json.loads(row["problems_json"]) == pet.warnings
     assert row["units"] == "BQML" and "weight" in json.loads(row["suv_json"])["error"].lower()
     assert any("not SUV" in p for p in json.loads(row["problems_json"]))
     ct = store.rows("series", "modality = 'CT'")[0]

@@ -76,7 +76,13 @@ def test_a_failed_extraction_is_stored_with_its_reason(store, shared_data):
     assert row["status"] == "error" and row["features_json"] is None
     assert "extends in only 2 dimension(s)" in row["error"] and "minimumROIDimensions" in row["error"]
     # pyradiomics' own wording is kept in the provenance beside the plain sentence.
-    assert "too few dimensions" in json.loads(row["provenance_json"])["pyradiomics_reason"]
+    provenance = json.loads(row["provenance_json"])
+    assert "too few dimensions" in provenance["pyradiomics_reason"]
+    # ...with what is needed to reproduce the failure: the parameter file and the versions.
+    params = load_params("ct")
+    assert provenance["params"]["sha256"] == params.sha256 == row["params_sha256"]
+    assert provenance["params"]["text"] == params.text
+    assert provenance["versions"]["pyradiomics"].startswith("v3.1")
     # A failure is a result too: not recomputed unless asked.
     assert pending_work(store) == []
     assert pending_work(store, retry_failed=True) == [(seg["id"], "ct")]
@@ -150,3 +156,25 @@ def test_pet_lesions_use_the_pet_preset_on_the_suv_volume(store, shared_data):
     assert diagnostics["diagnostics_Mask-original_VoxelNum"] == seg["voxel_count"] == 3607
     # In SUV units: the region is >= 2.5 SUV before resampling, at most the volume's 25.4 SUV.
     assert 2.5 < values["original_firstorder_Mean"] < values["original_firstorder_Maximum"] <= 25.42
+
+
+def test_an_undefined_feature_is_stored_as_null_like_the_cli_json(store, lung, tmp_path):
+    """Two voxels: pyradiomics' robust MAD is NaN; features_json stores null, as `palmares radiomics`
+    prints it, and every other value equals a direct extraction."""
+    mask = sitk.ReadImage(str(store.path(lung["mask_path"])))
+    two = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
+    two.CopyInformation(mask)
+    two[100, 100, 30] = 1
+    two[101, 100, 30] = 1
+    seg = add_segmentation(store, SUBJECT, "CT", two, lesion_name="two voxels")
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("setting:\n  binWidth: 25\n  minimumROIDimensions: 1\n  minimumROISize: 1\n")
+    row = compute_features_for_segmentation(store, seg["id"], preset=str(tiny))
+    assert row["status"] == "ok" and "NaN" not in row["features_json"]
+    stored = feature_values(row)
+    key = "original_firstorder_RobustMeanAbsoluteDeviation"
+    assert stored[key] is None and [k for k, v in stored.items() if v is None] == [key]
+    image = sitk.ReadImage(str(store.path(store.get("series", seg["series_id"])["pixel_path"])))
+    direct = extract_features(image, two, load_params(tiny))
+    cli_json = direct.to_dict()  # what `palmares radiomics` prints
+    assert stored == {k: cli_json[k] for k in direct.values}

@@ -20,6 +20,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 
 from palmares_desktop.core.pet.bodysize import (
     bsa_dubois_m2,
@@ -368,6 +370,41 @@ def test_missing_dose_times_and_corrections_are_refused(shared_data):
     ds = _siemens(shared_data)
     ds.DecayCorrection = "NONE"  # while CorrectedImage still says DECY
     assert "contradictory" in compute_suv([ds]).error
+
+
+def test_dose_in_kbq_and_weight_in_grams_are_refused_not_guessed(shared_data):
+    # The real Siemens slice holds 290 MBq and 82 kg. Typed in kBq / grams, a silent reading would
+    # make every SUV 1000x off; 290 (MBq) is still converted, as before.
+    for dose, words in ((290000, "probably entered in kBq"), (99999, None), (1e6, None)):
+        ds = _siemens(shared_data)
+        ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose = dose
+        result = compute_suv([ds])
+        if words:
+            assert words in result.error and "0.29 MBq" in result.error
+            assert result.suvbw_factors == {} and result.suvbw_factor is None
+        else:
+            assert result.error is None
+    ds = _siemens(shared_data)
+    ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose = 290
+    assert compute_suv([ds]).suvbw_factor == pytest.approx(SIEMENS_FACTOR, rel=1e-12)
+    ds = _siemens(shared_data)
+    ds.PatientWeight = 82000
+    assert "82000 kg" in compute_suv([ds]).error and "grams" in compute_suv([ds]).error
+    ds.PatientWeight = 350
+    assert compute_suv([ds]).suvbw_factor == pytest.approx(SIEMENS_FACTOR * 350 / 82, rel=1e-12)
+
+
+def test_weight_and_dose_with_a_decimal_comma_are_refused_as_not_numbers(shared_data):
+    # "82,0" as typed on an Italian console is not a DICOM DS: refused, but not as "missing".
+    ds = _siemens(shared_data)
+    ds._dict[Tag(0x00101030)] = RawDataElement(Tag(0x00101030), "DS", 4, b"82,0", 0, False, True)
+    assert compute_suv([ds]).error.startswith("PatientWeight (0010,1030) is '82,0', which is not a number")
+    ds = _siemens(shared_data)
+    item = ds.RadiopharmaceuticalInformationSequence[0]
+    item._dict[Tag(0x00181074)] = RawDataElement(Tag(0x00181074), "DS", 6, b"290,0 ", 0, False, True)
+    result = compute_suv([ds])
+    assert result.error.startswith("RadionuclideTotalDose (0018,1074) is '290,0', which is not a number")
+    assert result.suvbw_factors == {} and result.suvbw_factor is None
 
 
 def test_nonzero_intercept_and_unusable_units_are_refused(shared_data):

@@ -13,6 +13,19 @@ import pytest
 from palmares_desktop.core.profile import ReaderProfile
 
 
+@pytest.fixture(autouse=True)
+def settings_dir(tmp_path_factory):
+    """QSettings (window geometry, recent stores) go to a fresh INI folder, never the user's own."""
+    from qtpy.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("qsettings")
+    previous = QSettings.defaultFormat()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield folder
+    QSettings.setDefaultFormat(previous)
+
+
 @pytest.fixture(scope="session")
 def demo_store_dir(tmp_path_factory):
     """The demo study imported through the real import path, built once for the whole session."""

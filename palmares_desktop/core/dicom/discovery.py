@@ -218,6 +218,13 @@ def _series_info(frames: list[FrameInfo]) -> SeriesInfo:
     undecodable = sorted({h.transfer_syntax for h in headers if not can_decode(h.transfer_syntax)})
     for syntax in undecodable:
         fail(f"Pixel data is compressed with transfer syntax {syntax}, which no installed decoder can read.")
+    announced = first.announced_slices
+    if announced and first.number_of_frames == 1 and len(ordered) < announced:
+        # Contiguous, so still loadable, but a PACS transfer that stopped early looks just like this.
+        problems.append(
+            f"The folder holds only {len(ordered)} of the {announced} slices the scanner made "
+            "(NumberOfSlices): the export looks incomplete."
+        )
     thicknesses = sorted({round(f.slice_thickness, 3) for f in ordered if f.slice_thickness is not None})
     if len(thicknesses) > 1:
         problems.append(

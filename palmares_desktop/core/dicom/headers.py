@@ -79,6 +79,8 @@ class InstanceHeader:
     pixel_padding: tuple[int, int | None] | None  # (PixelPaddingValue, PixelPaddingRangeLimit)
     pixel_value_offset: int | None  # where native little-endian pixel bytes start, else None
     frames: list[FrameInfo] = field(default_factory=list, repr=False)
+    # PET NumberOfSlices (0054,0081): how many slices the scanner made, to spot an incomplete export
+    announced_slices: int | None = None
 
 
 def read_instance(path: Path) -> InstanceHeader | str:
@@ -177,6 +179,7 @@ def _header_from_dataset(path, stat, ds, element_start: int, element_head: bytes
         gantry_tilt=_gantry_tilt(ds),
         pixel_padding=_pixel_padding(ds),
         pixel_value_offset=None,
+        announced_slices=_int_or_none(ds.get("NumberOfSlices")) if modality == "PT" else None,
     )
     header.pixel_value_offset = _check_pixel_element(header, element_start, element_head)
     header.frames = _frames(ds, header)

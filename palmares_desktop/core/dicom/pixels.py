@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from pydicom.uid import UID
 
 from palmares_desktop.core.dicom.errors import DicomError
 from palmares_desktop.core.dicom.headers import InstanceHeader, file_unchanged
+
+log = logging.getLogger(__name__)
 
 
 def _imagecodecs_decoder(transfer_syntax: str) -> Callable[[bytes], np.ndarray] | None:
@@ -134,7 +137,13 @@ class FrameReader:
         except DicomError:
             raise
         except Exception as exc:  # noqa: BLE001 - decoder failures are bad input for the user
-            raise DicomError(f"Cannot decode the pixel data of {header.path}: {exc}.") from exc
+            # The decoder's own text ("cannot identify image file <_io.BytesIO ...>") means nothing
+            # to a coordinator: say what it means, keep the details in the log.
+            log.warning("decoding %s failed: %s", header.path, exc)
+            raise DicomError(
+                f"Cannot decode the pixel data of {header.path}: the compressed image is damaged "
+                f"(transfer syntax '{UID(syntax).name}')."
+            ) from exc
         frame = np.asarray(frame)
         if frame.shape != (header.rows, header.cols):
             raise DicomError(

@@ -78,6 +78,10 @@ class PetSliceHeader:
     philips_activity_concentration_scale_factor: float | None = None
     ge_scan_datetime: str | None = None
     distinct_frame_times: int = 1  # Enhanced PET: frames acquired at different times in this instance
+    # Weight/dose written in the header but not as a number (e.g. "80,8" with a decimal comma):
+    # kept as text so a refusal can say so instead of "missing".
+    patient_weight_text: str | None = None
+    radionuclide_total_dose_text: str | None = None
 
 
 def to_float(value: object) -> float | None:
@@ -107,6 +111,12 @@ def _float_from_bytes(raw: bytes) -> float | None:
         number = struct.unpack("<f" if len(raw) == 4 else "<d", raw)[0]
         return None if math.isnan(number) or math.isinf(number) else float(number)
     return None
+
+
+def _unreadable_number(value: object) -> str | None:
+    """The text of a value that is present but is not a number, else None."""
+    text = _text(value)
+    return text if text is not None and to_float(value) is None else None
 
 
 def _text(value: object) -> str | None:
@@ -234,6 +244,8 @@ def header_from_dataset(ds: Dataset) -> PetSliceHeader:
         radionuclide_total_dose=to_float(radiopharm.get("RadionuclideTotalDose")),
         radionuclide_half_life_s=to_float(radiopharm.get("RadionuclideHalfLife")),
         patient_weight_kg=to_float(ds.get("PatientWeight")),
+        patient_weight_text=_unreadable_number(ds.get("PatientWeight")),
+        radionuclide_total_dose_text=_unreadable_number(radiopharm.get("RadionuclideTotalDose")),
         patient_size_m=to_float(ds.get("PatientSize")),
         patient_sex=(_text(ds.get("PatientSex")) or "").upper() or None,
         dose_calibration_factor=to_float(ds.get("DoseCalibrationFactor")),

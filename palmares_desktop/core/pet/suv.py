@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
 # No PET patient receives less than 0.1 MBq; a "Bq" value below this was typed in MBq (DOMAIN.md §1.4).
 MBQ_DOSE_LIMIT = 1e5
+# Nor less than 1 MBq (even a mouse gets several MBq): a value between the two limits is neither Bq
+# nor MBq but most likely kBq, and guessing would be a silent 1000x error in every SUV.
+KBQ_DOSE_LIMIT = 1e6
+# No PET/CT table carries more than about 300 kg: a larger "kg" value was typed in grams or is a typo.
+MAX_WEIGHT_KG = 350.0
 
 # SUVType (0054,1006) of GML/CM2ML images -> the normalisation the stored values carry.
 _STORED_SUV_TYPES = {
@@ -500,13 +505,27 @@ class _Calculation:
         weight = self.first.patient_weight_kg
         if weight is None or weight <= 0:
             shown = "missing" if weight is None else f"{weight:g} kg"
+            if weight is None and self.first.patient_weight_text:
+                shown = (
+                    f"'{self.first.patient_weight_text}', which is not a number (DICOM needs a decimal point)"
+                )
             raise _Refusal(
                 f"PatientWeight (0010,1030) is {shown}: SUVbw needs the patient weight, which is never defaulted."
+            )
+        if weight > MAX_WEIGHT_KG:
+            raise _Refusal(
+                f"PatientWeight (0010,1030) is {weight:g} kg, which is not a possible patient weight "
+                "(typed in grams?): check the weight with the PET unit."
             )
         return weight * 1e3
 
     def _dose_bq(self) -> float:
         dose = self.first.radionuclide_total_dose
+        if dose is None and self.first.radionuclide_total_dose_text:
+            raise _Refusal(
+                f"RadionuclideTotalDose (0018,1074) is '{self.first.radionuclide_total_dose_text}', which is "
+                "not a number (DICOM needs a decimal point), so SUV cannot be computed."
+            )
         if dose is None or dose <= 0:
             raise _Refusal(
                 "RadionuclideTotalDose (0018,1074) is missing or not positive, so SUV cannot be computed."
@@ -514,6 +533,12 @@ class _Calculation:
         converted = dose < MBQ_DOSE_LIMIT
         if converted and dose < 1:
             raise _Refusal(f"RadionuclideTotalDose {dose:g} is implausible both in Bq and in MBq.")
+        if MBQ_DOSE_LIMIT <= dose < KBQ_DOSE_LIMIT:
+            raise _Refusal(
+                f"RadionuclideTotalDose (0018,1074) is {dose:g}: too small for a dose in Bq "
+                f"({dose / 1e6:g} MBq) and too large for MBq; it was probably entered in kBq. "
+                "Check the injected dose with the PET unit."
+            )
         dose_bq = dose * 1e6 if converted else dose
         self.inputs.update(dose_as_stored=dose, dose_Bq=dose_bq, dose_converted_from_MBq=converted)
         if converted:

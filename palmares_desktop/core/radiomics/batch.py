@@ -128,7 +128,10 @@ def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
     # C code holds the GIL.
     processes = n > 1
     try:
-        with _workers_ignore_ctrl_c(), dask.config.set(KEEP_MALLOC_DEFAULTS):
+        # Only worker *processes* need Ctrl-C ignored: a thread worker has no process to protect,
+        # and a Ctrl-C while SIGINT is ignored would be lost (the batch would run to the end).
+        ignore_ctrl_c = _workers_ignore_ctrl_c() if processes else contextlib.nullcontext()
+        with ignore_ctrl_c, dask.config.set(KEEP_MALLOC_DEFAULTS):
             cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,

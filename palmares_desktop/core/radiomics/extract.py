@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,6 +95,10 @@ def _quiet_pyradiomics() -> None:
 
     radiomics.setVerbosity(60)  # pyradiomics' "quiet": its stderr handler prints nothing
     logging.getLogger("radiomics").setLevel(logging.WARNING)
+    # numpy warns ("Mean of empty slice", "invalid value in divide") from inside pyradiomics'
+    # feature code when a feature is undefined for the region; the feature is then NaN (null in
+    # our JSON), which already says so. Not printed to the user's terminal with source lines.
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"radiomics(\.|$)")
     _quiet_done = True
 
 

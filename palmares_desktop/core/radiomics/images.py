@@ -40,6 +40,42 @@ def read_image(path: str | Path, what: str = "image", suv: bool = True) -> sitk.
         ) from None
 
 
+def read_mask(path: str | Path, image: sitk.Image, label: int) -> sitk.Image:
+    """The mask for `image`: a label map file (as `read_image`), or a DICOM SEG placed on the
+    image's grid by its frame positions (SimpleITK reads a SEG's frames with a geometry of their
+    own). For a SEG, `label` is the segment number; the result holds `label` inside it, 0 outside.
+    """
+    path = Path(path).expanduser()
+    if not (path.is_file() and _is_dicom_seg(path)):
+        return read_image(path, "mask", suv=False)
+    from palmares_desktop.core.segmentation.labelmaps import (
+        SegmentationError,
+        binary_mask,
+        read_label_map,
+    )
+
+    try:
+        segment = binary_mask(read_label_map(path, reference=image), label)  # exact even if segments overlap
+    except SegmentationError as exc:
+        raise RadiomicsError(str(exc)) from None
+    return segment if label == 1 else sitk.Cast(segment, sitk.sitkUInt16) * label
+
+
+def _is_dicom_seg(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            if handle.read(132)[128:] != b"DICM":
+                return False
+        import pydicom
+
+        return (
+            pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality")
+            == "SEG"
+        )
+    except Exception:  # noqa: BLE001 - unreadable as DICOM: let SimpleITK try and explain
+        return False
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

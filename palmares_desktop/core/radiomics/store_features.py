@@ -201,7 +201,7 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image, str]]
     `image_cache` (path -> (file sha256, image, voxel hash)) lets a batch worker reuse the volume shared by the
     lesions of one series instead of decompressing it again for each.
     """
-    from palmares_desktop.core.radiomics.extract import extract_features
+    from palmares_desktop.core.radiomics.extract import extract_features, versions
 
     started = time.perf_counter()
     try:
@@ -229,9 +229,16 @@ def run_item(item: WorkItem, image_cache: dict[str, tuple[str, sitk.Image, str]]
     except Exception as exc:  # noqa: BLE001 - every failure is stored with its reason, never raised
         if not isinstance(exc, RadiomicsError):
             log.exception("extraction of segmentation %s failed unexpectedly", item.segmentation_id)
+        # Enough to reproduce the failure too: the parameters and the software that refused them.
+        params = {"name": item.params.name, "sha256": item.params.sha256, "text": item.params.text}
         return Outcome(
             error=_plain(exc),
-            provenance={"pyradiomics_reason": getattr(exc, "reason", None)},
+            provenance={
+                "pyradiomics_reason": getattr(exc, "reason", None),
+                "params": params,
+                "versions": versions(),
+                "label": item.label,
+            },
             elapsed_s=time.perf_counter() - started,
             read_s=read_s,
         )
