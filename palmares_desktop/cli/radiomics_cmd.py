@@ -210,6 +210,9 @@ def lock(
     unlock: bool,
 ) -> None:
     """Lock the study's parameter file per modality, or show the locks (no --modality)."""
+    if not modality and (unlock or preset or params_file):
+        # Otherwise the locks would just be shown and the user left believing the change was made.
+        raise click.UsageError("Say which modality to lock or unlock: --modality ct, pt or he.")
     from palmares_desktop.core.profile import use_profile_or_system_reader
     from palmares_desktop.core.radiomics import params as P
     from palmares_desktop.core.store import Store, StoreError

@@ -140,7 +140,11 @@ class RadiomicsPanel(QGroupBox):
             self._show_set(0)
         else:
             self.status.setStyleSheet("")
-            self.status.setText("No features computed yet for this segmentation.")
+            self.status.setText(
+                "Computing features in the background…"  # a lesion picked while the room computes
+                if self.background_busy
+                else "No features computed yet for this segmentation."
+            )
             self.features.setRowCount(0)
             self.provenance.clear()
 

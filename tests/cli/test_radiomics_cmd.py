@@ -133,6 +133,11 @@ def test_lock_command_on_a_real_store(tmp_path, phantom):
     assert f"CT: ct (sha256 {load_params('ct').sha256})" in result.output and "mode: refuse" in result.output
     assert "PT: not locked" in result.output
     assert _run("lock", "--store", tmp_path / "nostore").exit_code == 1
+    # Without --modality a lock or unlock is refused, not silently ignored.
+    for args in (("--preset", "pet"), ("--unlock",)):
+        refused = _run("lock", "--store", store, *args)
+        assert refused.exit_code == 2 and "Say which modality" in refused.output
+    assert "CT: ct (sha256" in _run("lock", "--store", store).output  # the CT lock is still there
 
 
 def test_the_installed_command_end_to_end(phantom, tmp_path):
@@ -193,7 +198,7 @@ def test_a_dicom_seg_mask_is_placed_on_the_image_grid(shared_data, tmp_path):
     assert seg["diagnostics_Mask-original_VoxelNum"] == 107098
     features = [k for k in nrrd if k.startswith("original_")]
     assert len(features) == 18 and all(seg[k] == nrrd[k] for k in features)
-    assert seg["original_firstorder_Mean"] == pytest.approx(nrrd["original_firstorder_Mean"], abs=0)
+    assert seg["original_firstorder_Mean"] == pytest.approx(37.3289324, abs=1e-6)  # HU in the liver
     wrong = _run(folder / "ct", folder / "seg" / "liver.dcm", "--params", params, "--label", 3)
     assert wrong.exit_code == 1
     assert "Label 3 is not in the DICOM SEG mask: it holds label 1." in wrong.output
