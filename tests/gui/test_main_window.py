@@ -220,8 +220,11 @@ def test_bad_store_path_gives_a_message_not_a_traceback(qtbot, tmp_path):
     from palmares_desktop.gui.app import main
 
     seen: list[str] = []
+    finished = False  # stops the polling once main() has returned: it must not outlive this test
 
     def close_message():
+        if finished:
+            return
         box = QApplication.activeModalWidget()
         if isinstance(box, QMessageBox):
             seen.append(box.text())
@@ -234,6 +237,7 @@ def test_bad_store_path_gives_a_message_not_a_traceback(qtbot, tmp_path):
         QTimer.singleShot(100, close_message)
         assert main(["--store", str(tmp_path / "no-such-store")]) == 2
     finally:
+        finished = True
         sys.excepthook = previous
     assert seen and "There is no PALMARES store" in seen[0]
 
