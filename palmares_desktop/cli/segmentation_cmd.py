@@ -95,14 +95,21 @@ def add(
                 series_id=series_id,
             )
             lesion_row = store.get("lesions", row["lesion_id"])
-            feature_row = compute_features_for_segmentation(store, row["id"]) if features else None
-    except (SegmentationError, StoreError, RadiomicsError) as exc:
+            feature_row, feature_problem = None, None
+            if features:
+                try:
+                    feature_row = compute_features_for_segmentation(store, row["id"])
+                except RadiomicsError as exc:  # e.g. the study refuses these parameters: the mask stays
+                    feature_problem = str(exc)
+    except (SegmentationError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"{subject} {modality.upper()}: lesion {lesion_row['name']!r}"
         f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
         f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
     )
+    if feature_problem:
+        click.echo(f"The segmentation is saved, but its features were not computed: {feature_problem}")
     if feature_row is not None:
         if feature_row["status"] == "ok":
             n = len(json.loads(feature_row["features_json"] or "{}"))

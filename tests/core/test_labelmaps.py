@@ -191,3 +191,27 @@ def test_highdicom_seg_on_the_tiny_ct(store, shared_data):
         r"outside the CT",
     ):
         add_segmentation(store, SUBJECT, "CT", folder / "seg" / "seg_image_ct_binary_overlap.dcm")
+
+
+def test_a_seg_drawn_on_another_scan_is_refused_even_on_an_identical_grid(store, ct3, tmp_path):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    _, folder = ct3
+    # Another patient's CT on exactly the same grid: the same slices under new identity and UIDs.
+    other = tmp_path / "other_ct"
+    other.mkdir()
+    frame, study, series = generate_uid(), generate_uid(), generate_uid()
+    for path in sorted((folder / "ct").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.PatientName = "PZ-445566", "ZANETTI^GIULIA"
+        ds.FrameOfReferenceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = frame, study, series
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.save_as(other / path.name)
+    import_ct(store, other, "IT03-0002")
+
+    with pytest.raises(SegmentationError, match="drawn on another scan"):
+        add_segmentation(store, "IT03-0002", "CT", folder / "seg" / "liver.dcm")
+    assert store.rows("segmentations") == []
+    # The scan it was drawn on (imported and de-identified) accepts it.
+    assert add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver.dcm")["voxel_count"] == LIVER_VOXELS

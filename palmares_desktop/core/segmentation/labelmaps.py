@@ -57,6 +57,7 @@ class LabelMap:
     segment_names: dict[int, str] = field(default_factory=dict)
     overlapping: bool = False
     frames: list[tuple[int, int, np.ndarray]] | None = None  # (segment number, slice index, 2D bool)
+    frame_of_reference_uid: str | None = None  # DICOM SEG only: the scan it was drawn on
 
     def labels(self) -> list[int]:
         if self.frames is not None:
@@ -189,7 +190,14 @@ def _read_dicom_seg(path: Path, reference: sitk.Image | Grid | None, image_name:
         labels[k][plane] = number
         counts[k][plane] += 1
     image = grid.apply_to(sitk.GetImageFromArray(labels))
-    return LabelMap(image, "DICOM SEG", names, overlapping=bool((counts > 1).any()), frames=frames)
+    return LabelMap(
+        image,
+        "DICOM SEG",
+        names,
+        overlapping=bool((counts > 1).any()),
+        frames=frames,
+        frame_of_reference_uid=str(seg.get("FrameOfReferenceUID", "")) or None,
+    )
 
 
 def _grid_from_frames(geometry: list, rows: int, cols: int, name: str) -> Grid:
@@ -347,6 +355,27 @@ def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
     return lesion
 
 
+def _check_same_scan(
+    store: Store, label_map: LabelMap, series: dict, subject_code: str, image_name: str
+) -> None:
+    """A DICOM SEG names the frame of reference it was drawn on: refuse one from another scan or
+    patient even when its grid happens to match (demo subjects, for one, share a CT grid). The SEG
+    may reference the original scan (made before import) or the de-identified copy."""
+    seg_for, series_for = label_map.frame_of_reference_uid, series.get("frame_of_reference_uid")
+    if not seg_for or not series_for or seg_for == series_for:
+        return
+    from palmares_desktop.core.dicom.deid import pseudonymous_uid
+    from palmares_desktop.core.dicom.keys import KeyTable
+
+    with KeyTable.open(store.root) as keys:
+        if pseudonymous_uid(seg_for, keys.salt) == series_for:
+            return
+    raise SegmentationError(
+        f"The DICOM SEG was drawn on another scan: its frame of reference is not that of the {image_name} of "
+        f"{subject_code}. Check that it belongs to this subject and modality."
+    )
+
+
 def add_segmentation(
     store: Store,
     subject_code: str,
@@ -384,6 +413,7 @@ def add_segmentation(
         mask = Path(mask)
         label_map = read_label_map(mask, reference=grid, image_name=image_name)
         source = {"format": label_map.format, "file_sha256": _sha256(mask)}
+    _check_same_scan(store, label_map, series, subject_code, image_name)
     check_geometry(label_map.image, grid, image_name=image_name)
     binary = grid.apply_to(binary_mask(label_map, int(label)))
     source["label"] = int(label)
