@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,10 +119,27 @@ def _show_step(dialog, intro: str, step) -> None:
         dialog.setLabelText(f"{intro}\n\n{step.message}")
 
 
+def no_display_reason() -> str | None:
+    """Why Qt cannot open a window here (Linux without X11/Wayland), in words; None when it can.
+    Checked first, because Qt itself would abort the process with a cryptic plugin message."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "neither DISPLAY nor WAYLAND_DISPLAY is set. Run it in a desktop session, or on a server "
+        'under a virtual display: xvfb-run -s "-screen 0 1600x1000x24" palmares-desktop ...'
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     log_file = setup_logging()
     log.info("palmares-desktop %s starting: %s", __version__, " ".join(sys.argv))
+
+    if no_display_reason():
+        print(f"PALMARES Desktop needs a graphical display: {no_display_reason()}", file=sys.stderr)
+        return 2
 
     from qtpy.QtWidgets import QApplication
 

@@ -393,3 +393,13 @@ def test_screenshot_mode_opens_the_first_subject_saves_every_room_and_quits(demo
         image = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"shot-{room}.png")))
         assert image.shape[:2] == (1000, 1600)
         assert float(image[..., :3].std()) > least_std, f"{room} screenshot looks blank"
+
+
+def test_no_display_gives_a_sentence_not_a_qt_abort(monkeypatch, capsys, tmp_path):
+    from palmares_desktop.gui.app import main
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--store", str(tmp_path / "store")]) == 2
+    assert "needs a graphical display" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()  # nothing was started or created
