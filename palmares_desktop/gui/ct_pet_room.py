@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
+from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, uncalibrated_display_max
 from palmares_desktop.core.store import Store
 from palmares_desktop.gui.napari_adapter import (
     CT_LAYER,
@@ -49,7 +50,6 @@ from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SUV_MAX = 6.0
 DEFAULT_PET_OPACITY = 0.5
 MODALITY_NAMES = {"CT": "CT", "PT": "PET"}
 #: Lesion outline colours: bright, and away from the PET's inferno/hot hues and from CT greys.
@@ -372,7 +372,7 @@ class CtPetRoom(QWidget):
             self.suv_max.setValue(DEFAULT_SUV_MAX)
         elif not is_suv and self.loaded and self.loaded.pet_volume is not None:
             # Not calibrated to SUV: a display range from the data (a robust upper bound), not SUV 6.
-            top = float(np.percentile(self.loaded.pet_volume.data, 99.5)) or 1.0
+            top = uncalibrated_display_max(self.loaded.pet_volume.data)
             self.suv_max.setMaximum(max(100.0, top * 10))
             self.suv_max.setValue(top)
             self.loaded.notes.append(
