@@ -9,7 +9,6 @@ files it wrote, so the store only ever gains complete series.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import math
@@ -37,7 +36,7 @@ from palmares_desktop.core.dicom.keys import KeyTable
 from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.dicom.volume import load_series
 from palmares_desktop.core.pet.suv import compute_suv
-from palmares_desktop.core.store import Store
+from palmares_desktop.core.store import Store, file_sha256
 from palmares_desktop.core.tasks import Progress, Task
 
 STAGING_PREFIX = ".incoming-"
@@ -262,7 +261,7 @@ class SeriesImport:
             "direction_json": json.dumps(list(image.GetDirection())),
             "units": units,
             "pixel_path": f"volumes/{self.series_id}.nrrd",
-            "pixel_sha256": _sha256(self.staging_volume),
+            "pixel_sha256": file_sha256(self.staging_volume),
             "suv_json": suv_json,
             "source_fingerprint": self.fingerprint,
             "problems_json": json.dumps(problems),
@@ -375,11 +374,3 @@ def _encode(ds: pydicom.Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import uuid
@@ -11,9 +10,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from palmares_desktop.core.store import file_sha256
 
 
 def insert_series(
@@ -50,7 +47,7 @@ def insert_series(
     relative = f"volumes/{series['id']}.nrrd"
     sitk.WriteImage(image, str(store.path(relative)), useCompression=True)
     return store.update(
-        "series", series["id"], {"pixel_path": relative, "pixel_sha256": _sha256(store.path(relative))}
+        "series", series["id"], {"pixel_path": relative, "pixel_sha256": file_sha256(store.path(relative))}
     )
 
 

@@ -7,7 +7,6 @@ that does not sit on that grid is refused with the two geometries in words.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from palmares_desktop.core.segmentation.geometry import (
     SegmentationError,
     check_geometry,
 )
-from palmares_desktop.core.store import Store
+from palmares_desktop.core.store import Store, file_sha256
 from palmares_desktop.core.store.store import new_id
 
 __all__ = [
@@ -331,14 +330,6 @@ def find_series(store: Store, subject_id: str, modality: str, series_id: str | N
     return rows[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
     """The subject's lesion called `name`, created if new; its site must agree with `organ`."""
     rows = store.rows("lesions", "subject_id = ? and name = ?", [subject["id"], name])
@@ -412,7 +403,7 @@ def add_segmentation(
     else:
         mask = Path(mask)
         label_map = read_label_map(mask, reference=grid, image_name=image_name)
-        source = {"format": label_map.format, "file_sha256": _sha256(mask)}
+        source = {"format": label_map.format, "file_sha256": file_sha256(mask)}
     _check_same_scan(store, label_map, series, subject_code, image_name)
     check_geometry(label_map.image, grid, image_name=image_name)
     binary = grid.apply_to(binary_mask(label_map, int(label)))
@@ -431,7 +422,7 @@ def add_segmentation(
     target = store.path(relative)
     sitk.WriteImage(binary, str(target), useCompression=True)
     try:
-        mask_sha = _sha256(target)
+        mask_sha = file_sha256(target)
         with store.transaction():
             lesion = _lesion(store, subject, lesion_name, organ)
             previous = store.rows(
