@@ -222,13 +222,14 @@ def _number(value: Any) -> float | int:
     return value
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Plain JSON types (numpy scalars and arrays unwrapped); NaN/inf become None (null)."""
     if isinstance(value, (np.ndarray, np.generic)):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float):
         return _finite_or_none(value)
     return value
@@ -301,7 +302,7 @@ def extract_features(
     diagnostics: dict[str, Any] = {}
     for key, value in raw.items():
         if key.startswith("diagnostics_"):
-            diagnostics[key] = _json_safe(value)
+            diagnostics[key] = json_safe(value)
         else:
             values[key] = _number(value)
     provenance = {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -257,23 +256,10 @@ def _plain(exc: BaseException) -> str:
 
 
 def _json(value: Any) -> str:
-    def default(obj: Any) -> Any:
-        if hasattr(obj, "item"):  # numpy scalars
-            return obj.item()
-        if hasattr(obj, "tolist"):  # numpy arrays
-            return obj.tolist()
-        return str(obj)
+    """Stored JSON: NaN/inf as null, as `palmares radiomics` prints them; anything exotic as text."""
+    from palmares_desktop.core.radiomics.extract import json_safe
 
-    def clean(obj: Any) -> Any:  # NaN/inf are not JSON: null, as `palmares radiomics` prints them
-        if isinstance(obj, float) and not math.isfinite(obj):
-            return None
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [clean(v) for v in obj]
-        return obj
-
-    return json.dumps(clean(json.loads(json.dumps(value, default=default))), sort_keys=True, allow_nan=False)
+    return json.dumps(json_safe(value), default=str, sort_keys=True, allow_nan=False)
 
 
 def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
