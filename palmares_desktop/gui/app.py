@@ -111,14 +111,6 @@ def _refuse(args: argparse.Namespace, title: str, message: str) -> int:
     return 2
 
 
-def _show_step(dialog, intro: str, step) -> None:
-    if step.total:
-        dialog.setRange(0, step.total)
-        dialog.setValue(min(step.done, step.total))
-    if step.message:
-        dialog.setLabelText(f"{intro}\n\n{step.message}")
-
-
 def no_display_reason() -> str | None:
     """Why Qt cannot open a window here (Linux without X11/Wayland), in words; None when it can.
     Checked first, because Qt itself would abort the process with a cryptic plugin message."""

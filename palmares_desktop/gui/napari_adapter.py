@@ -43,10 +43,6 @@ class NapariVolume:
     translate: tuple[float, float, float]  # (oz, oy, ox) mm
     rotate: np.ndarray | None = None  # 3x3 in (z, y, x) order when the volume is oblique
 
-    @property
-    def spacing_xyz(self) -> tuple[float, float, float]:
-        return (self.scale[2], self.scale[1], self.scale[0])
-
 
 def volume_from_sitk(image: sitk.Image, dtype: Any | None = None) -> NapariVolume:
     """Convert a SimpleITK 3D image to napari placement. Safe to call in a worker thread."""
@@ -237,9 +233,6 @@ class EmbeddedViewer:
         if layer is not None:
             layer.rendering = rendering
 
-    def is_3d(self) -> bool:
-        return self.model.dims.ndisplay == 3
-
     def show_scale_bar(self, visible: bool = True) -> None:
         self.model.scale_bar.visible = visible
         self.model.scale_bar.colored = False
@@ -266,9 +259,6 @@ class EmbeddedViewer:
         extent = self.model.layers.extent.world
         if self.model.dims.ndim >= 3:
             self.model.dims.set_point(0, float((extent[0][0] + extent[1][0]) / 2))
-
-    def current_slice_mm(self) -> float:
-        return float(self.model.dims.point[0])
 
     def screenshot(self) -> np.ndarray:
         """RGBA image of the canvas only."""
