@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
 from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, uncalibrated_display_max
+from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.store import Store
 from palmares_desktop.gui.napari_adapter import (
     CT_LAYER,
@@ -77,37 +78,6 @@ class LoadedSubject:
     pet_volume: NapariVolume | None = None
     masks: list[LoadedMask] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def subject_series(store: Store, subject_id: str) -> tuple[dict | None, dict | None, list[str]]:
-    """Pick the CT and the PET to show: the first CT, and the PET sharing its frame of reference."""
-    notes = []
-    cts = store.rows("series", "subject_id = ? and modality = 'CT'", [subject_id], order_by="created_at")
-    pets = store.rows("series", "subject_id = ? and modality = 'PT'", [subject_id], order_by="created_at")
-    ct = cts[0] if cts else None
-    pet = None
-    if pets:
-        same_frame = [p for p in pets if ct and p["frame_of_reference_uid"] == ct["frame_of_reference_uid"]]
-        pet = same_frame[0] if same_frame else pets[0]
-        if ct and not same_frame:
-            notes.append("PET and CT do not share a frame of reference: the fusion may be misaligned.")
-    if len(cts) > 1 or len(pets) > 1:
-        notes.append(f"{len(cts)} CT and {len(pets)} PET series in the store; showing the first of each.")
-    return ct, pet, notes
-
-
-def subject_segmentations(store: Store, subject_id: str) -> list[dict]:
-    """Latest version of each lesion's segmentation on each series of the subject."""
-    rows = store.db.query(
-        """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
-           from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
-           where l.subject_id = ? order by l.name, se.modality, s.version desc""",
-        [subject_id],
-    )
-    latest: dict[tuple[str, str], dict] = {}
-    for row in rows:
-        latest.setdefault((row["lesion_id"], row["series_id"]), dict(row))
-    return list(latest.values())
 
 
 def read_subject(
