@@ -186,8 +186,10 @@ class EmbeddedViewer:
         """A multiscale RGB slide from lazy level arrays (level 0 first); scale in µm per pixel (y, x)."""
         self.remove(name)
         levels = list(levels)
+        # A single-level slide (a region crop such as CMU-1-Small-Region.svs) is one plain image:
+        # napari given a one-element list without multiscale tries to treat the list as the image.
         layer = self.model.add_image(
-            levels,
+            levels if len(levels) > 1 else levels[0],
             name=name,
             rgb=True,
             multiscale=len(levels) > 1,

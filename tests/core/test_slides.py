@@ -51,8 +51,11 @@ def test_generic_tiff_pyramid_without_a_real_pixel_size(shared_data):
 def test_files_that_are_not_slides_are_refused_in_words(shared_data, tmp_path):
     with pytest.raises(SlideError, match="does not exist"):
         open_slide(tmp_path / "missing.svs")
-    with pytest.raises(SlideError, match="not a readable TIFF slide"):
-        open_slide(shared_data / "wsi_dicom" / "pathml_small_dicom_TCGA-XK-AAJU.dcm")
+    with pytest.raises(SlideError, match="not an RGB brightfield slide"):
+        open_slide(shared_data / "wsi_ome_tiff" / "multi-channel-z-series.ome.tif")
+    (tmp_path / "notes.txt").write_text("not a slide")
+    with pytest.raises(SlideError, match="not a slide format PALMARES can read"):
+        open_slide(tmp_path / "notes.txt")
 
 
 def test_written_slide_levels_agree_and_carry_resolution_tags(tmp_path):

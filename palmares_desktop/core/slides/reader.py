@@ -1,6 +1,12 @@
-"""Whole-slide image access through tifffile: what a slide is, and lazy arrays of its levels.
+"""Whole-slide image access: what a slide is, and lazy arrays of its levels, over three backends.
 
-Handles Aperio SVS, OME-TIFF (pyramid in SubIFDs) and generic tiled TIFF pyramids (levels as
+`open_slide` and `level_array` are the one slide interface. The backend is chosen by confidence
+(`choose_backend`): tifffile for Aperio SVS, OME-TIFF and generic tiled TIFF (it reads those
+exactly, including OME pyramids in SubIFDs that OpenSlide does not see); wsidicom for DICOM WSI
+(with a plain pydicom frame reader for single-file VL WSM objects wsidicom rejects); OpenSlide
+for NDPI, MRXS, Philips and every other vendor format it detects.
+
+The tifffile part below handles Aperio SVS, OME-TIFF (pyramid in SubIFDs) and generic tiled TIFF pyramids (levels as
 reduced-resolution pages), plus the other TIFF flavours tifffile recognises (NDPI, Philips, Leica
 SCN, Ventana BIF). Pixel size (MPP, micrometres per level-0 pixel) comes from, in order:
 the Aperio description (`MPP = ...`), OME-XML `PhysicalSizeX/Y` (with units), the Philips
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import tifffile
@@ -41,6 +47,15 @@ class SlideInfo:
     mpp_y: float | None
     vendor: str  # aperio | ome | hamamatsu | philips | leica | ventana | generic-tiff
     mpp_source: str = ""  # where the MPP came from (aperio description, ome, resolution tags...)
+    backend: str = "tifffile"  # tifffile | wsidicom | dicom-frames | openslide
+    objective_power: float | None = None  # as declared by the scanner (AppMag, objective-power)
+    associated: list[str] = field(default_factory=list)  # label, macro, thumbnail (site-only images)
+
+    @property
+    def magnification(self) -> str:
+        """'20x' from the declared objective, else estimated from MPP (10 µm / MPP); '' when unknown."""
+        power = self.objective_power or (round(10.0 / self.mpp_x) if self.mpp_x else None)
+        return f"{power:g}x" if power else ""
 
     @property
     def downsamples(self) -> list[float]:
@@ -50,7 +65,19 @@ class SlideInfo:
         out = asdict(self)
         out["path"] = str(self.path)
         out["levels"] = [list(level) for level in self.levels]
+        out["downsamples"] = self.downsamples
+        out["magnification"] = self.magnification
         return out
+
+
+def require_mpp(info: SlideInfo) -> tuple[float, float]:
+    """(mpp_x, mpp_y) in µm per level-0 pixel, or a SlideError in words when the slide has none."""
+    if not info.mpp_x or not info.mpp_y:
+        raise SlideError(
+            f"{info.path.name} has no known pixel size (MPP): areas and lengths in µm or mm² "
+            "cannot be measured on it."
+        )
+    return info.mpp_x, info.mpp_y
 
 
 _FLAVOURS = (  # tifffile flag, format, vendor
@@ -125,36 +152,108 @@ def _yx(shape: tuple[int, ...], axes: str) -> tuple[int, int]:
     return shape[axes.index("Y")], shape[axes.index("X")]
 
 
-def open_slide(path: str | Path) -> SlideInfo:
-    """Describe a slide file (levels, size, pixel size, vendor) without reading its pixels."""
-    path = Path(path)
-    if not path.is_file():
-        raise SlideError(f"The slide file {path} does not exist.")
+_ASSOCIATED = {"label", "macro", "thumbnail"}
+
+
+def _open_tiff(path: Path) -> SlideInfo:
     try:
         with tifffile.TiffFile(path) as tif:
             fmt, vendor = _flavour(tif)
             if not tif.series:
                 raise SlideError(f"{path.name} contains no image.")
             series = tif.series[0]
-            if "Y" not in series.axes or "X" not in series.axes:
-                raise SlideError(f"{path.name} is not a 2D image (axes {series.axes}).")
+            if not series.axes.endswith("YXS") or series.shape[-1] not in (3, 4) or series.dtype != "uint8":
+                raise SlideError(
+                    f"{path.name} is not an RGB brightfield slide (axes {series.axes}, {series.dtype})."
+                )
             levels = [_yx(level.shape, level.axes) for level in series.levels]
             mpp_x, mpp_y, source = _read_mpp(tif, fmt)
+            associated = [s.name.lower() for s in tif.series[1:] if s.name.lower() in _ASSOCIATED]
+            power = re.search(r"AppMag\s*=\s*([0-9.]+)", tif.pages.first.description or "")
     except SlideError:
         raise
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError) as exc:
         raise SlideError(f"{path.name} is not a readable TIFF slide ({exc}).") from exc
     height, width = levels[0]
-    return SlideInfo(path, fmt, width, height, levels, mpp_x, mpp_y, vendor, source)
+    objective = float(power.group(1)) if power else None
+    return SlideInfo(
+        path, fmt, width, height, levels, mpp_x, mpp_y, vendor, source, "tifffile", objective, associated
+    )
 
 
-def level_array(path: str | Path, level: int = 0) -> zarr.Array:
-    """A lazy, read-only zarr array of one pyramid level: (height, width[, samples]).
+def choose_backend(path: Path) -> str:
+    """The backend that reads this slide most faithfully: tifffile, wsidicom or openslide."""
+    from palmares_desktop.core.slides.openslide_backend import openslide_format
 
-    Only the tiles a slice touches are read and decoded. The file is reopened on demand by
-    tifffile's store, so the array stays usable after this function returns.
+    if path.is_dir() or path.suffix.lower() == ".dcm" or _is_dicom(path):
+        return "wsidicom"
+    try:
+        with tifffile.TiffFile(path) as tif:
+            fmt, _ = _flavour(tif)
+    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
+        fmt = None
+    if fmt in ("svs", "ome-tiff", "tiff"):
+        return "tifffile"
+    if openslide_format(path):
+        return "openslide"  # NDPI, Philips, SCN, BIF, MRXS, VMS...: OpenSlide knows their quirks
+    if fmt is not None:
+        return "tifffile"  # a TIFF flavour OpenSlide does not take: tifffile still reads its pages
+    raise SlideError(
+        f"{path.name} is not a slide format PALMARES can read "
+        "(SVS, TIFF, OME-TIFF, DICOM WSI, NDPI, MRXS, Philips TIFF and the other OpenSlide formats)."
+    )
+
+
+def _is_dicom(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:] == b"DICM"
+
+
+def open_slide(path: str | Path) -> SlideInfo:
+    """Describe a slide (levels, size, pixel size, vendor, associated images) without reading pixels."""
+    path = Path(path)
+    if not path.exists():
+        raise SlideError(f"The slide file {path} does not exist.")
+    backend = choose_backend(path)
+    if backend == "wsidicom":
+        from palmares_desktop.core.slides.dicom_backend import open_dicom
+
+        return open_dicom(path)
+    if backend == "openslide":
+        from palmares_desktop.core.slides.openslide_backend import open_openslide
+
+        return open_openslide(path)
+    return _open_tiff(path)
+
+
+def level_array(path: str | Path, level: int = 0):
+    """A lazy, read-only array of one pyramid level: (height, width, 3), uint8, sliced as [y, x].
+
+    Only the tiles a slice touches are read and decoded. For TIFF slides it is tifffile's zarr
+    array (the file is reopened on demand, so it stays usable after this returns); for DICOM and
+    OpenSlide slides a `LevelView` over the backend's region reader.
     """
     path = Path(path)
+    backend = choose_backend(path) if path.exists() else "tifffile"
+    if backend == "wsidicom":
+        from palmares_desktop.core.slides.dicom_backend import dicom_level
+
+        return dicom_level(path, level)
+    if backend == "openslide":
+        from palmares_desktop.core.slides.openslide_backend import openslide_level
+
+        return openslide_level(path, level)
+    return _tiff_level_array(path, level)
+
+
+def read_region(path: str | Path, level: int, x: int, y: int, width: int, height: int):
+    """Pixels (height, width, 3) at `level`, origin (x, y) in that level's pixels."""
+    import numpy as np
+
+    return np.asarray(level_array(path, level)[y : y + height, x : x + width])[..., :3]
+
+
+def _tiff_level_array(path: Path, level: int) -> zarr.Array:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
