@@ -10,4 +10,5 @@ COMMANDS = {
     "import": "palmares_desktop.cli.import_cmd:import_",
     "segmentation": "palmares_desktop.cli.segmentation_cmd:segmentation",
     "radiomics": "palmares_desktop.cli.radiomics_cmd:radiomics",
+    "slide": "palmares_desktop.cli.slide_cmd:slide",
 }

@@ -7,6 +7,11 @@ size (decimal, then a newline), the first 64 MiB and the last 64 MiB. For files 
 that covers every byte; for multi-GB slides it stays fast (about a second) and still changes
 when the file is replaced or re-scanned. Registering the same file (same fingerprint) twice for a
 subject returns the existing row.
+
+`add_slide` (the CLI `slide add` and File -> Add slide...) registers a site's own slide without
+anything identifying in palmares.db: the display name is subject code + stain, the `path` column
+stays empty and the local path is kept site-only in keys.db (`core.store.slide_annotations`).
+Label and macro images are never read or copied.
 """
 
 from __future__ import annotations
@@ -82,10 +87,51 @@ def register_slide(
     )
 
 
+def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "HE") -> dict:
+    """Register a site's slide for an existing subject; nothing identifying goes into palmares.db."""
+    from palmares_desktop.core.store.slide_annotations import set_slide_location
+
+    subject = store.subject_by_code(subject_code)
+    if subject is None:
+        raise StoreError(f"There is no subject {subject_code} in this store.")
+    path = Path(path).expanduser().resolve()
+    info = open_slide(path)
+    fingerprint = slide_fingerprint(path)
+    existing = store.rows("slides", "subject_id = ? and sha256 = ?", [subject["id"], fingerprint])
+    if existing:
+        set_slide_location(store, existing[0]["id"], path)
+        return existing[0]
+    row = {
+        "subject_id": subject["id"],
+        "display_name": f"{subject_code} {stain}",
+        "path": "",
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "levels": len(info.levels),
+        "mpp_x": info.mpp_x,
+        "mpp_y": info.mpp_y,
+        "sha256": fingerprint,
+        "stain": stain,
+    }
+    detail = {"size_bytes": _size(path), "backend": info.backend, "mpp_source": info.mpp_source}
+    inserted = store.insert("slides", row, detail=detail)
+    set_slide_location(store, inserted["id"], path)
+    return inserted
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob("*")) if path.is_dir() else path.stat().st_size
+
+
 def slide_path(store: Store, slide: dict) -> Path:
-    """Absolute path of a registered slide (relative paths are inside the store)."""
-    stored = Path(slide["path"])
+    """Absolute path of a registered slide (relative paths are inside the store; site-only otherwise)."""
+    from palmares_desktop.core.store.slide_annotations import slide_location
+
+    stored = Path(slide["path"]) if slide.get("path") else slide_location(store, slide["id"])
+    if stored is None:
+        raise StoreError(f"The slide {slide.get('display_name') or slide['id']} is not on this site's disks.")
     path = stored if stored.is_absolute() else store.root / stored
-    if not path.is_file():
+    if not path.exists():
         raise StoreError(f"The slide file of {slide.get('display_name') or slide['id']} is missing: {path}.")
     return path

@@ -1,0 +1,59 @@
+"""`palmares slide info SLIDE [--json]` and `palmares slide add SLIDE --subject CODE --store S [--stain HE]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("slide")
+def slide() -> None:
+    """Whole-slide images: describe a slide file, register it for a subject."""
+
+
+@slide.command("info")
+@click.argument("slide_path", metavar="SLIDE", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(slide_path: Path, as_json: bool) -> None:
+    """Levels, sizes, downsamples, MPP, vendor and associated images of SLIDE."""
+    from palmares_desktop.core.slides.reader import SlideError, open_slide
+
+    try:
+        described = open_slide(slide_path).to_dict()
+    except SlideError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    mpp = f"{described['mpp_x']:.4g} x {described['mpp_y']:.4g} µm/px" if described["mpp_x"] else "unknown"
+    click.echo(
+        f"{slide_path.name}: {described['vendor']} {described['format']} (read by {described['backend']})"
+    )
+    click.echo(f"  MPP: {mpp} {described['magnification']}".rstrip())
+    for n, ((h, w), ds) in enumerate(zip(described["levels"], described["downsamples"], strict=True)):
+        click.echo(f"  level {n}: {w} x {h} px, downsample {ds:.4g}")
+    click.echo(f"  associated images: {', '.join(described['associated']) or 'none'}")
+
+
+@slide.command("add")
+@click.argument("slide_path", metavar="SLIDE", type=click.Path(path_type=Path))
+@click.option("--subject", "subject_code", required=True, help="Subject code, e.g. IT03-0001.")
+@click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
+@click.option("--stain", default="HE", show_default=True)
+def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> None:
+    """Register SLIDE for subject CODE (its local path stays site-only; nothing identifying is copied)."""
+    from palmares_desktop.core.slides.reader import SlideError
+    from palmares_desktop.core.slides.registry import add_slide
+    from palmares_desktop.core.store import Store, StoreError
+
+    try:
+        with Store.open(store_path, create=False) as store:
+            store.use_system_reader(site_code=subject_code.split("-")[0])
+            row = add_slide(store, subject_code, slide_path, stain=stain)
+    except (SlideError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"Slide {row['display_name']} registered ({row['width']} x {row['height']} px, id {row['id']})."
+    )
