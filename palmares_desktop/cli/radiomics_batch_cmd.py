@@ -7,7 +7,9 @@ only when used.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -58,10 +60,11 @@ def batch(
     """Compute every missing or stale feature set in a store (resumable: Ctrl-C keeps finished ones)."""
     from tqdm import tqdm
 
-    from palmares_desktop.core.radiomics.batch import BatchError, iter_batch
+    from palmares_desktop.core.radiomics.batch import BatchError, BatchSummary, iter_batch
     from palmares_desktop.core.radiomics.errors import RadiomicsError
     from palmares_desktop.core.store import StoreError
 
+    progress = BatchSummary()
     task = iter_batch(
         store_path,
         workers=workers,
@@ -69,7 +72,9 @@ def batch(
         presets=list(presets) or None,
         latest_only=latest_only,
         retry_failed=retry_failed,
+        summary=progress,
     )
+    interrupted = _exit_130_after_ctrl_c()
     bar = tqdm(total=0, unit="feature set", file=sys.stderr, disable=as_json or None, dynamic_ncols=True)
     done = 0
     try:
@@ -84,16 +89,14 @@ def batch(
         summary = stop.value
     except KeyboardInterrupt:
         task.close()  # cancels queued tasks and stops the workers; stored results stay
-        bar.close()
-        click.echo(
-            f"Interrupted after {done} feature set(s); they are stored. Run the same command again "
-            "to compute the rest.",
-            err=True,
-        )
-        sys.exit(130)
+        _say_interrupted(bar, progress.stored)
     except (BatchError, RadiomicsError, StoreError) as exc:
         bar.close()
         raise click.ClickException(str(exc)) from None
+    if interrupted.is_set():
+        # The Ctrl-C landed inside library code that swallowed the KeyboardInterrupt (e.g. during
+        # cluster shutdown on a busy machine): the user still asked to stop, so say so and exit 130.
+        _say_interrupted(bar, progress.stored)
     bar.close()
 
     if as_json:
@@ -121,3 +124,28 @@ def batch(
     )
     for seg_id, preset, reason in summary.failed:
         click.echo(f"  failed: {summary.names.get(seg_id, seg_id)} ({preset}): {reason}")
+
+
+def _exit_130_after_ctrl_c() -> threading.Event:
+    """Remember that Ctrl-C was pressed, raise KeyboardInterrupt once, and ignore further presses
+    so that the clean-up (cancel, close the cluster) is not interrupted in turn."""
+    interrupted = threading.Event()
+
+    def on_ctrl_c(signum, frame) -> None:
+        if not interrupted.is_set():
+            interrupted.set()
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_ctrl_c)
+    return interrupted
+
+
+def _say_interrupted(bar, stored: int) -> None:
+    bar.close()
+    click.echo(
+        f"Interrupted after {stored} feature set(s); they are stored. Run the same command again "
+        "to compute the rest.",
+        err=True,
+    )
+    sys.exit(130)

@@ -19,7 +19,8 @@ from series_fixture import import_ct  # noqa: E402
 
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation  # noqa: E402
 
-N_LESIONS = 6
+# Enough work that a busy machine cannot finish it between the first stored result and Ctrl-C.
+N_LESIONS = 10
 
 
 def _stored(root: Path) -> int:

@@ -73,6 +73,7 @@ class TaskTiming:
 @dataclass
 class BatchSummary:
     computed: int = 0  # stored with status ok
+    stored: int = 0  # feature set rows written by this batch (ok or failed): true even when interrupted
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (segmentation id, preset, reason)
     skipped_current: int = 0  # already current, not resubmitted
     elapsed_s: float = 0.0  # wall time of the whole batch
@@ -211,12 +212,15 @@ def iter_batch(
     retry_failed: bool = False,
     connect_timeout_s: float = 10.0,
     reader: Reader | None = None,
+    summary: BatchSummary | None = None,
 ) -> Task[BatchSummary]:
     """Compute every missing or stale feature set of the store at `store_path`.
 
     Yields Progress after each finished task; returns a BatchSummary. Closing the generator
     cancels what is still queued and shuts the cluster down; finished results stay stored.
-    New rows are authored by `reader` (default: a system reader of the store's site).
+    New rows are authored by `reader` (default: a system reader of the store's site). Pass your own
+    `summary` to know what was stored when the batch is interrupted (a Ctrl-C can land between
+    storing a result and yielding its Progress).
     """
     started = time.perf_counter()
     store = Store.open(store_path, create=False)
@@ -228,7 +232,8 @@ def iter_batch(
         else:
             store.use_system_reader("palmares radiomics batch", site_code=_store_site(store))
         pending, current = plan_pending(store, presets, latest_only, retry_failed)
-        summary = BatchSummary(skipped_current=len(current))
+        summary = summary or BatchSummary()
+        summary.skipped_current = len(current)
         total = len(pending)
         yield Progress(0, total, f"{total} feature sets to compute, {len(current)} already current")
         if not pending:
@@ -284,6 +289,7 @@ def _record(store: Store, item: WorkItem, future, summary: BatchSummary) -> str:
         )
         return "not stored (worker cannot read the files)"
     row = record_outcome(store, item, outcome)
+    summary.stored += 1
     if row["status"] == "ok":
         summary.computed += 1
     else:
