@@ -178,3 +178,22 @@ def test_an_undefined_feature_is_stored_as_null_like_the_cli_json(store, lung, t
     direct = extract_features(image, two, load_params(tiny))
     cli_json = direct.to_dict()  # what `palmares radiomics` prints
     assert stored == {k: cli_json[k] for k in direct.values}
+
+
+def test_a_feature_set_is_stored_once_when_two_writers_record_it(store, lung):
+    import sqlite3
+
+    from palmares_desktop.core.radiomics.store_features import plan_item, record_outcome, run_item
+
+    item = plan_item(store, lung["id"])
+    outcome = run_item(item)
+    first = record_outcome(store, item, outcome)
+    second = record_outcome(store, item, outcome)  # e.g. a second batch that computed it meanwhile
+    assert second["id"] == first["id"]
+    assert len(store.rows("feature_sets", "status = 'ok'")) == 1
+    with pytest.raises(sqlite3.IntegrityError):  # the database itself refuses a second copy
+        store.db.execute(
+            "insert into feature_sets (id, site_code, segmentation_id, params_sha256, image_sha256,"
+            " mask_sha256, status) values ('x', 'IT03', ?, ?, ?, ?, 'ok')",
+            [first["segmentation_id"], first["params_sha256"], first["image_sha256"], first["mask_sha256"]],
+        )

@@ -283,6 +283,16 @@ def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
             "read_s": round(outcome.read_s, 4),
         },
     }
+    with store.transaction():  # the write lock is held from the check to the insert
+        if outcome.ok:
+            # Another batch (or window) may have stored the same set meanwhile: it is already there.
+            existing = current_feature_set(store, item, include_failed=False)
+            if existing is not None:
+                return existing
+        return _insert_feature_set(store, item, outcome, provenance)
+
+
+def _insert_feature_set(store: Store, item: WorkItem, outcome: Outcome, provenance: dict) -> dict:
     return store.insert(
         "feature_sets",
         {

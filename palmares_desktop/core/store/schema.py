@@ -187,6 +187,23 @@ def m001_initial(db: Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
+@migrations()
+def m002_feature_set_once(db: Database) -> None:
+    """A successful feature set exists once per (segmentation, parameters, image, mask): two batches
+    running at once stored every set twice. Keep the newest of each duplicate group, then let the
+    database refuse another (failed attempts stay, as the history of retries)."""
+    db.execute(
+        "DELETE FROM feature_sets WHERE status = 'ok' AND rowid NOT IN ("
+        " SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY segmentation_id, params_sha256,"
+        " image_sha256, mask_sha256 ORDER BY created_at DESC, rowid DESC) AS n FROM feature_sets"
+        " WHERE status = 'ok') WHERE n = 1)"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX feature_sets_ok_once ON feature_sets"
+        " (segmentation_id, params_sha256, image_sha256, mask_sha256) WHERE status = 'ok'"
+    )
+
+
 def migrate(db: Database) -> None:
     """Bring `db` to the current schema. Idempotent."""
     migrations.apply(db)

@@ -113,8 +113,10 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
-        migrate(db)
-        return cls(root, db)
+        store = cls(root, db)
+        with store.transaction():  # under the write lock: two processes opening a new store migrate once
+            migrate(db)
+        return store
 
     def close(self) -> None:
         self.db.close()
@@ -127,9 +129,31 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing block; nests safely (inner blocks join the outer transaction)."""
-        with self.db.atomic():
+        """All-or-nothing block; nests safely (inner blocks join the outer transaction, as savepoints).
+
+        The outermost block takes the write lock up front (BEGIN IMMEDIATE, waiting up to the busy
+        timeout): a deferred transaction that reads and then writes gets "database is locked" at
+        once, without waiting, when another process is writing.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():  # a SAVEPOINT inside the outer transaction
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ readers
     def add_reader(self, name: str, role: str, site_code: str) -> Reader:

@@ -1,0 +1,81 @@
+"""Concurrent writers on one store: they wait for each other instead of failing, and nothing doubles."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from palmares_desktop.core.store import Store
+
+
+def test_two_store_objects_writing_at_once_wait_instead_of_failing(tmp_path):
+    Store.open(tmp_path / "s").close()
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            with Store.open(tmp_path / "s") as store:
+                store.use_system_reader(f"writer {n}", site_code="IT03")
+                for i in range(30):
+                    with store.transaction():
+                        # read then write: a deferred transaction fails here with "database is locked"
+                        code = store.next_subject_code("IT03")
+                        store.ensure_subject(code)
+                        store.set_setting(f"w{n}-{i}", code)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store.open(tmp_path / "s") as store:
+        codes = [r["code"] for r in store.rows("subjects")]
+    assert len(codes) == 90 == len(set(codes))
+
+
+@pytest.fixture(scope="module")
+def demo_dicom(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    subprocess.run([sys.executable, "-c", CLI, "demo", "--out", str(out), "--subjects", "3"], check=True)
+    return out / "dicom"
+
+
+CLI = "from palmares_desktop.cli.main import cli; cli()"
+
+
+def _three_imports_at_once(demo_dicom, store) -> list[int]:
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CLI,
+                "import",
+                str(demo_dicom / f"subject{n}"),
+                "--subject",
+                f"IT01-000{n}",
+                "--store",
+                str(store),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for n in (1, 2, 3)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    with Store.open(store) as s:
+        return [len(s.rows("subjects")), len(s.rows("series"))]
+
+
+@pytest.mark.slow
+def test_three_simultaneous_imports_into_a_fresh_store_all_succeed(demo_dicom, tmp_path):
+    for r in range(2):
+        assert _three_imports_at_once(demo_dicom, tmp_path / f"store{r}") == [3, 6]
