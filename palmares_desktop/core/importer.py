@@ -238,6 +238,12 @@ def _pick_patient(
 
 
 def _open_keys(store: Store) -> KeyTable:
+    if not (store.root / KEYS_FILE_NAME).exists() and store.rows("subjects"):
+        # A new key table would have a new salt: the same patient could be enrolled again under a new code.
+        raise ImportRefusedError(
+            f"This store has subjects but its key table ({KEYS_FILE_NAME}) is missing: restore the key "
+            "table from backup before importing (a new one cannot recognise the patients already enrolled)."
+        )
     try:
         return KeyTable.open(store.root)
     except KeyTableError as exc:

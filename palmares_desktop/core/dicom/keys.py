@@ -69,6 +69,8 @@ class KeyTable:
                 # Create the file ourselves so it is private from the first byte (SQLite's
                 # journal files inherit the database file's permissions).
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            else:
+                os.chmod(path, 0o600)  # on every open: a copy or restore may have widened it
             conn = sqlite3.connect(path, isolation_level=None, timeout=10)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
