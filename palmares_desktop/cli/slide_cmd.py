@@ -57,3 +57,45 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> No
     click.echo(
         f"Slide {row['display_name']} registered ({row['width']} x {row['height']} px, id {row['id']})."
     )
+
+
+@slide.command("annotations")
+@click.argument("subject_code", metavar="SUBJECT")
+@click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
+@click.option("--geojson", "out", type=click.Path(path_type=Path), help="Export to this GeoJSON file.")
+@click.option("--import", "source", type=click.Path(path_type=Path), help="Import this QuPath GeoJSON file.")
+def annotations(subject_code: str, store_path: Path, out: Path | None, source: Path | None) -> None:
+    """Export (--geojson OUT) or import (--import FILE) the annotations of SUBJECT's slide."""
+    from palmares_desktop.core.slides.annotations import (
+        export_geojson,
+        import_geojson,
+        load_objects,
+        save_objects,
+    )
+    from palmares_desktop.core.store import Store, StoreError
+
+    if (out is None) == (source is None):
+        raise click.ClickException("Give exactly one of --geojson OUT or --import FILE.")
+    try:
+        with Store.open(store_path, create=False) as store:
+            store.use_system_reader(site_code=subject_code.split("-")[0])
+            subject = store.subject_by_code(subject_code)
+            slides = store.rows("slides", "subject_id = ?", [subject["id"]]) if subject else []
+            if not slides:
+                raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
+            target = slides[0]
+            if out is not None:
+                out.write_text(json.dumps(export_geojson(load_objects(store, target))), encoding="utf-8")
+                click.echo(f"Exported the annotations of {target['display_name']} to {out}.")
+                return
+            try:
+                data = json.loads(source.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(f"{source} is not a readable GeoJSON file ({exc}).") from None
+            objects, refused = import_geojson(data, target["width"], target["height"])
+            save_objects(store, target, objects)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    for reason in refused:
+        click.echo(f"Refused: {reason}", err=True)
+    click.echo(f"Imported {len(objects)} objects into {target['display_name']}; refused {len(refused)}.")

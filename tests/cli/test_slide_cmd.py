@@ -55,3 +55,33 @@ def test_add_registers_without_anything_identifying(shared_data, tmp_path):
     assert again.exit_code == 0
     unknown = CliRunner().invoke(slide, ["add", str(path), "--subject", "IT03-0099", "--store", str(root)])
     assert unknown.exit_code != 0 and "no subject IT03-0099" in unknown.output
+
+
+def test_annotations_import_then_export_round_trips(shared_data, tmp_path):
+    from shapely.geometry import shape
+
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        store.use_system_reader(site_code="IT03")
+        store.ensure_subject("IT03-0001")
+    big = tmp_path / "big.tif"
+    import numpy as np
+    import tifffile
+
+    tifffile.imwrite(
+        big, np.zeros((10000, 10000, 3), np.uint8), tile=(512, 512), photometric="rgb", compression="zlib"
+    )
+    assert (
+        CliRunner().invoke(slide, ["add", str(big), "--subject", "IT03-0001", "--store", str(root)]).exit_code
+        == 0
+    )
+    source = shared_data / "qupath_geojson" / "qupath_core_test_polygon.geojson"
+    base = ["annotations", "IT03-0001", "--store", str(root)]
+    result = CliRunner().invoke(slide, [*base, "--import", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 objects" in result.output
+    out = tmp_path / "out.geojson"
+    assert CliRunner().invoke(slide, [*base, "--geojson", str(out)]).exit_code == 0
+    exported = json.loads(out.read_text())
+    original = shape(json.loads(source.read_text()))
+    assert shape(exported["features"][0]["geometry"]).equals_exact(original, 0)

@@ -113,3 +113,40 @@ def export_geojson(objects: list[SlideObject]) -> dict:
             props["classification"] = {"name": obj.classification, "color": list(obj.color or (0, 0, 0))}
         features.append({"type": "Feature", "geometry": mapping(obj.geometry), "properties": props})
     return {"type": "FeatureCollection", "features": features}
+
+
+def save_objects(store, slide: dict, objects: list[SlideObject]) -> int:
+    """Store objects for a slide (level-0 pixels) in one transaction; returns how many."""
+    import json
+
+    with store.transaction():
+        for obj in objects:
+            store.insert(
+                "slide_annotations",
+                {
+                    "slide_id": slide["id"],
+                    "object_type": obj.kind,
+                    "classification": obj.classification,
+                    "color": json.dumps(list(obj.color)) if obj.color else None,
+                    "geometry_json": json.dumps(mapping(obj.geometry)),
+                    "measurements_json": json.dumps({"mpp": [slide["mpp_x"], slide["mpp_y"]]}),
+                    "name": obj.name,
+                },
+            )
+    return len(objects)
+
+
+def load_objects(store, slide: dict) -> list[SlideObject]:
+    import json
+
+    rows = store.rows("slide_annotations", "slide_id = ?", [slide["id"]], order_by="created_at")
+    return [
+        SlideObject(
+            shape(json.loads(r["geometry_json"])),
+            r["object_type"],
+            r["classification"],
+            tuple(json.loads(r["color"])) if r["color"] else None,
+            r["name"],
+        )
+        for r in rows
+    ]
