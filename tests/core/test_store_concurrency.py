@@ -79,3 +79,26 @@ def _three_imports_at_once(demo_dicom, store) -> list[int]:
 def test_three_simultaneous_imports_into_a_fresh_store_all_succeed(demo_dicom, tmp_path):
     for r in range(2):
         assert _three_imports_at_once(demo_dicom, tmp_path / f"store{r}") == [3, 6]
+
+
+def test_a_store_from_a_newer_version_or_without_migrations_is_refused_in_words(tmp_path):
+    import sqlite3
+
+    from palmares_desktop.core.store import StoreError
+
+    Store.open(tmp_path / "new").close()
+    conn = sqlite3.connect(tmp_path / "new" / "palmares.db")
+    conn.execute(
+        "insert into _sqlite_migrations (migration_set, name, applied_at) values ('palmares', 'm099_x', '')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer version of PALMARES .*m099_x"):
+        Store.open(tmp_path / "new")
+    (tmp_path / "bare").mkdir()
+    conn = sqlite3.connect(tmp_path / "bare" / "palmares.db")
+    conn.execute("create table sites (code text)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="no migrations table"):
+        Store.open(tmp_path / "bare")

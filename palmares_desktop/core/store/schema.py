@@ -204,6 +204,31 @@ def m002_feature_set_once(db: Database) -> None:
     )
 
 
+class SchemaDriftError(Exception):
+    """The database was not made by this version's migrations (message is a plain sentence)."""
+
+
+def check_schema_drift(db: Database) -> None:
+    """Refuse a store written by a newer version, or tables made without our migrations."""
+    from palmares_desktop import __version__
+
+    known = {m.name for m in migrations._migrations}
+    if not db[migrations.migrations_table].exists():
+        if db.table_names():
+            raise SchemaDriftError(
+                "This database has tables but no record of how they were made (no migrations table): it was "
+                "not created by PALMARES, or that record was removed. It is not opened, to keep it unchanged."
+            )
+        return
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    if unknown:
+        raise SchemaDriftError(
+            f"This store was written by a newer version of PALMARES (it has schema change {unknown[0]}, which "
+            f"version {__version__} does not know): open it with that version or a later one."
+        )
+
+
 def migrate(db: Database) -> None:
     """Bring `db` to the current schema. Idempotent."""
+    check_schema_drift(db)
     migrations.apply(db)

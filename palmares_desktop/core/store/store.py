@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from palmares_desktop.core.store.schema import migrate
+from palmares_desktop.core.store.schema import SchemaDriftError, migrate
 
 SUBJECT_CODE = re.compile(r"^[A-Z]{2}\d{2}-\d{4}$")
 SITE_CODE = re.compile(r"^[A-Z]{2}\d{2}$")
@@ -114,8 +114,12 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
         store = cls(root, db)
-        with store.transaction():  # under the write lock: two processes opening a new store migrate once
-            migrate(db)
+        try:
+            with store.transaction():  # under the write lock: two processes opening a new store migrate once
+                migrate(db)
+        except SchemaDriftError as exc:
+            db.close()
+            raise StoreError(str(exc)) from None
         return store
 
     def close(self) -> None:
