@@ -1,7 +1,7 @@
 """Benchmark: radiomics extraction through PALMARES vs bare pyradiomics, same case, same run.
 
 Case: the IBSI lung CT phantom (NIfTI image + GTV mask, 204x201x60) with the locked CT preset
-(resources/radiomics/ct.yaml: 2 mm resampling, 107 features). Best of --repeat, interleaved so
+(palmares_desktop/resources/radiomics/ct.yaml: 2 mm resampling, 107 features). Best of --repeat, interleaved so
 that load from other processes hits both sides alike. Wall time and CPU time (user + system, of
 this process or of the child process) are both reported: on a shared machine the CPU-time ratio
 is the steadier one.

@@ -133,7 +133,7 @@ def render(phantom: list[ibsi.Row], lung: list[ibsi.Row], data_dir: Path) -> str
         "",
         "## 2. The locked CT preset on the IBSI lung CT phantom, against IBSI configuration C",
         "",
-        "`resources/radiomics/ct.yaml` uses configuration C's settings (3D, 2×2×2 mm, trilinear,",
+        "`palmares_desktop/resources/radiomics/ct.yaml` uses configuration C's settings (3D, 2×2×2 mm, trilinear,",
         "re-segmentation [−1000, 400] HU, fixed bin size 25 HU). pyradiomics cannot reproduce",
         "configuration C's interpolation exactly (corner-aligned grid, no intensity rounding,",
         "nearest-neighbour mask: the ROI is ~2 % smaller) nor its grey-level numbering (first bin at",

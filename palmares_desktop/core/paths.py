@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import platformdirs
@@ -10,8 +11,10 @@ import platformdirs
 APP_NAME = "PALMARES Desktop"
 APP_AUTHOR = "INT Milano"
 
-#: Top-level `resources/` folder (radiomics presets, icons, demo recipes).
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
+#: Package data `palmares_desktop/resources/` (radiomics presets): read through importlib.resources so
+#: a wheel, a non-editable install or an installer bundle finds it, not by walking up from this file.
+#: Every install we ship unpacks to the file system, so the traversable is a real folder.
+RESOURCES_DIR = Path(str(files("palmares_desktop.resources")))
 
 
 def user_data_dir() -> Path:

@@ -3,7 +3,7 @@
 A parameter file is identified by the sha256 of its exact bytes: that hash is stored with every
 feature set, so "same parameters" means "same file", comments included.
 
-Presets live in `resources/radiomics/` (`ct`, `pet`, `he`). Files are parsed exactly as
+Presets live in `palmares_desktop/resources/radiomics/` (`ct`, `pet`, `he`). Files are parsed exactly as
 pyradiomics parses them (pykwalify's YAML loader, or JSON for `.json`) and validated against
 pyradiomics' own `schemas/paramSchema.yaml` + `schemaFuncs.py`, as its feature extractor does.
 

@@ -11,13 +11,14 @@ is one unclassified annotation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import shapely
 import yaml
 from shapely.geometry import mapping, shape
 
-CLASSES_FILE = Path(__file__).resolve().parents[2] / "resources" / "slides" / "classes.yaml"
+from palmares_desktop.core.paths import RESOURCES_DIR
+
+CLASSES_FILE = RESOURCES_DIR / "slides" / "classes.yaml"
 KINDS = ("annotation", "detection")
 
 
