@@ -16,6 +16,7 @@ import click
 from palmares_desktop import __version__
 from palmares_desktop.cli.commands import COMMANDS
 from palmares_desktop.cli.lazy import LazyGroup
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def cli() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except PalmaresError as exc:  # every user-facing failure: its sentence, no traceback
+        click.echo(f"Error: {exc.sentence}", err=True)
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - last line of defence for the user
         log.exception("unexpected error")
         click.echo(f"Error: {exc}. Details are in the log file.", err=True)

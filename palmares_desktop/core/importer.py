@@ -34,6 +34,7 @@ from palmares_desktop.core.dicom.deid import DeidContext, clean_description
 from palmares_desktop.core.dicom.discovery import SeriesInfo, iter_scan_folder
 from palmares_desktop.core.dicom.errors import DicomError
 from palmares_desktop.core.dicom.keys import KEYS_FILE_NAME, KeyTable, KeyTableError
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.import_series import (
     STAGING_PREFIX,
     Counter,
@@ -52,7 +53,7 @@ IMPORTED_MODALITIES = ("CT", "PT")
 _STORE_PIXEL_FOLDERS = ("dicom", "volumes", "masks")
 
 
-class ImportRefusedError(Exception):
+class ImportRefusedError(PalmaresError):
     """The import cannot start (bad folder, code, several patients...). Plain sentence, no PHI."""
 
 

@@ -15,6 +15,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.paths import user_config_dir
 from palmares_desktop.core.store import Reader, Store, StoreError, check_site_code
 
@@ -25,7 +26,7 @@ HUMAN_ROLES = ("radiologist", "pathologist", "coordinator")
 PROFILE_FILE = "profile.json"
 
 
-class ProfileError(Exception):
+class ProfileError(PalmaresError):
     """A reader profile the user typed is not valid (message is a plain sentence)."""
 
 

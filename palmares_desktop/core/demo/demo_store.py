@@ -37,6 +37,7 @@ from palmares_desktop.core.demo.dicom_writer import (
 )
 from palmares_desktop.core.demo.phantom import Grid, Subject, lesion_labels, make_subject
 from palmares_desktop.core.demo.slide_writer import texture_library, write_slide
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.tasks import Progress, Task, run
 
 DEMO_VERSION = 1
@@ -53,7 +54,7 @@ LESION_TYPES = {
 }
 
 
-class DemoError(Exception):
+class DemoError(PalmaresError):
     """The demo could not be written or imported (plain sentence)."""
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from palmares_desktop.core.errors import PalmaresError
 
-class DicomError(Exception):
+
+class DicomError(PalmaresError):
     """Bad or unsupported DICOM input. The message is a plain sentence, safe to show to a user
     (it never contains patient identifiers)."""

@@ -27,6 +27,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from palmares_desktop.core.errors import PalmaresError
+
 KEYS_FILE_NAME = "keys.db"
 
 # Dates move back by 1 to 10 years: far enough that no real date survives, near enough that
@@ -45,7 +47,7 @@ CREATE INDEX IF NOT EXISTS patients_by_subject ON patients(subject_code);
 """
 
 
-class KeyTableError(Exception):
+class KeyTableError(PalmaresError):
     """A problem with the key table the user can act on (message is a plain sentence)."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from palmares_desktop.core.errors import PalmaresError
+
 __all__ = [
     "SUV_NORMALISATIONS",
     "BodySizeError",
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 
-class BodySizeError(ValueError):
+class BodySizeError(PalmaresError, ValueError):
     """Weight, height or sex cannot be used for a body-size normalisation (message says why)."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.radiomics.store_features import (
     Outcome,
     WorkItem,
@@ -56,7 +57,7 @@ LOCAL_WORKER_CONFIG = {
 }
 
 
-class BatchError(Exception):
+class BatchError(PalmaresError):
     """The batch could not run at all (no scheduler, store not visible to workers...)."""
 
 

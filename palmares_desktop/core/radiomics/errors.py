@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from palmares_desktop.core.errors import PalmaresError
 
-class RadiomicsError(Exception):
+
+class RadiomicsError(PalmaresError):
     """Bad input to a radiomics extraction; the message is a plain sentence for the user.
 
     `reason` keeps pyradiomics' own wording (or None) so it can be stored beside the plain message.

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.errors import PalmaresError
 
-class SegmentationError(Exception):
+
+class SegmentationError(PalmaresError):
     """A label map that cannot become a segmentation; the message is a plain sentence."""
 
 

@@ -16,13 +16,14 @@ import shapely
 import yaml
 from shapely.geometry import mapping, shape
 
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.paths import RESOURCES_DIR
 
 CLASSES_FILE = RESOURCES_DIR / "slides" / "classes.yaml"
 KINDS = ("annotation", "detection")
 
 
-class AnnotationError(Exception):
+class AnnotationError(PalmaresError):
     """An annotation that cannot be used (message is a plain sentence)."""
 
 

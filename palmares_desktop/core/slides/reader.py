@@ -28,11 +28,13 @@ from pathlib import Path
 import tifffile
 import zarr
 
+from palmares_desktop.core.errors import PalmaresError
+
 PLAUSIBLE_MPP = (0.05, 50.0)
 _UM_PER = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "\u03bcm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
 
-class SlideError(Exception):
+class SlideError(PalmaresError):
     """A slide file that cannot be used (message is a plain sentence)."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from palmares_desktop.core.errors import PalmaresError
+
 migrations = Migrations("palmares")
 
 # Columns every travelling row carries.
@@ -204,7 +206,7 @@ def m002_feature_set_once(db: Database) -> None:
     )
 
 
-class SchemaDriftError(Exception):
+class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
 
 SUBJECT_CODE = re.compile(r"^[A-Z]{2}\d{2}-\d{4}$")
@@ -35,7 +36,7 @@ MODALITIES = ("CT", "PT", "HE")
 STATUSES = ("not started", "in progress", "done")
 
 
-class StoreError(Exception):
+class StoreError(PalmaresError):
     """A problem with the store the user can act on (message is a plain sentence)."""
 
 
