@@ -26,6 +26,10 @@ def scan(folder: Path, as_json: bool) -> None:
     reference, vendor, whether it loads as a volume, and each problem in words. Files that are
     not part of any volume are listed with the reason. Exit status is 0 even when problems are
     found. Patient names and IDs are never printed."""
+    if not folder.is_dir():
+        raise click.ClickException(
+            f"{folder} is a file, not a folder: scan lists the DICOM series in a folder."
+        )
     try:
         result = _run_with_progress(iter_scan_folder(folder))
     except DicomError as exc:

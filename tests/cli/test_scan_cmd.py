@@ -94,6 +94,14 @@ def test_missing_folder_is_a_clear_usage_error(runner, tmp_path):
     assert "does not exist" in result.output and "Traceback" not in result.output
 
 
+def test_a_text_file_is_refused_not_listed_as_dot(runner, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not DICOM")
+    result = runner.invoke(main, ["scan", str(text)])
+    assert result.exit_code == 1
+    assert "is a file, not a folder" in result.output and "Traceback" not in result.output
+
+
 def test_end_to_end_through_the_installed_entry_point(shared_data, tmp_path):
     """The real `cli()` entry point in a subprocess (argument parsing, JSON on stdout, exit code)."""
     code = "from palmares_desktop.cli.main import cli; cli()"
