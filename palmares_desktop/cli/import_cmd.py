@@ -51,6 +51,8 @@ def import_(
     from palmares_desktop.core.importer import ImportRefusedError, iter_import_dicom
     from palmares_desktop.core.store import Store, StoreError
 
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        raise click.ClickException(f"There are no DICOM files in {folder}: it holds no files at all.")
     try:
         with Store.open(store_path or default_store_path()) as store:
             _choose_reader(store, site_code or subject.split("-")[0])

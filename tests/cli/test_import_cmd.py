@@ -101,3 +101,18 @@ def test_a_saved_reader_profile_is_the_author(shared_data, tmp_path):
 def test_registered_as_palmares_import():
     assert commands.COMMANDS["import"] == "palmares_desktop.cli.import_cmd:import_"
     assert import_.name == "import"
+
+
+def test_empty_folder_says_no_dicom_files(tmp_path):
+    from click.testing import CliRunner
+
+    from palmares_desktop.cli.main import _register, main
+
+    _register()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(
+        main, ["import", str(empty), "--subject", "IT03-0001", "--store", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "no DICOM files in" in result.output and "Could not import" not in result.output
