@@ -29,8 +29,8 @@ from sqlite_utils import Database
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
 
-SUBJECT_CODE = re.compile(r"^[A-Z]{2}\d{2}-\d{4}$")
-SITE_CODE = re.compile(r"^[A-Z]{2}\d{2}$")
+SUBJECT_CODE = re.compile(r"[A-Z]{2}[0-9]{2}-[0-9]{4}")  # ASCII only, matched whole (fullmatch)
+SITE_CODE = re.compile(r"[A-Z]{2}[0-9]{2}")
 ROLES = ("radiologist", "pathologist", "coordinator", "system")
 MODALITIES = ("CT", "PT", "HE")
 STATUSES = ("not started", "in progress", "done")
@@ -58,7 +58,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def check_site_code(code: str) -> str:
-    if not SITE_CODE.match(code or ""):
+    if not SITE_CODE.fullmatch(code or ""):
         raise StoreError(
             f"Site code {code!r} is not valid: use two capital letters and two digits, e.g. IT03."
         )
@@ -66,7 +66,7 @@ def check_site_code(code: str) -> str:
 
 
 def check_subject_code(code: str) -> str:
-    if not SUBJECT_CODE.match(code or ""):
+    if not SUBJECT_CODE.fullmatch(code or ""):
         raise StoreError(
             f"Subject code {code!r} is not valid: use the site code, a dash and four digits, e.g. IT03-0017."
         )
@@ -316,7 +316,7 @@ class Store:
         """The next progressive pseudonym for a site, e.g. IT03-0018 after IT03-0017."""
         check_site_code(site_code)
         codes = [r["code"] for r in self.rows("subjects", "code like ?", [f"{site_code}-%"])]
-        numbers = [int(c.split("-")[1]) for c in codes if SUBJECT_CODE.match(c)]
+        numbers = [int(c.split("-")[1]) for c in codes if SUBJECT_CODE.fullmatch(c)]
         return f"{site_code}-{max(numbers, default=0) + 1:04d}"
 
     def set_status(self, subject_id: str, modality: str, status: str) -> None:
