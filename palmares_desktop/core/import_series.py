@@ -103,6 +103,7 @@ class SeriesImport:
         self.identifiers: dict[str, set[str]] = {}
         self.kept_texts: set[str] = set()
         self.device_texts: set[str] = set()
+        self.cleaned: set[str] = set()  # kept attributes dropped because they named the patient
         self._leak_checks: dict[tuple, LeakCheck] = {}
 
     def run(self) -> Task[ImportedSeries]:
@@ -136,6 +137,11 @@ class SeriesImport:
         yield self.counter.step("writing the volume")
 
         notes: list[str] = []
+        if self.cleaned:  # names of attributes only, never their values
+            notes.append(
+                f"Removed from the copies because they contained the patient's identifying values: "
+                f"{', '.join(sorted(self.cleaned))}."
+            )
         suv_json, units, suv_error = None, "HU" if info.modality == "CT" else "", None
         if is_pet:
             suv_json, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
@@ -200,6 +206,7 @@ class SeriesImport:
         if self.info.part:  # each stack of a split series becomes a series of its own
             ds.SeriesInstanceUID = pseudonymous_uid(series_key(self.info), self.ctx.salt)
         self.uid_map.update(report.uid_map)
+        self.cleaned.update(report.cleaned)
         self.identifiers.setdefault("original UID", set()).update(report.original_uids)
         self.kept_texts |= _kept_texts(ds)
         self.device_texts |= _device_texts(ds)

@@ -298,22 +298,81 @@ def test_planted_identifiers_never_reach_anything_exportable(store, shared_data,
     assert stored[0].PatientWeight == 82 and stored[0].PatientSex == "F"
 
 
-def test_the_leak_check_stops_a_series_whose_kept_text_names_the_patient(store, shared_data, tmp_path):
+def test_a_kept_text_naming_the_patient_is_removed_and_said(store, shared_data, tmp_path):
     folder = _sts(shared_data, tmp_path / "in")
     for path in folder.rglob("*.dcm"):
         ds = pydicom.dcmread(path)
         ds.PatientName = "ROSSI^MARIA"
-        if ds.Modality == "PT":  # a text attribute de-identification keeps: only the check can stop it
+        if ds.Modality == "PT":  # a text attribute de-identification keeps: it is checked and cleaned
             ds.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical = "FDG for Rossi Maria"
         ds.save_as(path)
     summary = import_dicom(store, folder, "IT03-0001")
-    assert [s.modality for s in summary.imported] == ["CT"]
-    reason = summary.errors[0].reason
-    assert reason.startswith(
-        "de-identification check failed: PatientName (part) still present in DICOM file 1 of 59"
-    )
-    assert "Rossi" not in reason and "STS" not in reason
-    assert [r["modality"] for r in store.rows("series")] == ["CT"]
+    assert summary.ok and sorted(s.modality for s in summary.imported) == ["CT", "PT"]
+    pet = store.rows("series", "modality = 'PT'")[0]
+    assert "contained the patient's identifying values: Radiopharmaceutical." in pet["problems_json"]
+    stored = pydicom.dcmread(next((store.root / "dicom" / pet["id"]).glob("*.dcm")))
+    assert "Radiopharmaceutical" not in stored.RadiopharmaceuticalInformationSequence[0]
+    assert stored.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose  # the rest is kept
+    assert "Rossi" not in pet["problems_json"]
+
+
+NAME_IN_CODES = {
+    "PatientName": "Fumagallo^Pierluigino",
+    "PatientID": "FPL-424242",
+    "BodyPartExamined": "FUMAGALLO",
+    "SeriesDescription": "PIERLUIGINO WB",
+    "StudyDescription": "FUMAGALLO PET CT",
+    "ProtocolName": "Protocollo Fumagallo",
+    "ImageComments": "paziente Pierluigino F.",
+    "AdditionalPatientHistory": "Fumagallo, fumatore",
+}
+
+
+def test_name_parts_in_kept_code_fields_and_free_text_reach_nothing(store, shared_data, tmp_path):
+    folder = _sts(shared_data, tmp_path / "in")
+    for path in folder.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        for keyword, value in NAME_IN_CODES.items():
+            setattr(ds, keyword, value)
+        if ds.Modality == "CT":
+            ds.ConvolutionKernel = "PIERLUIGINO"
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "FUMAGALLO"]
+        ds.save_as(path)
+    summary = import_dicom(store, folder, "IT03-0001")
+    assert summary.ok and len(summary.imported) == 2, summary.to_dict()
+
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    files = [store.root / name for name in ("palmares.db", "palmares.db-wal", "palmares.db-shm")]
+    files += [p for sub in ("volumes", "dicom", "masks") for p in (store.root / sub).rglob("*")]
+    blobs = {p: p.read_bytes().lower() for p in files if p.is_file()}
+    assert len(blobs) >= 59 * 2 + 1 + 2
+    for path, blob in blobs.items():
+        for needle in (b"fumagallo", b"pierluigino", b"fpl-424242", b"424242"):
+            assert needle not in blob, f"{needle!r} found in {path.relative_to(store.root)}"
+    ct = store.rows("series", "modality = 'CT'")[0]
+    assert ct["description"] == "CT 3.27 mm"  # generated from what was kept: no kernel left
+    assert "ConvolutionKernel" in ct["problems_json"] and "BodyPartExamined" in ct["problems_json"]
+    stored = pydicom.dcmread(next((store.root / "dicom" / ct["id"]).glob("*.dcm")))
+    assert list(stored.ImageType) == ["ORIGINAL", "PRIMARY", "AXIAL"]  # only the offending value went
+    assert "BodyPartExamined" not in stored and "ConvolutionKernel" not in stored
+
+
+def test_a_name_equal_to_a_defined_term_is_kept_not_refused(store, shared_data, tmp_path):
+    """A patient called "Other": ImageType OTHER is the standard's word, the same for everyone, so it is
+    kept and the series imported; the same name typed into a free code (BodyPartExamined) is removed."""
+    folder = _sts(shared_data, tmp_path / "in", parts=("CT",))
+    for path in folder.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.PatientName = "Other^Ugo"
+        ds.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+        ds.BodyPartExamined = "OTHER ROOM"
+        ds.save_as(path)
+    summary = import_dicom(store, folder, "IT03-0001")
+    assert summary.ok and len(summary.imported) == 1, summary.to_dict()
+    ct = store.rows("series")[0]
+    stored = pydicom.dcmread(next((store.root / "dicom" / ct["id"]).glob("*.dcm")))
+    assert list(stored.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]
+    assert "BodyPartExamined" not in stored
 
 
 def test_a_name_part_equal_to_a_device_word_does_not_block_the_import(store, shared_data, tmp_path):

@@ -42,6 +42,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from palmares_desktop import __version__
 from palmares_desktop.core.dicom import deid_rules as rules
+from palmares_desktop.core.dicom.leaks import LeakCheck
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class DeidReport:
     dates_shifted: int = 0
     private_kept: list[str] = field(default_factory=list)
     descriptors_kept: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)  # kept text attributes dropped: they named the patient
     original_uids: set[str] = field(default_factory=set)  # for the leak check; never stored
     uid_map: dict[str, str] = field(default_factory=dict)  # original -> pseudonymous; never stored
 
@@ -381,15 +383,85 @@ def _method_code_sequence(codes: list[str]) -> Sequence:
     return Sequence(items)
 
 
+# Kept value representations that can hold words; each kept value is checked against the patient.
+_WORD_VRS = frozenset({"CS", "SH", "LO", "ST", "LT", "UT", "UC", "AE", "UR"})
+
+
+def _is_vocabulary(text: str) -> bool:
+    terms = rules.DEFINED_TERMS | rules.DESCRIPTION_VOCABULARY
+    tokens = [t.strip(".,") for t in _TOKEN_SPLIT.split(text.upper())]
+    return all(not t or t in terms or _NUMBER_WITH_UNIT.match(t) for t in tokens)
+
+
+def _names_the_patient(check: LeakCheck, value) -> bool:
+    text = str(value).strip()
+    return bool(text) and not _is_vocabulary(text) and bool(check.find(text))
+
+
+# Labels of `identifying_values` that belong to the patient (not to the institution or its staff).
+_PATIENT_LABELS = ("Patient", "OtherPatient", "MedicalRecordLocator", "AccessionNumber")
+
+
+class KeptTextCheck:
+    """The patient's identifying values, as looked for in kept texts. Device-written texts
+    (DEVICE_TEXT) are checked against the patient's values only: software often writes its own
+    name into InstitutionName too ("CERR" in the IBSI lung phantom), which is no leak."""
+
+    def __init__(self, identifiers: dict[str, set[str]]) -> None:
+        self.everything = LeakCheck(identifiers)
+        self.patient = LeakCheck({k: v for k, v in identifiers.items() if k.startswith(_PATIENT_LABELS)})
+
+    def names_the_patient(self, keyword: str, value) -> bool:
+        return _names_the_patient(self.patient if keyword in rules.DEVICE_TEXT else self.everything, value)
+
+
+def clean_kept_texts(ds: Dataset, check: KeptTextCheck, report: DeidReport) -> None:
+    """Drop every kept text value in which an identifying value of the patient appears (a name part
+    typed into BodyPartExamined or ConvolutionKernel, an ID in a code...). Of a multi-valued
+    attribute only the offending values go; an attribute left empty is removed. Values made only
+    of the standard's vocabulary are kept (see DEFINED_TERMS)."""
+    for elem in list(ds.iterall()):
+        if elem.VR not in _WORD_VRS or not elem.value or elem.keyword in rules.REPLACED:
+            continue
+        values = list(elem.value) if elem.VM > 1 else [elem.value]
+        kept = [v for v in values if not check.names_the_patient(elem.keyword, v)]
+        if len(kept) == len(values):
+            continue
+        report.cleaned.append(elem.keyword or str(elem.tag))
+        if kept:
+            elem.value = kept if len(kept) > 1 else kept[0]
+        else:
+            elem.value = ""  # emptied here, removed below (we are iterating over the dataset)
+    _remove_emptied(ds, set(report.cleaned))
+
+
+def _remove_emptied(ds: Dataset, keywords: set[str]) -> None:
+    for tag in list(ds.keys()):
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                _remove_emptied(item, keywords)
+        elif (elem.keyword or str(elem.tag)) in keywords and elem.value in ("", None):
+            del ds[tag]
+
+
 def deidentify(ds: Dataset, ctx: DeidContext) -> DeidReport:
     """De-identify `ds` IN PLACE (header and file meta; pixels untouched). Returns what was done."""
     report = DeidReport()
-    kernel_words = _first(ds.get("ConvolutionKernel")).split()
-    series_description = clean_description(ds.get("SeriesDescription"), kernel_words)
-    study_description = clean_description(ds.get("StudyDescription"))
-    generated = describe_series(ds)
+    check = KeptTextCheck(identifying_values(ds))  # the ORIGINAL values, read before anything goes
 
     _Walker(ctx, report).clean(ds, top=True)
+    clean_kept_texts(ds, check, report)
+
+    # Descriptions: vocabulary only, never a word naming the patient; generated from what was kept.
+    kernel_words = _first(ds.get("ConvolutionKernel")).split()
+    series_description = clean_description(ds.get("SeriesDescription"), kernel_words)
+    if series_description and check.everything.find(series_description):
+        series_description = None
+    study_description = clean_description(ds.get("StudyDescription"))
+    if study_description and check.everything.find(study_description):
+        study_description = None
+    generated = describe_series(ds)
 
     ds.PatientName = ctx.subject_code
     ds.PatientID = ctx.subject_code

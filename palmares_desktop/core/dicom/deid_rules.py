@@ -116,6 +116,18 @@ DEVICE_TEXT = frozenset({
     "WindowCenterWidthExplanation", "DeidentificationMethod",
 })
 
+# Defined terms of coded attributes (ImageType, CorrectedImage, Units, ...): a value made only of
+# these words (or of DESCRIPTION_VOCABULARY) is the standard's vocabulary, the same for every patient,
+# so it is kept even when it equals a part of the patient's name (a patient "Other", ImageType OTHER).
+DEFINED_TERMS = frozenset({
+    "ORIGINAL", "DERIVED", "PRIMARY", "SECONDARY", "OTHER", "AXIAL", "LOCALIZER", "REFORMATTED",
+    "VOLUME", "HELIX", "HELICAL", "PROJECTION", "EMISSION", "TRANSMISSION", "RECON", "IMAGE", "STATIC",
+    "DYNAMIC", "GATED", "WHOLE", "BODY", "DECY", "ATTN", "SCAT", "DTIM", "RADL", "DCAL", "NORM", "CLN",
+    "BQML", "CNTS", "GML", "PROPCNTS", "NONE", "START", "ADMIN", "LINEAR", "AREA", "VALUE", "SERIES",
+    "STANDARD", "CHEST", "ABDOMEN", "PELVIS", "HEAD", "NECK", "BRAIN", "LUNG", "LIVER", "SPINE", "MOTION",
+    "YES", "NO", "MONOCHROME1", "MONOCHROME2", "FFS", "FFP", "HFS", "HFP", "FEET", "FIRST", "UNKNOWN",
+})
+
 # Identifying attributes whose ORIGINAL values the leak check looks for in everything written.
 IDENTIFYING_KEYWORDS = (
     "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthDate",
