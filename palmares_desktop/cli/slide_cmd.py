@@ -80,7 +80,9 @@ def annotations(subject_code: str, store_path: Path, out: Path | None, source: P
         with Store.open(store_path, create=False) as store:
             store.use_system_reader(site_code=subject_code.split("-")[0])
             subject = store.subject_by_code(subject_code)
-            slides = store.rows("slides", "subject_id = ?", [subject["id"]]) if subject else []
+            from palmares_desktop.core.store.records import slides_of_subject
+
+            slides = slides_of_subject(store, subject["id"]) if subject else []
             if not slides:
                 raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
             target = slides[0]

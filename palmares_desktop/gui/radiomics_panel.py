@@ -37,7 +37,9 @@ ERROR_STYLE = "color: #c0392b; font-weight: bold;"
 
 
 def feature_sets_for(store: Store, segmentation_id: str) -> list[dict]:
-    return store.rows("feature_sets", "segmentation_id = ?", [segmentation_id], order_by="created_at desc")
+    from palmares_desktop.core.store.records import feature_sets_of
+
+    return feature_sets_of(store, segmentation_id)
 
 
 def _short(value: Any, length: int = 12) -> str:

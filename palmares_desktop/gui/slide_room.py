@@ -71,7 +71,9 @@ class SlideRoom(QWidget):
 
     def load_subject(self, store: Store, subject: dict) -> None:
         self.store = store
-        self.slides = store.rows("slides", "subject_id = ?", [subject["id"]], order_by="created_at")
+        from palmares_desktop.core.store.records import slides_of_subject
+
+        self.slides = slides_of_subject(store, subject["id"])
         self.viewer.clear()
         self.info = None
         self.details.clear()

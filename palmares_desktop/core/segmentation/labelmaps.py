@@ -332,17 +332,18 @@ def find_series(store: Store, subject_id: str, modality: str, series_id: str | N
 
 def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
     """The subject's lesion called `name`, created if new; its site must agree with `organ`."""
-    rows = store.rows("lesions", "subject_id = ? and name = ?", [subject["id"], name])
-    if not rows:
-        return store.insert("lesions", {"subject_id": subject["id"], "name": name, "organ": organ})
-    lesion = rows[0]
+    from palmares_desktop.core.store import records
+
+    lesion = records.lesion_named(store, subject["id"], name)
+    if lesion is None:
+        return records.add_lesion(store, subject["id"], name, organ)
     if organ and lesion["organ"] and lesion["organ"].lower() != organ.lower():
         raise SegmentationError(
             f"Lesion {name!r} of {subject['code']} is recorded at {lesion['organ']}, "
             f"not {organ}; give another lesion name."
         )
     if organ and not lesion["organ"]:
-        lesion = store.update("lesions", lesion["id"], {"organ": organ})
+        lesion = records.set_lesion_organ(store, lesion["id"], organ)
     return lesion
 
 

@@ -20,6 +20,7 @@ import hashlib
 from pathlib import Path
 
 from palmares_desktop.core.slides.reader import open_slide
+from palmares_desktop.core.store import records
 from palmares_desktop.core.store.store import Store, StoreError
 
 FINGERPRINT_PART = 64 * 2**20
@@ -59,32 +60,19 @@ def register_slide(
     info = open_slide(path)
     store.get("subjects", subject_id)  # StoreError with a plain sentence if unknown
     fingerprint = slide_fingerprint(path)
-    existing = store.rows("slides", "subject_id = ? and sha256 = ?", [subject_id, fingerprint])
+    existing = records.slide_with_fingerprint(store, subject_id, fingerprint)
     if existing:
-        return existing[0]
+        return existing
     # A slide without MPP is accepted (it can be viewed); measurements in um or mm2 must refuse it.
-    row = {
-        "subject_id": subject_id,
-        "display_name": display_name or path.stem,
-        "path": _stored_path(store, path),
-        "format": info.format,
-        "width": info.width,
-        "height": info.height,
-        "levels": len(info.levels),
-        "mpp_x": info.mpp_x,
-        "mpp_y": info.mpp_y,
-        "sha256": fingerprint,
-        "stain": stain,
-    }
-    return store.insert(
-        "slides",
-        row,
-        detail={
-            "vendor": info.vendor,
-            "mpp_source": info.mpp_source,
-            "level_shapes": [list(level) for level in info.levels],
-        },
+    row = _slide_row(
+        subject_id, display_name or path.stem, _stored_path(store, path), info, fingerprint, stain
     )
+    detail = {
+        "vendor": info.vendor,
+        "mpp_source": info.mpp_source,
+        "level_shapes": [list(level) for level in info.levels],
+    }
+    return records.add_slide_row(store, row, detail)
 
 
 def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "HE") -> dict:
@@ -97,25 +85,14 @@ def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "H
     path = Path(path).expanduser().resolve()
     info = open_slide(path)
     fingerprint = slide_fingerprint(path)
-    existing = store.rows("slides", "subject_id = ? and sha256 = ?", [subject["id"], fingerprint])
+    existing = records.slide_with_fingerprint(store, subject["id"], fingerprint)
     if existing:
-        set_slide_location(store, existing[0]["id"], path)
-        return existing[0]
-    row = {
-        "subject_id": subject["id"],
-        "display_name": f"{subject_code} {stain}",
-        "path": "",
-        "format": info.format,
-        "width": info.width,
-        "height": info.height,
-        "levels": len(info.levels),
-        "mpp_x": info.mpp_x,
-        "mpp_y": info.mpp_y,
-        "sha256": fingerprint,
-        "stain": stain,
-    }
+        set_slide_location(store, existing["id"], path)
+        return existing
+    # No path in palmares.db: it travels; the local path is kept site-only below.
+    row = _slide_row(subject["id"], f"{subject_code} {stain}", "", info, fingerprint, stain)
     detail = {"size_bytes": _size(path), "backend": info.backend, "mpp_source": info.mpp_source}
-    inserted = store.insert("slides", row, detail=detail)
+    inserted = records.add_slide_row(store, row, detail)
     set_slide_location(store, inserted["id"], path)
     return inserted
 
@@ -135,3 +112,21 @@ def slide_path(store: Store, slide: dict) -> Path:
     if not path.exists():
         raise StoreError(f"The slide file of {slide.get('display_name') or slide['id']} is missing: {path}.")
     return path
+
+
+def _slide_row(
+    subject_id: str, display_name: str, stored_path: str, info, fingerprint: str, stain: str
+) -> dict:
+    return {
+        "subject_id": subject_id,
+        "display_name": display_name,
+        "path": stored_path,
+        "format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "levels": len(info.levels),
+        "mpp_x": info.mpp_x,
+        "mpp_y": info.mpp_y,
+        "sha256": fingerprint,
+        "stain": stain,
+    }
