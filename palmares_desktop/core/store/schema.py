@@ -12,6 +12,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.store.integrity import GENESIS, audit_row_hash
 
 migrations = Migrations("palmares")
 
@@ -203,6 +204,32 @@ def m002_feature_set_once(db: Database) -> None:
     db.execute(
         "CREATE UNIQUE INDEX feature_sets_ok_once ON feature_sets"
         " (segmentation_id, params_sha256, image_sha256, mask_sha256) WHERE status = 'ok'"
+    )
+
+
+@migrations()
+def m003_audit_chain(db: Database) -> None:
+    """Tamper-evident history: every audit row carries the hash of the previous one (see integrity.py).
+    Existing rows are chained in `seq` order. The database also refuses an INSERT that would replace an
+    existing row (INSERT OR REPLACE deletes without firing the delete trigger)."""
+    db.execute("DROP TRIGGER audit_log_no_update")
+    db["audit_log"].add_column("prev_hash", str)
+    db["audit_log"].add_column("row_hash", str)
+    prev = GENESIS
+    for row in list(db.query("SELECT * FROM audit_log ORDER BY seq")):
+        digest = audit_row_hash(row, prev)
+        db.execute(
+            "UPDATE audit_log SET prev_hash = ?, row_hash = ? WHERE seq = ?", [prev, digest, row["seq"]]
+        )
+        prev = digest
+    db.execute(
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log "
+        "WHEN EXISTS (SELECT 1 FROM audit_log WHERE seq = NEW.seq) "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
     )
 
 

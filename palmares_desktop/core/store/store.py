@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.store.integrity import GENESIS, ChainReport, audit_row_hash, verify_chain
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
 
 SUBJECT_CODE = re.compile(r"[A-Z]{2}[0-9]{2}-[0-9]{4}")  # ASCII only, matched whole (fullmatch)
@@ -167,24 +168,27 @@ class Store:
         if not name.strip():
             raise StoreError("A reader needs a name.")
         check_site_code(site_code)
-        existing = list(
-            self.db["readers"].rows_where(
-                "name = ? and role = ? and site_code = ?", [name.strip(), role, site_code]
+        with self.transaction():  # under the write lock: two processes adding one reader add it once
+            existing = list(
+                self.db["readers"].rows_where(
+                    "name = ? and role = ? and site_code = ?", [name.strip(), role, site_code]
+                )
             )
-        )
-        if existing:
-            row = existing[0]
-        else:
-            row = {
-                "id": new_id(),
-                "name": name.strip(),
-                "role": role,
-                "site_code": site_code,
-                "created_at": now(),
-            }
-            with self.transaction():
+            if existing:
+                row = existing[0]
+            else:
+                row = {
+                    "id": new_id(),
+                    "name": name.strip(),
+                    "role": role,
+                    "site_code": site_code,
+                    "created_at": now(),
+                }
                 self.db["readers"].insert(row)
-                self.ensure_site(site_code)
+                # A new reader is recorded by whoever is working, or by itself when it is the first.
+                by = self.reader or Reader(row["id"], row["name"], row["role"], row["site_code"])
+                self._audit("create", "readers", row["id"], None, row["id"], None, by=by)
+                self.ensure_site(site_code, by=by)
         return Reader(row["id"], row["name"], row["role"], row["site_code"])
 
     def readers(self) -> list[Reader]:
@@ -210,10 +214,12 @@ class Store:
         return self.reader
 
     # -------------------------------------------------------------------- sites
-    def ensure_site(self, code: str, name: str | None = None) -> None:
+    def ensure_site(self, code: str, name: str | None = None, by: Reader | None = None) -> None:
         check_site_code(code)
-        if not self.db["sites"].count_where("code = ?", [code]):
-            self.db["sites"].insert({"code": code, "name": name or code, "created_at": now()})
+        with self.transaction():
+            if not self.db["sites"].count_where("code = ?", [code]):
+                self.db["sites"].insert({"code": code, "name": name or code, "created_at": now()})
+                self._audit("create", "sites", code, None, code, None, by=by)
 
     # ------------------------------------------------------------ generic writes
     def insert(self, table: str, row: dict[str, Any], action: str = "create", detail: Any = None) -> dict:
@@ -256,11 +262,23 @@ class Store:
         return self.get(table, row_id)
 
     def _audit(
-        self, action: str, table: str, row_id: str, before_id: str | None, after_id: str | None, detail: Any
+        self,
+        action: str,
+        table: str,
+        row_id: str,
+        before_id: str | None,
+        after_id: str | None,
+        detail: Any,
+        by: Reader | None = None,
     ) -> None:
-        reader = self._require_reader()
-        self.db["audit_log"].insert(
-            {
+        """The one place audit rows are written: each is chained to the previous row's hash."""
+        reader = by or self._require_reader()
+        with self.transaction():  # the head of the chain is read and extended under the write lock
+            last = next(
+                iter(self.db.query("SELECT seq, row_hash FROM audit_log ORDER BY seq DESC LIMIT 1")), None
+            )
+            row = {
+                "seq": last["seq"] + 1 if last else 1,
                 "at": now(),
                 "reader_id": reader.id,
                 "site_code": reader.site_code,
@@ -270,13 +288,19 @@ class Store:
                 "before_id": before_id,
                 "after_id": after_id,
                 "detail_json": json.dumps(detail, default=str) if detail is not None else None,
+                "prev_hash": (last["row_hash"] or GENESIS) if last else GENESIS,
             }
-        )
+            row["row_hash"] = audit_row_hash(row, row["prev_hash"])
+            self.db["audit_log"].insert(row)
 
     def audit(self, action: str, detail: Any = None, table: str = "", row_id: str = "") -> None:
         """Record an event that changes no row (e.g. an export, a refused import)."""
         with self.transaction():
             self._audit(action, table, row_id, None, None, detail)
+
+    def check_audit_chain(self) -> ChainReport:
+        """Verify the audit log's hash chain (see integrity.py); names the first broken row."""
+        return verify_chain(self.db.query("SELECT * FROM audit_log ORDER BY seq"))
 
     # ------------------------------------------------------------------- reads
     def get(self, table: str, row_id: str) -> dict:
