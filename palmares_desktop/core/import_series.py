@@ -32,11 +32,11 @@ from palmares_desktop.core.dicom.deid import (
 )
 from palmares_desktop.core.dicom.deid_rules import DEVICE_TEXT
 from palmares_desktop.core.dicom.discovery import SeriesInfo
-from palmares_desktop.core.dicom.keys import KeyTable
 from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.dicom.volume import load_series
 from palmares_desktop.core.pet.suv import compute_suv
-from palmares_desktop.core.store import Store, file_sha256
+from palmares_desktop.core.store import Store, file_sha256, records
+from palmares_desktop.core.store.keys import KeyTable
 from palmares_desktop.core.tasks import Progress, Task
 
 STAGING_PREFIX = ".incoming-"
@@ -280,16 +280,12 @@ class SeriesImport:
         store = self.store
         with store.transaction():
             subject = store.ensure_subject(self.ctx.subject_code, self.site)
-            studies = store.rows("studies", "study_uid = ?", [study_row["study_uid"]])
-            if studies and studies[0]["subject_id"] != subject["id"]:
+            study = records.study_with_uid(store, study_row["study_uid"])
+            if study and study["subject_id"] != subject["id"]:
                 raise SeriesFailed("its study is already in the store under another subject; not imported.")
-            study = (
-                studies[0] if studies else store.insert("studies", {**study_row, "subject_id": subject["id"]})
-            )
-            store.insert("series", {**series_row, "study_id": study["id"], "subject_id": subject["id"]})
-            if not store.rows(
-                "subject_status", "subject_id = ? and modality = ?", [subject["id"], self.info.modality]
-            ):
+            study = study or records.add_study(store, {**study_row, "subject_id": subject["id"]})
+            records.add_series(store, {**series_row, "study_id": study["id"], "subject_id": subject["id"]})
+            if not records.has_status(store, subject["id"], self.info.modality):
                 store.set_status(subject["id"], self.info.modality, "not started")
             # The key link goes in before the commit: if it failed, the rows would roll back; if the
             # commit fails after it, a harmless link without images remains.
