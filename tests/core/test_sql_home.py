@@ -15,7 +15,15 @@ from palmares_desktop.core.store.schema import migrate
 
 PACKAGE = Path(palmares_desktop.__file__).parent
 STORE = PACKAGE / "core" / "store"
-SQL_CALLS = {"execute", "executescript", "executemany", "query", "rows_where", "count_where", "execute_returning_dicts"}
+SQL_CALLS = {
+    "execute",
+    "executescript",
+    "executemany",
+    "query",
+    "rows_where",
+    "count_where",
+    "execute_returning_dicts",
+}
 GENERIC_ROW_METHODS = {"rows", "get", "insert", "update", "upsert"}
 SQL_TEXT = re.compile(
     r"^\s*(select\s.+\sfrom\s|insert\s+(or\s+\w+\s+)?into\s|update\s+\w+\s+set\s|delete\s+from\s|"
