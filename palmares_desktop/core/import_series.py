@@ -142,12 +142,12 @@ class SeriesImport:
                 f"Removed from the copies because they contained the patient's identifying values: "
                 f"{', '.join(sorted(self.cleaned))}."
             )
-        suv_json, units, suv_error = None, "HU" if info.modality == "CT" else "", None
+        suv, units, suv_error = None, "HU" if info.modality == "CT" else "", None
         if is_pet:
-            suv_json, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
+            suv, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
             if suv_error:
                 notes.append(f"SUV could not be computed: {suv_error} Values are in {units}, not SUV.")
-        study_row, series_row = self._rows(first, image, units, suv_json, notes)
+        study_row, series_row = self._rows(first, image, units, suv, notes)
         # What the scan noticed on a usable series (e.g. an incomplete export) is shown too, not only stored.
         warnings = json.loads(series_row["problems_json"])
         self._check_leaks(self._nrrd_header(), "the volume header")
@@ -216,7 +216,7 @@ class SeriesImport:
         (self.staging_dicom / f"{index:04d}.dcm").write_bytes(raw)
         return ds
 
-    def _suv_provenance(self, original, deid_headers, first) -> tuple[str, str, str | None]:
+    def _suv_provenance(self, original, deid_headers, first) -> tuple[dict, str, str | None]:
         with _quiet():
             stored = compute_suv(deid_headers)
         if original.ok:
@@ -236,12 +236,12 @@ class SeriesImport:
             "original headers before de-identification; verified identical on the stored copies"
         )
         if original.ok:
-            return json.dumps(data), "SUVbw", None
+            return data, "SUVbw", None
         data["error"] = original.error if not stored.error else stored.error
         units = str(first.get("Units", "") or "unknown units")
-        return json.dumps(data), units, data["error"]
+        return data, units, data["error"]
 
-    def _rows(self, first, image, units, suv_json, notes) -> tuple[dict, dict]:
+    def _rows(self, first, image, units, suv, notes) -> tuple[dict, dict]:
         info = self.info
         study_date = str(first.get("StudyDate", "") or "")
         study_row = {
@@ -262,16 +262,13 @@ class SeriesImport:
             or (pseudonymous_uid(for_uid, self.ctx.salt) if for_uid else None),
             "description": str(first.get("SeriesDescription", "") or ""),
             "manufacturer": str(first.get("Manufacturer", "") or ""),
-            "size_json": json.dumps(list(image.GetSize())),
-            "spacing_json": json.dumps(list(image.GetSpacing())),
-            "origin_json": json.dumps(list(image.GetOrigin())),
-            "direction_json": json.dumps(list(image.GetDirection())),
+            **records.series_json_columns(
+                image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(), suv, problems
+            ),
             "units": units,
             "pixel_path": f"volumes/{self.series_id}.nrrd",
             "pixel_sha256": file_sha256(self.staging_volume),
-            "suv_json": suv_json,
             "source_fingerprint": self.fingerprint,
-            "problems_json": json.dumps(problems),
             "site_code": self.site,
         }
         return study_row, series_row

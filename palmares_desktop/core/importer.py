@@ -116,6 +116,11 @@ def iter_import_dicom(
     Raises ImportRefusedError when the import cannot start; per-series problems are in the summary.
     """
     site = _check_codes(subject_code, site_code)
+    own = store.site_code()
+    if own is not None and site != own:  # before any work: the store would refuse every row anyway
+        raise ImportRefusedError(
+            f"This store belongs to site {own}: subject {subject_code} of site {site} cannot be imported into it."
+        )
     if store.reader is None:
         raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
     root = Path(folder).expanduser()

@@ -85,7 +85,9 @@ def test_m004_keeps_every_row_reachable_and_features_current(tmp_path):
         assert store.check_audit_chain().ok
 
 
-def test_the_store_knows_its_site_and_refuses_another_sites_rows(tmp_path, store):
+def test_the_store_knows_its_site_and_refuses_another_sites_rows(tmp_path, store, shared_data):
+    from palmares_desktop.core.importer import ImportRefusedError, import_dicom
+
     # A first-wave store has no setting: its subjects' site answers, and is recorded at the next write.
     with Store.open(_v1_store(tmp_path / "v1"), create=False) as old:
         assert old.setting("site_code") is None and old.site_code() == "IT99"
@@ -106,4 +108,6 @@ def test_the_store_knows_its_site_and_refuses_another_sites_rows(tmp_path, store
     assert lesion["site_code"] == "IT03" and lesion["author_id"] == store.reader.id
     with pytest.raises(StoreError, match="belongs to site IT03"):
         store.ensure_subject("IT05-0001")
+    with pytest.raises(ImportRefusedError, match="subject IT05-0001 of site IT05 cannot be imported into it"):
+        import_dicom(store, shared_data / "petct_sts_001", "IT05-0001")  # refused before any work
     assert [s["code"] for s in store.rows("subjects")] == ["IT03-0001"]

@@ -32,6 +32,25 @@ def json_column(value: Any) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
+def series_json_columns(
+    size: Iterable[int],
+    spacing: Iterable[float],
+    origin: Iterable[float],
+    direction: Iterable[float],
+    suv: Mapping[str, Any] | None,
+    problems: Iterable[str],
+) -> dict[str, str | None]:
+    """The JSON columns of a `series` row (plain json.dumps: the first wave's text, byte for byte)."""
+    return {
+        "size_json": json.dumps(list(size)),
+        "spacing_json": json.dumps(list(spacing)),
+        "origin_json": json.dumps(list(origin)),
+        "direction_json": json.dumps(list(direction)),
+        "suv_json": None if suv is None else json.dumps(dict(suv)),
+        "problems_json": json.dumps(list(problems)),
+    }
+
+
 def _loads(text: str | None, default: Any) -> Any:
     if not text:
         return default
