@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -48,7 +47,8 @@ def segmentation() -> None:
     "--series",
     "series_id",
     default=None,
-    help="Series id when the subject has several series of that modality (default: most recent).",
+    help="Series id (or its first 8 characters) when the subject has several series of that modality "
+    "(default: the newest study's, latest import; the command names the others).",
 )
 @click.option("--method", default="imported", show_default=True, help="How the mask was made (stored).")
 @click.option(
@@ -77,7 +77,8 @@ def add(
     from palmares_desktop.core.radiomics.errors import RadiomicsError
     from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation
     from palmares_desktop.core.segmentation.labelmaps import SegmentationError, add_segmentation
-    from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.core.series_choice import choose_series, describe
+    from palmares_desktop.core.store import Store, StoreError, records
 
     try:
         with Store.open(store_path or default_store_path(), create=False) as store:
@@ -94,7 +95,8 @@ def add(
                 parameters={"source_label": label},
                 series_id=series_id,
             )
-            lesion_row = store.get("lesions", row["lesion_id"])
+            lesion_row = records.lesion_row(store, row["lesion_id"])
+            choice = choose_series(store, lesion_row["subject_id"], modality.upper(), row["series_id"])
             feature_row, feature_problem = None, None
             if features:
                 try:
@@ -108,11 +110,16 @@ def add(
         f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
         f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
     )
+    if choice is not None and choice.alternatives:
+        others = ", ".join(describe(s) for s in choice.alternatives)
+        click.echo(
+            f"Attached to {describe(choice.chosen)}; other {modality.upper()} series: {others} (--series)."
+        )
     if feature_problem:
         click.echo(f"The segmentation is saved, but its features were not computed: {feature_problem}")
     if feature_row is not None:
         if feature_row["status"] == "ok":
-            n = len(json.loads(feature_row["features_json"] or "{}"))
+            n = len(records.feature_values(feature_row))
             click.echo(f"Radiomics ({feature_row['params_name']}): {n} features stored.")
         else:
             click.echo(

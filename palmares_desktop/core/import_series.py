@@ -31,12 +31,12 @@ from palmares_desktop.core.dicom.deid import (
 )
 from palmares_desktop.core.dicom.deid_rules import DEVICE_TEXT
 from palmares_desktop.core.dicom.discovery import SeriesInfo
-from palmares_desktop.core.dicom.keys import KeyTable
 from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.dicom.volume import load_series
 from palmares_desktop.core.pet.suv import compute_suv
-from palmares_desktop.core.store import Store, file_sha256
+from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store.files import discard, publish
+from palmares_desktop.core.store.keys import KeyTable
 from palmares_desktop.core.tasks import Progress, Task
 
 
@@ -137,12 +137,12 @@ class SeriesImport:
                 f"Removed from the copies because they contained the patient's identifying values: "
                 f"{', '.join(sorted(self.cleaned))}."
             )
-        suv_json, units, suv_error = None, "HU" if info.modality == "CT" else "", None
+        suv, units, suv_error = None, "HU" if info.modality == "CT" else "", None
         if is_pet:
-            suv_json, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
+            suv, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
             if suv_error:
                 notes.append(f"SUV could not be computed: {suv_error} Values are in {units}, not SUV.")
-        study_row, series_row = self._rows(first, image, units, suv_json, notes)
+        study_row, series_row = self._rows(first, image, units, suv, notes)
         # What the scan noticed on a usable series (e.g. an incomplete export) is shown too, not only stored.
         warnings = json.loads(series_row["problems_json"])
         self._check_leaks(self._nrrd_header(), "the volume header")
@@ -211,7 +211,7 @@ class SeriesImport:
         (self.staging_dicom / f"{index:04d}.dcm").write_bytes(raw)
         return ds
 
-    def _suv_provenance(self, original, deid_headers, first) -> tuple[str, str, str | None]:
+    def _suv_provenance(self, original, deid_headers, first) -> tuple[dict, str, str | None]:
         with _quiet():
             stored = compute_suv(deid_headers)
         if original.ok:
@@ -231,12 +231,12 @@ class SeriesImport:
             "original headers before de-identification; verified identical on the stored copies"
         )
         if original.ok:
-            return json.dumps(data), "SUVbw", None
+            return data, "SUVbw", None
         data["error"] = original.error if not stored.error else stored.error
         units = str(first.get("Units", "") or "unknown units")
-        return json.dumps(data), units, data["error"]
+        return data, units, data["error"]
 
-    def _rows(self, first, image, units, suv_json, notes) -> tuple[dict, dict]:
+    def _rows(self, first, image, units, suv, notes) -> tuple[dict, dict]:
         info = self.info
         study_date = str(first.get("StudyDate", "") or "")
         study_row = {
@@ -257,16 +257,13 @@ class SeriesImport:
             or (pseudonymous_uid(for_uid, self.ctx.salt) if for_uid else None),
             "description": str(first.get("SeriesDescription", "") or ""),
             "manufacturer": str(first.get("Manufacturer", "") or ""),
-            "size_json": json.dumps(list(image.GetSize())),
-            "spacing_json": json.dumps(list(image.GetSpacing())),
-            "origin_json": json.dumps(list(image.GetOrigin())),
-            "direction_json": json.dumps(list(image.GetDirection())),
+            **records.series_json_columns(
+                image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(), suv, problems
+            ),
             "units": units,
             "pixel_path": self.store.files.relative(self.final_volume),
             "pixel_sha256": file_sha256(self.staging_volume),
-            "suv_json": suv_json,
             "source_fingerprint": self.fingerprint,
-            "problems_json": json.dumps(problems),
             "site_code": self.site,
         }
         return study_row, series_row
@@ -275,16 +272,12 @@ class SeriesImport:
         store = self.store
         with store.transaction():
             subject = store.ensure_subject(self.ctx.subject_code, self.site)
-            studies = store.rows("studies", "study_uid = ?", [study_row["study_uid"]])
-            if studies and studies[0]["subject_id"] != subject["id"]:
+            study = records.study_with_uid(store, study_row["study_uid"])
+            if study and study["subject_id"] != subject["id"]:
                 raise SeriesFailed("its study is already in the store under another subject; not imported.")
-            study = (
-                studies[0] if studies else store.insert("studies", {**study_row, "subject_id": subject["id"]})
-            )
-            store.insert("series", {**series_row, "study_id": study["id"], "subject_id": subject["id"]})
-            if not store.rows(
-                "subject_status", "subject_id = ? and modality = ?", [subject["id"], self.info.modality]
-            ):
+            study = study or records.add_study(store, {**study_row, "subject_id": subject["id"]})
+            records.add_series(store, {**series_row, "study_id": study["id"], "subject_id": subject["id"]})
+            if not records.has_status(store, subject["id"], self.info.modality):
                 store.set_status(subject["id"], self.info.modality, "not started")
             # The key link goes in before the commit: if it failed, the rows would roll back; if the
             # commit fails after it, a harmless link without images remains.

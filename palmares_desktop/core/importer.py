@@ -22,7 +22,6 @@ SeriesInstanceUID) is in the store is skipped as "already imported".
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,6 @@ from pathlib import Path
 from palmares_desktop.core.dicom.deid import DeidContext, clean_description
 from palmares_desktop.core.dicom.discovery import SeriesInfo, iter_scan_folder
 from palmares_desktop.core.dicom.errors import DicomError
-from palmares_desktop.core.dicom.keys import KEYS_FILE_NAME, KeyTable, KeyTableError
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.import_series import (
     Counter,
@@ -41,7 +39,8 @@ from palmares_desktop.core.import_series import (
     safe_texts,
     series_key,
 )
-from palmares_desktop.core.store import Store, StoreError, check_site_code, check_subject_code
+from palmares_desktop.core.store import Store, StoreError, check_site_code, check_subject_code, records
+from palmares_desktop.core.store.keys import KEYS_FILE_NAME, KeyTable, KeyTableError
 from palmares_desktop.core.tasks import Progress, Task, run
 
 log = logging.getLogger(__name__)
@@ -114,6 +113,11 @@ def iter_import_dicom(
     Raises ImportRefusedError when the import cannot start; per-series problems are in the summary.
     """
     site = _check_codes(subject_code, site_code)
+    own = store.site_code()
+    if own is not None and site != own:  # before any work: the store would refuse every row anyway
+        raise ImportRefusedError(
+            f"This store belongs to site {own}: subject {subject_code} of site {site} cannot be imported into it."
+        )
     if store.reader is None:
         raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
     root = Path(folder).expanduser()
@@ -151,9 +155,9 @@ def iter_import_dicom(
                 )
                 continue
             fingerprint = keys.fingerprint(series_key(info))
-            existing = store.rows("series", "source_fingerprint = ?", [fingerprint])
+            existing = records.series_with_fingerprint(store, fingerprint)
             if existing:
-                stored_size = json.loads(existing[0]["size_json"] or "null")
+                stored_size = list(existing.grid.size) if existing.grid else None
                 if stored_size and stored_size != [info.cols, info.rows, info.n_slices]:
                     # Same series, other slices: one of the two exports was incomplete. Saying
                     # "already imported" would hide that the store keeps the partial copy.
@@ -235,7 +239,7 @@ def _pick_patient(
 
 
 def _open_keys(store: Store) -> KeyTable:
-    if not (store.root / KEYS_FILE_NAME).exists() and store.rows("subjects"):
+    if not (store.root / KEYS_FILE_NAME).exists() and records.has_subjects(store):
         # A new key table would have a new salt: the same patient could be enrolled again under a new code.
         raise ImportRefusedError(
             f"This store has subjects but its key table ({KEYS_FILE_NAME}) is missing: restore the key "
@@ -260,7 +264,7 @@ def _check_key_table(store: Store, keys: KeyTable, patient_id: str, subject_code
             f"(the next free code is {store.next_subject_code(subject_code.split('-')[0])})."
         )
     subject = store.subject_by_code(subject_code)
-    if current is None and subject and store.rows("series", "subject_id = ?", [subject["id"]]):
+    if current is None and subject and records.subject_has_series(store, subject["id"]):
         raise ImportRefusedError(
             f"Subject {subject_code} already has images in this store, but the key table does not know its "
             "patient: they cannot be checked to be the same person. Use a new subject code."

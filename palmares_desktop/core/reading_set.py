@@ -3,35 +3,37 @@ each lesion's segmentations. Store reads only; the room decides nothing itself."
 
 from __future__ import annotations
 
+from palmares_desktop.core.series_choice import SeriesChoice, choose_series
 from palmares_desktop.core.store import Store
+from palmares_desktop.core.store.records import series_row
+from palmares_desktop.core.store.segmentations import latest_finals_of_subject
 
 
-def subject_series(store: Store, subject_id: str) -> tuple[dict | None, dict | None, list[str]]:
-    """Pick the CT and the PET to show: the first CT, and the PET sharing its frame of reference."""
+def subject_choices(
+    store: Store, subject_id: str, ct_id: str | None = None, pet_id: str | None = None
+) -> tuple[SeriesChoice | None, SeriesChoice | None]:
+    """The CT and PET to show (core/series_choice.py's rule), each with the alternatives."""
+    ct = choose_series(store, subject_id, "CT", ct_id)
+    pet = choose_series(store, subject_id, "PT", pet_id, same_frame_as=ct.chosen if ct else None)
+    return ct, pet
+
+
+def subject_series(
+    store: Store, subject_id: str, ct_id: str | None = None, pet_id: str | None = None
+) -> tuple[dict | None, dict | None, list[str]]:
+    """The CT and PET rows to fuse, and notes for the user (which series when there are several)."""
+    ct, pet = subject_choices(store, subject_id, ct_id, pet_id)
     notes = []
-    cts = store.rows("series", "subject_id = ? and modality = 'CT'", [subject_id], order_by="created_at")
-    pets = store.rows("series", "subject_id = ? and modality = 'PT'", [subject_id], order_by="created_at")
-    ct = cts[0] if cts else None
-    pet = None
-    if pets:
-        same_frame = [p for p in pets if ct and p["frame_of_reference_uid"] == ct["frame_of_reference_uid"]]
-        pet = same_frame[0] if same_frame else pets[0]
-        if ct and not same_frame:
-            notes.append("PET and CT do not share a frame of reference: the fusion may be misaligned.")
-    if len(cts) > 1 or len(pets) > 1:
-        notes.append(f"{len(cts)} CT and {len(pets)} PET series in the store; showing the first of each.")
-    return ct, pet, notes
+    if ct and pet and pet.chosen.frame_of_reference_uid != ct.chosen.frame_of_reference_uid:
+        notes.append("PET and CT do not share a frame of reference: the fusion may be misaligned.")
+    notes += [c.note for c in (ct, pet) if c is not None and c.note]
+    return (
+        series_row(store, ct.chosen.id) if ct else None,
+        series_row(store, pet.chosen.id) if pet else None,
+        notes,
+    )
 
 
 def subject_segmentations(store: Store, subject_id: str) -> list[dict]:
-    """Latest version of each lesion's segmentation on each series of the subject."""
-    rows = store.db.query(
-        """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
-           from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
-           where l.subject_id = ? order by l.name, se.modality, s.version desc""",
-        [subject_id],
-    )
-    latest: dict[tuple[str, str], dict] = {}
-    for row in rows:
-        latest.setdefault((row["lesion_id"], row["series_id"]), dict(row))
-    return list(latest.values())
+    """Latest final version of each reader's segmentation of each lesion on each series of the subject."""
+    return latest_finals_of_subject(store, subject_id)

@@ -6,7 +6,6 @@ The panel never computes a number: it reads `feature_sets` rows and asks core
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -30,6 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.store import Store
+from palmares_desktop.core.store.records import feature_provenance, feature_values
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class RadiomicsPanel(QGroupBox):
             elapsed = row.get("elapsed_s")
             took = f" in {elapsed:.1f} s" if isinstance(elapsed, (int, float)) else ""
             self.status.setText(f"Computed {(row.get('created_at') or '')[:19]}{took}{deviation}")
-        features = json.loads(row.get("features_json") or "{}")
+        features = feature_values(row)
         self.features.setRowCount(len(features))
         for r, (name, value) in enumerate(sorted(features.items())):
             self.features.setItem(r, 0, QTableWidgetItem(name))
@@ -202,10 +202,7 @@ class RadiomicsPanel(QGroupBox):
                     item.setForeground(1, QColor("#c0392b"))
                 summary.addChild(item)
         self.provenance.addTopLevelItem(summary)
-        try:
-            provenance = json.loads(row.get("provenance_json") or "{}")
-        except ValueError:
-            provenance = {"provenance_json": row.get("provenance_json")}
+        provenance = feature_provenance(row)
         self._add_tree(self.provenance.invisibleRootItem(), "Details", provenance)
         summary.setExpanded(True)
 

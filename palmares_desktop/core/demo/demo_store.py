@@ -325,6 +325,7 @@ def iter_build_demo_store(
 def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
     """Each planted lesion on CT and PET (one segmentation each), with its type and bone character."""
     from palmares_desktop.core.segmentation.labelmaps import add_segmentation
+    from palmares_desktop.core.store import records
 
     for lesion in subject.lesions:
         for modality, labels in (("CT", subject.ct_labels), ("PT", subject.pet_labels)):
@@ -344,9 +345,9 @@ def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
                 },
             )
         details = {"lesion_type": lesion["lesion_type"], "bone_character": lesion["bone_character"] or None}
-        row = store.get("lesions", segmentation["lesion_id"])
+        row = records.lesion_row(store, segmentation["lesion_id"])
         if any(row.get(key) != value for key, value in details.items()):
-            store.update("lesions", row["id"], details)
+            records.update_lesion(store, row["id"], details)
 
 
 def build_demo_store(

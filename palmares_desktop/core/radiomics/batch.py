@@ -32,6 +32,7 @@ from palmares_desktop.core.radiomics.store_features import (
     run_item,
 )
 from palmares_desktop.core.store import Reader, Store
+from palmares_desktop.core.store.segmentations import describe as describe_segmentation
 from palmares_desktop.core.tasks import Progress, Task
 
 log = logging.getLogger(__name__)
@@ -187,20 +188,7 @@ def _check_store_visible(client, root: Path, where: str) -> None:
 
 def _describe(item: WorkItem, store: Store, names: dict[str, str]) -> str:
     if item.segmentation_id not in names:
-        row = next(
-            iter(
-                store.db.query(
-                    "select subjects.code, lesions.name, segmentations.version from segmentations "
-                    "join lesions on lesions.id = segmentations.lesion_id "
-                    "join subjects on subjects.id = lesions.subject_id where segmentations.id = ?",
-                    [item.segmentation_id],
-                )
-            ),
-            None,
-        )
-        names[item.segmentation_id] = (
-            f"{row['code']} {row['name']} v{row['version']}" if row else item.segmentation_id
-        )
+        names[item.segmentation_id] = describe_segmentation(store, item.segmentation_id)
     return f"{names[item.segmentation_id]} ({item.preset})"
 
 
@@ -231,7 +219,7 @@ def iter_batch(
         if reader is not None:
             store.use_reader(store.add_reader(reader.name, reader.role, reader.site_code))
         else:
-            store.use_system_reader("palmares radiomics batch", site_code=_store_site(store))
+            store.use_system_reader("palmares radiomics batch", site_code=store.site_code() or "XX00")
         pending, current = plan_pending(store, presets, latest_only, retry_failed)
         summary = summary or BatchSummary()
         summary.skipped_current = len(current)
@@ -320,16 +308,6 @@ def _shutdown(client, cluster, futures) -> None:
                 thing.close()
             except Exception:  # noqa: BLE001
                 log.debug("closing %s failed", thing, exc_info=True)
-
-
-def _store_site(store: Store) -> str:
-    """The site the store belongs to (its subjects' commonest site), for the batch's system reader."""
-    rows = list(
-        store.db.query(
-            "select site_code, count(*) as n from subjects group by site_code order by n desc limit 1"
-        )
-    )
-    return rows[0]["site_code"] if rows else "XX00"
 
 
 def run_batch(store_path: str | Path, **kwargs) -> BatchSummary:

@@ -16,11 +16,10 @@ only the client process writes SQLite: `plan_item` (store -> picklable WorkItem)
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ import SimpleITK as sitk
 
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.images import image_sha256
-from palmares_desktop.core.store import Store, StoreError
+from palmares_desktop.core.store import Store, StoreError, records
+from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.tasks import Progress, Task
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,13 @@ def plan_item(
     study locked one, else the 'ct'/'pet' preset). Raises RadiomicsLockError when the study
     refuses these parameters.
     """
-    seg = store.get("segmentations", segmentation_id)
-    series = store.get("series", seg["series_id"])
+    seg = chains.segmentation_row(store, segmentation_id)
+    if seg["status"] != "final":
+        # A draft changes at every autosave: features are computed once it is finalised.
+        raise StoreError(
+            f"{chains.describe(store, segmentation_id)} is a draft: its features are computed when it is finalised."
+        )
+    series = records.series_row(store, seg["series_id"])
     modality = series["modality"]
     if preset is None and modality not in DEFAULT_PRESETS:
         raise StoreError(f"There is no study radiomics preset for {modality} images.")
@@ -142,27 +147,11 @@ def plan_item(
 
 def current_feature_set(store: Store, item: WorkItem, include_failed: bool = True) -> dict | None:
     """The newest feature set computed from exactly these inputs, or None if missing/stale."""
-    rows = store.rows(
-        "feature_sets",
-        "segmentation_id = ? and params_sha256 = ? and image_sha256 = ? and mask_sha256 = ?",
-        [item.segmentation_id, item.params.sha256, item.image_sha256, item.mask_sha256],
-        order_by="created_at desc",
+    rows = records.feature_sets_from(
+        store, item.segmentation_id, item.params.sha256, item.image_sha256, item.mask_sha256
     )
     rows = [r for r in rows if include_failed or r["status"] == "ok"]
     return rows[0] if rows else None
-
-
-def _segmentation_ids(store: Store, latest_only: bool) -> Iterable[dict]:
-    query = (
-        "select segmentations.id, series.modality from segmentations "
-        "join series on series.id = segmentations.series_id"
-    )
-    if latest_only:
-        query += (
-            " where segmentations.version = (select max(s2.version) from segmentations s2 "
-            "where s2.lesion_id = segmentations.lesion_id and s2.series_id = segmentations.series_id)"
-        )
-    return store.db.query(query + " order by segmentations.created_at, segmentations.id")
 
 
 def plan_pending(
@@ -171,7 +160,7 @@ def plan_pending(
     """(to compute, already current) over every segmentation version and applicable preset."""
     cache: dict = {}
     pending, current = [], []
-    for row in _segmentation_ids(store, latest_only):
+    for row in chains.final_for_features(store, latest_only):
         for preset in presets_for(row["modality"], presets):
             item = plan_item(store, row["id"], preset, cache)
             existing = current_feature_set(store, item, include_failed=not retry_failed)
@@ -255,16 +244,16 @@ def _plain(exc: BaseException) -> str:
     return text if isinstance(exc, RadiomicsError | FileNotFoundError) else f"{text} ({type(exc).__name__})"
 
 
-def _json(value: Any) -> str:
-    """Stored JSON: NaN/inf as null, as `palmares radiomics` prints them; anything exotic as text."""
+def _json_safe(value: Any) -> Any:
+    """NaN/inf as null, as `palmares radiomics` prints them (the store writes the JSON)."""
     from palmares_desktop.core.radiomics.extract import json_safe
 
-    return json.dumps(json_safe(value), default=str, sort_keys=True, allow_nan=False)
+    return json_safe(value)
 
 
 def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
     """Write one outcome as a new `feature_sets` row (client side: the only SQLite writer)."""
-    seg = store.get("segmentations", item.segmentation_id)
+    seg = chains.segmentation_row(store, item.segmentation_id)
     provenance = {
         **(outcome.provenance or {}),
         "diagnostics": outcome.diagnostics or {},
@@ -293,8 +282,8 @@ def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
 
 
 def _insert_feature_set(store: Store, item: WorkItem, outcome: Outcome, provenance: dict) -> dict:
-    return store.insert(
-        "feature_sets",
+    return records.add_feature_set(
+        store,
         {
             "segmentation_id": item.segmentation_id,
             "series_id": item.series_id,
@@ -306,8 +295,8 @@ def _insert_feature_set(store: Store, item: WorkItem, outcome: Outcome, provenan
             "mask_sha256": item.mask_sha256,
             "status": "ok" if outcome.ok else "error",
             "error": outcome.error,
-            "features_json": _json(outcome.values) if outcome.ok else None,
-            "provenance_json": _json(provenance),
+            "features": _json_safe(outcome.values) if outcome.ok else None,
+            "provenance": _json_safe(provenance),
             "deviation": item.deviation,
             "elapsed_s": round(outcome.elapsed_s, 4),
         },
@@ -350,4 +339,4 @@ def iter_compute_missing(store: Store, segmentation_ids: Sequence[str]) -> Task[
 
 def feature_values(row: dict) -> dict[str, Any]:
     """The features of a `feature_sets` row as a dict (empty for a failed extraction)."""
-    return json.loads(row["features_json"]) if row.get("features_json") else {}
+    return records.feature_values(row)

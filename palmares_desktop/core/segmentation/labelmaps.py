@@ -7,7 +7,6 @@ that does not sit on that grid is refused with the two geometries in words.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from palmares_desktop.core.segmentation.geometry import (
     SegmentationError,
     check_geometry,
 )
-from palmares_desktop.core.store import Store, file_sha256
+from palmares_desktop.core.store import Store, file_sha256, records
+from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
 
@@ -303,38 +303,24 @@ def _normalise_modality(modality: str) -> str:
 
 
 def find_series(store: Store, subject_id: str, modality: str, series_id: str | None = None) -> dict:
-    """The subject's series of that modality: the given one, or the most recent study's (then import)."""
+    """The subject's series of that modality: the given one, or the one core/series_choice.py picks."""
+    from palmares_desktop.core.series_choice import SeriesChoiceError, choose_series
+
     modality = _normalise_modality(modality)
-    rows = list(
-        store.db.query(
-            "select series.*, studies.study_date as _study_date from series "
-            "left join studies on studies.id = series.study_id "
-            "where series.subject_id = ? and series.modality = ? "
-            "order by coalesce(studies.study_date, '') desc, series.created_at desc",
-            [subject_id, modality],
-        )
-    )
-    for row in rows:
-        row.pop("_study_date", None)
-    subject = store.get("subjects", subject_id)["code"]
-    if series_id is not None:
-        chosen = [r for r in rows if r["id"] == series_id]
-        if not chosen:
-            raise SegmentationError(
-                f"Series {series_id} is not a {MODALITY_NAMES[modality]} series of {subject}."
-            )
-        return chosen[0]
-    if not rows:
+    subject = records.subject(store, subject_id).code
+    try:
+        choice = choose_series(store, subject_id, modality, series_id)
+    except SeriesChoiceError as exc:
+        raise SegmentationError(str(exc).replace("this subject", subject)) from None
+    if choice is None:
         raise SegmentationError(
             f"{subject} has no {MODALITY_NAMES[modality]} series in this store; import it first."
         )
-    return rows[0]
+    return records.series_row(store, choice.chosen.id)
 
 
 def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
     """The subject's lesion called `name`, created if new; its site must agree with `organ`."""
-    from palmares_desktop.core.store import records
-
     lesion = records.lesion_named(store, subject["id"], name)
     if lesion is None:
         return records.add_lesion(store, subject["id"], name, organ)
@@ -358,7 +344,7 @@ def _check_same_scan(
     if not seg_for or not series_for or seg_for == series_for:
         return
     from palmares_desktop.core.dicom.deid import pseudonymous_uid
-    from palmares_desktop.core.dicom.keys import KeyTable
+    from palmares_desktop.core.store.keys import KeyTable
 
     with KeyTable.open(store.root) as keys:
         if pseudonymous_uid(seg_for, keys.salt) == series_for:
@@ -428,30 +414,24 @@ def add_segmentation(
         mask_sha = file_sha256(target)
         with store.transaction():
             lesion = _lesion(store, subject, lesion_name, organ)
-            previous = store.rows(
-                "segmentations",
-                "lesion_id = ? and series_id = ?",
-                [lesion["id"], series["id"]],
-                order_by="version desc",
-            )
-            if previous and previous[0]["mask_sha256"] == mask_sha:
+            previous = chains.latest_final(store, lesion["id"], series["id"])
+            if previous and previous.mask_sha256 == mask_sha:
                 target.unlink()
-                return previous[0]
-            row = store.insert(
-                "segmentations",
+                return chains.segmentation_row(store, previous.id)
+            row = chains.add_final(
+                store,
                 {
                     "id": seg_id,
                     "lesion_id": lesion["id"],
                     "series_id": series["id"],
-                    "version": (previous[0]["version"] + 1) if previous else 1,
                     "method": method,
-                    "parameters_json": json.dumps(dict(parameters or {}), sort_keys=True),
+                    "parameters": parameters,
                     "mask_path": relative,
                     "mask_sha256": mask_sha,
                     "label": 1,
                     "voxel_count": voxels,
                     "volume_ml": voxels * grid.voxel_volume_mm3() / 1000.0,
-                    "source": json.dumps(source, sort_keys=True),
+                    "source": source,
                 },
             )
             publish(target, final)

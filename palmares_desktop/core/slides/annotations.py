@@ -119,36 +119,28 @@ def export_geojson(objects: list[SlideObject]) -> dict:
 
 def save_objects(store, slide: dict, objects: list[SlideObject]) -> int:
     """Store objects for a slide (level-0 pixels) in one transaction; returns how many."""
-    import json
+    from palmares_desktop.core.store.records import add_slide_annotations
 
-    with store.transaction():
-        for obj in objects:
-            store.insert(
-                "slide_annotations",
-                {
-                    "slide_id": slide["id"],
-                    "object_type": obj.kind,
-                    "classification": obj.classification,
-                    "color": json.dumps(list(obj.color)) if obj.color else None,
-                    "geometry_json": json.dumps(mapping(obj.geometry)),
-                    "measurements_json": json.dumps({"mpp": [slide["mpp_x"], slide["mpp_y"]]}),
-                    "name": obj.name,
-                },
-            )
-    return len(objects)
+    return add_slide_annotations(
+        store,
+        slide,
+        (
+            {
+                "kind": obj.kind,
+                "classification": obj.classification,
+                "color": obj.color,
+                "geometry": mapping(obj.geometry),
+                "name": obj.name,
+            }
+            for obj in objects
+        ),
+    )
 
 
 def load_objects(store, slide: dict) -> list[SlideObject]:
-    import json
+    from palmares_desktop.core.store.records import slide_annotations_of
 
-    rows = store.rows("slide_annotations", "slide_id = ?", [slide["id"]], order_by="created_at")
     return [
-        SlideObject(
-            shape(json.loads(r["geometry_json"])),
-            r["object_type"],
-            r["classification"],
-            tuple(json.loads(r["color"])) if r["color"] else None,
-            r["name"],
-        )
-        for r in rows
+        SlideObject(shape(a.geometry), a.kind, a.classification, a.color, a.name)
+        for a in slide_annotations_of(store, slide["id"])
     ]

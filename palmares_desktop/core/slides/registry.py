@@ -58,7 +58,7 @@ def register_slide(
     """
     path = Path(path).expanduser().resolve()
     info = open_slide(path)
-    store.get("subjects", subject_id)  # StoreError with a plain sentence if unknown
+    records.subject(store, subject_id)  # StoreError with a plain sentence if unknown
     fingerprint = slide_fingerprint(path)
     existing = records.slide_with_fingerprint(store, subject_id, fingerprint)
     if existing:

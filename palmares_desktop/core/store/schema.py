@@ -233,6 +233,35 @@ def m003_audit_chain(db: Database) -> None:
     )
 
 
+@migrations()
+def m004_segmentation_chains(db: Database) -> None:
+    """Each reader has a chain per (lesion, series): one draft (autosave, overwritten in place, never
+    exported, no features) and immutable final versions 1, 2, ... Existing rows become final versions of
+    their author's chain, keeping their ids and version numbers (feature sets still point at them)."""
+    db.execute(
+        "ALTER TABLE segmentations ADD COLUMN status TEXT NOT NULL DEFAULT 'final' "
+        "CHECK (status IN ('draft', 'final'))"
+    )
+    db.execute("ALTER TABLE segmentations ADD COLUMN reader_id TEXT REFERENCES readers(id)")
+    db.execute("UPDATE segmentations SET reader_id = author_id")
+    db.execute("DROP INDEX IF EXISTS idx_segmentations_lesion_id_series_id_version")
+    db.execute(
+        "CREATE UNIQUE INDEX segmentations_final_version ON segmentations"
+        " (lesion_id, series_id, reader_id, version) WHERE status = 'final'"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX segmentations_one_draft ON segmentations"
+        " (lesion_id, series_id, reader_id) WHERE status = 'draft'"
+    )
+    # A final version is what features and exports refer to: the database refuses to change or drop it.
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER segmentations_final_no_{verb.lower()} BEFORE {verb} ON segmentations "
+            "WHEN OLD.status = 'final' "
+            "BEGIN SELECT RAISE(ABORT, 'a final segmentation version cannot be changed'); END"
+        )
+
+
 class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 

@@ -20,7 +20,6 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Reader  # re-exported: its home is the domain model
 from palmares_desktop.core.store.files import FileReport, StoreFiles, compare, remove_leftovers
 from palmares_desktop.core.store.integrity import GENESIS, ChainReport, audit_row_hash, verify_chain
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
@@ -81,14 +81,6 @@ def check_subject_code(code: str) -> str:
             f"Subject code {code!r} is not valid: use the site code, a dash and four digits, e.g. IT03-0017."
         )
     return code
-
-
-@dataclass(frozen=True)
-class Reader:
-    id: str
-    name: str
-    role: str
-    site_code: str
 
 
 class Store:
@@ -274,16 +266,19 @@ class Store:
         """Insert a travelling row: fills id/site/author/revision/timestamps, audits, in a transaction."""
         reader = self._require_reader()
         stamp = now()
-        full = {
-            "id": new_id(),
-            "site_code": reader.site_code,
-            "author_id": reader.id,
-            "revision": 1,
-            "created_at": stamp,
-            "updated_at": stamp,
-            **row,
-        }
         with self.transaction():
+            # A row is made at the store's site, whoever the reader is (a visiting reader included).
+            own = self.site_code()
+            full = {
+                "id": new_id(),
+                "site_code": own or reader.site_code,
+                "author_id": reader.id,
+                "revision": 1,
+                "created_at": stamp,
+                "updated_at": stamp,
+                **row,
+            }
+            self._check_own_site(own, full["site_code"], table)
             self.ensure_site(full["site_code"])
             self.db[table].insert(full)
             self._audit(action, table, full["id"], None, full["id"], detail)
@@ -472,3 +467,30 @@ class Store:
         with self.transaction():
             self.db["settings"].upsert({"key": key, "value": value}, pk="key")
             self._audit("setting", "settings", key, None, None, {"key": key, "value": value})
+
+    # ----------------------------------------------------------------- own site
+    SITE_SETTING = "site_code"
+
+    def site_code(self) -> str | None:
+        """The site this store belongs to: its 'site_code' setting, written by the first row added.
+        A store made before that setting answers with its subjects' commonest site (and records it
+        at its next write); an empty store answers None."""
+        code = self.setting(self.SITE_SETTING)
+        if code:
+            return code
+        rows = list(
+            self.db.query(
+                "select site_code, count(*) as n from subjects group by site_code order by n desc, site_code limit 1"
+            )
+        )
+        return rows[0]["site_code"] if rows else None
+
+    def _check_own_site(self, own: str | None, row_site: str, table: str) -> None:
+        if own is not None and row_site != own:
+            raise StoreError(
+                f"This store belongs to site {own}: a {table} row of site {row_site} cannot be added to it "
+                "(each site keeps its own store)."
+            )
+        if self.setting(self.SITE_SETTING) is None:
+            check_site_code(row_site)
+            self.set_setting(self.SITE_SETTING, own or row_site)

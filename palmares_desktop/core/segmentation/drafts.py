@@ -1,0 +1,99 @@
+"""A reader's working segmentation: autosaved as the draft of their chain, then finalised.
+
+`save_draft` overwrites the chain's one draft in place (same row, same mask file), so autosaving every
+few seconds neither floods versions nor starts feature jobs; `finalize` makes it the chain's next
+immutable final version, which the radiomics batch then computes and exports will carry. Two readers
+working on one lesion have two chains (core/store/segmentations.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from palmares_desktop.core.model import Segmentation
+from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError, check_geometry
+from palmares_desktop.core.segmentation.labelmaps import MODALITY_NAMES, _lesion, find_series
+from palmares_desktop.core.store import Store, file_sha256, records
+from palmares_desktop.core.store import segmentations as chains
+from palmares_desktop.core.store.files import publish
+from palmares_desktop.core.store.store import new_id
+
+
+def save_draft(
+    store: Store,
+    subject_code: str,
+    modality: str,
+    mask: sitk.Image,
+    lesion_name: str,
+    organ: str | None = None,
+    method: str = "drawn",
+    parameters: Mapping[str, Any] | None = None,
+    series_id: str | None = None,
+    label: int = 1,
+) -> Segmentation:
+    """Save `mask` (voxels equal to `label`, on the series' grid) as the current reader's draft of the
+    lesion on that series; an empty mask is a valid draft (everything erased)."""
+    subject = store.subject_by_code(subject_code)
+    if subject is None:
+        raise SegmentationError(f"There is no subject {subject_code} in this store.")
+    series = find_series(store, subject["id"], modality, series_id)
+    image_name = MODALITY_NAMES[series["modality"]]
+    volume = store.path(series["pixel_path"] or "")
+    if not series["pixel_path"] or not volume.is_file():
+        raise SegmentationError(f"The {image_name} volume of {subject_code} is missing from the store.")
+    grid = Grid.from_file(volume)
+    check_geometry(mask, grid, image_name=image_name)
+    array = (sitk.GetArrayViewFromImage(mask) == label).astype(np.uint8)
+    binary = grid.apply_to(sitk.GetImageFromArray(array))
+    voxels = int(array.sum())
+
+    with store.transaction():
+        lesion = _lesion(store, subject, lesion_name, organ)
+        current = chains.draft(store, lesion["id"], series["id"])
+        seg_id = current.id if current else new_id()
+        relative = current.mask_path if current else store.files.relative(store.files.mask(seg_id))
+        target = store.path(relative)
+        staging = store.files.staging(target)  # see core/store/files.py
+        sitk.WriteImage(binary, str(staging), useCompression=True)
+        try:
+            fields = {
+                "lesion_id": lesion["id"],
+                "series_id": series["id"],
+                "method": method,
+                "parameters": parameters,
+                "mask_path": relative,
+                "mask_sha256": file_sha256(staging),
+                "label": 1,
+                "voxel_count": voxels,
+                "volume_ml": voxels * grid.voxel_volume_mm3() / 1000.0,
+                "source": {"format": "drawn"},
+            }
+            if current is None:
+                fields["id"] = seg_id
+            row = chains.write_draft(store, fields)
+            publish(staging, target)  # last step: a failure rolls the row back with it
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+    return records.as_segmentation(row)
+
+
+def finalize(store: Store, draft_id: str) -> Segmentation:
+    """The draft becomes its chain's next final version (or, unchanged since the latest final version,
+    is dropped and that version returned)."""
+    draft_row = chains.segmentation_row(store, draft_id)
+    row = chains.finalize(store, draft_id)
+    if row["id"] != draft_id:
+        store.path(draft_row["mask_path"]).unlink(missing_ok=True)
+    return records.as_segmentation(row)
+
+
+def discard(store: Store, draft_id: str) -> None:
+    """Throw the draft away (the chain's final versions stay)."""
+    draft_row = chains.segmentation_row(store, draft_id)
+    chains.discard_draft(store, draft_id)
+    store.path(draft_row["mask_path"]).unlink(missing_ok=True)
