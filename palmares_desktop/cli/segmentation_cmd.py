@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from palmares_desktop.cli.reader_option import choose_reader, reader_option
 from palmares_desktop.core.paths import default_store_path
 
 
@@ -57,6 +58,7 @@ def segmentation() -> None:
     show_default=True,
     help="Compute the radiomics features of the new version right away (study preset or lock).",
 )
+@reader_option
 def add(
     file: Path,
     store_path: Path | None,
@@ -68,6 +70,7 @@ def add(
     series_id: str | None,
     method: str,
     features: bool,
+    reader_name: str | None,
 ) -> None:
     """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
 
@@ -81,7 +84,9 @@ def add(
 
     try:
         with Store.open(store_path or default_store_path(), create=False) as store:
-            _choose_reader(store, subject)
+            choose_reader(
+                store, reader_name, subject.split("-")[0] if "-" in subject else None, "radiologist"
+            )
             row = add_segmentation(
                 store,
                 subject,
@@ -118,10 +123,3 @@ def add(
             click.echo(
                 f"Radiomics ({feature_row['params_name']}) failed, stored with its reason: {feature_row['error']}"
             )
-
-
-def _choose_reader(store, subject_code: str) -> None:
-    """Who drew or brought the mask: the remembered profile, else a system reader of the site."""
-    from palmares_desktop.core.profile import use_profile_or_system_reader
-
-    use_profile_or_system_reader(store, subject_code.split("-")[0] if "-" in subject_code else None)

@@ -116,9 +116,28 @@ def iter_import_dicom(
     `patient_id` (the original PatientID) picks one patient when the folder holds several.
     Raises ImportRefusedError when the import cannot start; per-series problems are in the summary.
     """
-    site = _check_codes(subject_code, site_code)
     if store.reader is None:
         raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
+    plan = yield from iter_plan_import(folder, subject_code, site_code, patient_id)
+    return (yield from iter_import_plan(store, plan))
+
+
+@dataclass
+class ImportPlan:
+    """What an import will do, found before any store is opened (so that a refused or empty import
+    never creates a store): the checked codes, the scanned folder and the chosen patient's series."""
+
+    root: Path
+    site: str
+    summary: ImportSummary
+    candidates: list[SeriesInfo]
+
+
+def iter_plan_import(
+    folder: str | Path, subject_code: str, site_code: str | None = None, patient_id: str | None = None
+) -> Task[ImportPlan]:
+    """Check the codes and the folder and scan it; raises ImportRefusedError. Touches no store."""
+    site = _check_codes(subject_code, site_code)
     root = Path(folder).expanduser()
     if not root.exists():
         raise ImportRefusedError(f"Folder not found: {root}")
@@ -135,6 +154,15 @@ def iter_import_dicom(
 
     summary = ImportSummary(subject_code, files_skipped=list(scan.skipped))
     candidates = _pick_patient(scan.series, patient_id, summary)
+    return ImportPlan(root, site, summary, candidates)
+
+
+def iter_import_plan(store: Store, plan: ImportPlan) -> Task[ImportSummary]:
+    """Carry out a plan of `iter_plan_import` in `store` (whose reader is the author)."""
+    if store.reader is None:
+        raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
+    root, site, summary, candidates = plan.root, plan.site, plan.summary, plan.candidates
+    subject_code = summary.subject_code
     if not candidates:
         return summary
     original_patient_id = candidates[0].patient_id

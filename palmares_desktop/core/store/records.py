@@ -37,3 +37,14 @@ def add_lesion(store: Store, subject_id: str, name: str, organ: str | None) -> d
 
 def set_lesion_organ(store: Store, lesion_id: str, organ: str) -> dict:
     return store.update("lesions", lesion_id, {"organ": organ})
+
+
+def store_site(store: Store) -> str:
+    """The site a store belongs to (its subjects' commonest site; XX00 while it has none): the
+    site of readers a store-wide command (batch, parameter lock) records."""
+    rows = list(
+        store.db.query(
+            "select site_code, count(*) as n from subjects group by site_code order by n desc limit 1"
+        )
+    )
+    return rows[0]["site_code"] if rows else "XX00"
