@@ -52,7 +52,8 @@ def import_(
     dates kept), SUV is computed from the original headers first, and the link between the
     original PatientID and CODE is kept only in the store's keys.db. Importing the same files
     again changes nothing. Exit status 0 when every CT/PET series went in (or was already in the
-    store), 3 when some went in and others failed, 1 when nothing could be imported. A refused
+    store), 3 when some went in and others failed or were unusable, 1 when nothing could be
+    imported. A refused
     import leaves no store behind where there was none.
     """
     from palmares_desktop.core.importer import ImportRefusedError, iter_plan_import
@@ -77,7 +78,7 @@ def import_(
         click.echo(json.dumps(data, indent=2))
     else:
         _print_summary(summary)
-    code = exit_codes.for_outcome(bool(summary.imported), not summary.ok or bool(summary.errors))
+    code = exit_codes.for_outcome(bool(summary.imported), not summary.complete)
     if code != exit_codes.OK:
         sys.exit(code)
 

@@ -50,6 +50,7 @@ from palmares_desktop.core.tasks import Progress, Task, run
 log = logging.getLogger(__name__)
 
 IMPORTED_MODALITIES = ("CT", "PT")
+UNUSABLE = "not a usable volume: "  # how a skipped CT/PET series that could not be imported starts
 _STORE_PIXEL_FOLDERS = ("dicom", "volumes", "masks")
 
 
@@ -85,9 +86,16 @@ class ImportSummary:
             and all(s.reason.startswith("already imported") for s in self.skipped)
         )
 
+    @property
+    def complete(self) -> bool:
+        """Every CT/PET series of the patient is in the store (imported now or before): nothing
+        failed and no CT/PET series was unusable."""
+        return self.ok and not self.errors and not any(n.reason.startswith(UNUSABLE) for n in self.skipped)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["ok"] = self.ok
+        data["complete"] = self.complete
         return data
 
 
@@ -177,9 +185,7 @@ def iter_import_plan(store: Store, plan: ImportPlan) -> Task[ImportSummary]:
             label = _label(info)
             if not info.usable:
                 summary.skipped.append(
-                    SeriesNote(
-                        label, "not a usable volume: " + " ".join(safe_texts(info.problems, info, root))
-                    )
+                    SeriesNote(label, UNUSABLE + " ".join(safe_texts(info.problems, info, root)))
                 )
                 continue
             fingerprint = keys.fingerprint(series_key(info))

@@ -132,7 +132,11 @@ class ReaderChoice:
 
     def sentence(self) -> str:
         r = self.reader
-        return f"Recorded as reader: {r.name} ({r.role}, {r.site_code}), from {self.source}."
+        why = {
+            "--reader": "given with --reader",
+            "reader profile": "the reader profile of this workstation",
+        }.get(self.source, "no --reader given and no reader profile saved")
+        return f"Recorded as reader: {r.name} ({r.role}, {r.site_code}); {why}."
 
     def to_dict(self) -> dict:
         return {
