@@ -188,3 +188,39 @@ def test_the_author_is_the_named_reader_never_logname(palmares, shared_data, tmp
     assert json.loads(as_json.stdout)["reader"] == {
         "name": "Dr Rossi", "role": "coordinator", "site_code": "IT03", "source": "--reader",
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ batch: exit 3, quiet close
+@pytest.mark.slow  # one local cluster of 2 worker processes and a `palmares` start-up: ~25 s
+def test_a_batch_with_failures_exits_3_and_closes_its_cluster_quietly(store, shared_data):
+    import subprocess
+
+    import SimpleITK as sitk
+
+    from palmares_desktop.core.segmentation.labelmaps import add_segmentation
+
+    lung = shared_data / "ibsi_ct_lung_pat1"
+    import_ct(store, lung / "dicom" / "image", "IT03-0001")
+    gtv = sitk.ReadImage(str(lung / "nifti" / "mask" / "mask.nii.gz"))
+    add_segmentation(store, "IT03-0001", "CT", gtv, lesion_name="GTV-1")
+    add_segmentation(store, "IT03-0001", "CT", sitk.BinaryErode(gtv, [2] * 3), lesion_name="GTV-1 eroded")
+    liver = shared_data / "ct_3slice_seg_dcmqi"  # 3 slices: too thin for the 3-D CT preset, fails
+    import_ct(store, liver / "ct", "IT03-0002")
+    add_segmentation(store, "IT03-0002", "CT", liver / "seg" / "liver.dcm")
+
+    env = {**os.environ, "LOGNAME": "Dr Someone Else"}
+    command = ["palmares", "radiomics", "batch", "--store", str(store.root), "--workers", "2"]
+    run = subprocess.run(
+        [*command, "--json", "--reader", "Dr Bianchi"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == exit_codes.PARTIAL, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["computed"] == 2 and len(summary["failed"]) == 1
+    assert summary["reader"]["name"] == "Dr Bianchi" and summary["reader"]["source"] == "--reader"
+    for noise in ("Traceback", "CommClosedError", "Stream is closed", "distributed."):
+        assert noise not in run.stderr, run.stderr
+    names = {r["id"]: r["name"] for r in store.rows("readers")}
+    assert {names[f["author_id"]] for f in store.rows("feature_sets")} == {"Dr Bianchi"}
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == exit_codes.OK, again.stderr  # the failure is stored: nothing left to do
+    assert "Computed 0, failed 0, already current 3" in again.stdout
