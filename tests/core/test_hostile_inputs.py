@@ -132,3 +132,21 @@ def test_links_fifos_and_devices_in_a_folder_are_listed_as_skipped(shared_data, 
         "null": "link to a device, not a file: not read",
         "gone": "broken link: its target does not exist",
     }
+
+
+def test_the_single_case_extraction_refuses_the_same_masks(shared_data):
+    lung = shared_data / "ibsi_ct_lung_pat1" / "nifti"
+    image = sitk.ReadImage(str(lung / "image" / "phantom.nii.gz"))
+    mask = sitk.ReadImage(str(lung / "mask" / "mask.nii.gz"))
+    params = parse_params("setting:\n  resampledPixelSpacing: [2, 2, 2]\n", "2mm.yaml")
+    with pytest.raises(RadiomicsError, match=r"^Label 0 is the background"):
+        extract_features(image, mask, params, label=0)
+    values = sitk.GetArrayFromImage(mask).astype(np.float64)
+    for planted, match in ((np.inf, r"holds 1 voxel\(s\) that are not numbers \(\+inf\)"),
+                           (2.0**40, r"holds the value 1099511627776, outside the range of labels")):  # fmt: skip
+        bad = values.copy()
+        bad[0, 0, 0] = planted
+        hostile = sitk.GetImageFromArray(bad)
+        hostile.CopyInformation(mask)
+        with pytest.raises(RadiomicsError, match=rf"^The mask {match}"):
+            extract_features(image, hostile, params)
