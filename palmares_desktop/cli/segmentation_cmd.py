@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
 from palmares_desktop.core.paths import default_store_path
 
@@ -75,7 +77,8 @@ def add(
     """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
 
     The mask must lie on the exact voxel grid of the subject's CT or PET volume; it is refused
-    otherwise, with both geometries in the message.
+    otherwise, with both geometries in the message. Exit status 3 when the version is saved but
+    its features could not be computed (the reason is stored and printed).
     """
     from palmares_desktop.core.radiomics.errors import RadiomicsError
     from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation
@@ -123,3 +126,5 @@ def add(
             click.echo(
                 f"Radiomics ({feature_row['params_name']}) failed, stored with its reason: {feature_row['error']}"
             )
+    if feature_problem or (feature_row is not None and feature_row["status"] != "ok"):
+        sys.exit(exit_codes.PARTIAL)  # the version is saved, the features asked for are not

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
 
@@ -108,3 +110,6 @@ def annotations(
     for reason in refused:
         click.echo(f"Refused: {reason}", err=True)
     click.echo(f"Imported {len(objects)} objects into {target['display_name']}; refused {len(refused)}.")
+    code = exit_codes.for_outcome(bool(objects), bool(refused))
+    if code != exit_codes.OK:
+        sys.exit(code)
