@@ -92,6 +92,9 @@ def _import_into(root: Path, plan, reader_name: str | None, say: bool):
 
     before = set(root.iterdir()) if root.is_dir() else None
     created = not root.exists() or (before is not None and root / Store.DB_NAME not in before)
+    top = root.absolute()  # the outermost folder opening the store will create (parents included)
+    while not top.parent.exists():
+        top = top.parent
     try:
         with Store.open(root) as store:
             try:
@@ -103,11 +106,12 @@ def _import_into(root: Path, plan, reader_name: str | None, say: bool):
                 raise
     except PalmaresError:
         if created:
-            _remove_new_entries(root, before)
+            _remove_new_entries(top if before is None else root, before)
         raise
 
 
 def _remove_new_entries(root: Path, before: set[Path] | None) -> None:
+    """All of `root` when it is new (`before` None), else only the entries not in `before`."""
     if before is None:
         shutil.rmtree(root, ignore_errors=True)
         return
