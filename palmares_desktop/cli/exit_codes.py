@@ -8,8 +8,8 @@ from __future__ import annotations
 
 #: Everything asked was done (or was already done: re-running an import changes nothing).
 OK = 0
-#: Refused or failed as a whole, with a sentence saying why (a PalmaresError or a ClickException);
-#: nothing was written.
+#: Refused (a PalmaresError or a ClickException: nothing written), or none of the work asked for
+#: succeeded (e.g. every feature set of a batch failed: the failures are stored with their reasons).
 REFUSED = 1
 #: The command line itself is wrong (unknown option, missing argument): click's usage error.
 USAGE = 2
