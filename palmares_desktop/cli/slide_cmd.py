@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
+
+from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
 
 @click.group("slide")
@@ -42,7 +46,8 @@ def info(slide_path: Path, as_json: bool) -> None:
 @click.option("--subject", "subject_code", required=True, help="Subject code, e.g. IT03-0001.")
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--stain", default="HE", show_default=True)
-def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> None:
+@reader_option
+def add(slide_path: Path, subject_code: str, store_path: Path, stain: str, reader_name: str | None) -> None:
     """Register SLIDE for subject CODE (its local path stays site-only; nothing identifying is copied)."""
     from palmares_desktop.core.slides.reader import SlideError
     from palmares_desktop.core.slides.registry import add_slide
@@ -50,7 +55,7 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> No
 
     try:
         with Store.open(store_path, create=False) as store:
-            store.use_system_reader(site_code=subject_code.split("-")[0])
+            choose_reader(store, reader_name, subject_code.split("-")[0], "pathologist")
             row = add_slide(store, subject_code, slide_path, stain=stain)
     except (SlideError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -64,7 +69,10 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> No
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--geojson", "out", type=click.Path(path_type=Path), help="Export to this GeoJSON file.")
 @click.option("--import", "source", type=click.Path(path_type=Path), help="Import this QuPath GeoJSON file.")
-def annotations(subject_code: str, store_path: Path, out: Path | None, source: Path | None) -> None:
+@reader_option
+def annotations(
+    subject_code: str, store_path: Path, out: Path | None, source: Path | None, reader_name: str | None
+) -> None:
     """Export (--geojson OUT) or import (--import FILE) the annotations of SUBJECT's slide."""
     from palmares_desktop.core.slides.annotations import (
         export_geojson,
@@ -78,7 +86,8 @@ def annotations(subject_code: str, store_path: Path, out: Path | None, source: P
         raise click.ClickException("Give exactly one of --geojson OUT or --import FILE.")
     try:
         with Store.open(store_path, create=False) as store:
-            store.use_system_reader(site_code=subject_code.split("-")[0])
+            if source is not None:  # only an import writes: an export records no author
+                choose_reader(store, reader_name, subject_code.split("-")[0], "pathologist")
             subject = store.subject_by_code(subject_code)
             from palmares_desktop.core.store.records import slides_of_subject
 
@@ -101,3 +110,6 @@ def annotations(subject_code: str, store_path: Path, out: Path | None, source: P
     for reason in refused:
         click.echo(f"Refused: {reason}", err=True)
     click.echo(f"Imported {len(objects)} objects into {target['display_name']}; refused {len(refused)}.")
+    code = exit_codes.for_outcome(bool(objects), bool(refused))
+    if code != exit_codes.OK:
+        sys.exit(code)
