@@ -3,12 +3,12 @@
 Embedding follows napari's recommended route, `QtViewer(ViewerModel())` (never the private
 `viewer.window._qt_window`). A napari upgrade should touch this file only.
 
-Geometry: SimpleITK images are indexed (x, y, z) with spacing, origin and direction in LPS
-millimetres; `GetArrayFromImage` gives (z, y, x). napari layers get that array with
-scale = spacing reversed and translate = origin reversed, so CT, PET and masks that share a frame
-of reference overlay in physical space. Images are first reoriented to LPS (a pure axis
-permutation/flip, no resampling) so that axial slices show anterior up and patient right on the
-viewer's left, as radiologists read them.
+Geometry: `core.placement.Placement` owns it (Qt-free, with an exact inverse). A stored image is
+shown as a (z, y, x) array permuted/flipped to LPS (no resampling) so that axial slices show
+anterior up and patient right on the viewer's left, as radiologists read them; napari gets its
+scale, translate and, for an oblique grid, rotate, so CT, PET and masks that share a frame of
+reference overlay in physical space. `stored_image` maps a layer's data (e.g. edited labels) back
+onto the stored grid, voxel for voxel.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import SimpleITK as sitk
 from napari.components import ViewerModel
 from napari.qt import QtViewer
 
+from palmares_desktop.core.placement import Placement
+
 log = logging.getLogger(__name__)
 
 CT_LAYER = "CT"
@@ -36,31 +38,37 @@ CORONAL_FROM_FRONT = (0.0, 0.0, -90.0)
 
 @dataclass
 class NapariVolume:
-    """A volume ready for napari: (z, y, x) array plus its physical placement in mm."""
+    """A volume ready for napari: display (z, y, x) array plus the placement that puts it in world mm."""
 
     data: np.ndarray
-    scale: tuple[float, float, float]  # (sz, sy, sx) mm
-    translate: tuple[float, float, float]  # (oz, oy, ox) mm
-    rotate: np.ndarray | None = None  # 3x3 in (z, y, x) order when the volume is oblique
+    placement: Placement
+
+    @property
+    def scale(self) -> tuple[float, float, float]:  # (sz, sy, sx) mm
+        return self.placement.scale
+
+    @property
+    def translate(self) -> tuple[float, float, float]:  # world (z, y, x) mm of display voxel 0
+        return self.placement.translate
+
+    @property
+    def rotate(self) -> np.ndarray | None:  # 3x3 in (z, y, x) order when the volume is oblique
+        return self.placement.rotate
 
 
 def volume_from_sitk(image: sitk.Image, dtype: Any | None = None) -> NapariVolume:
     """Convert a SimpleITK 3D image to napari placement. Safe to call in a worker thread."""
-    if image.GetDimension() != 3:
-        raise ValueError(f"Expected a 3D image, got {image.GetDimension()}D.")
-    if not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
-        image = sitk.DICOMOrient(image, "LPS")
-    array = sitk.GetArrayFromImage(image)
+    placement = Placement.of(image)
+    # Contiguous: vispy uploads textures from it, and napari paints labels into it in place.
+    array = np.ascontiguousarray(placement.to_display(image))
     if dtype is not None and array.dtype != dtype:
         array = array.astype(dtype, copy=False)
-    scale = tuple(float(s) for s in reversed(image.GetSpacing()))
-    translate = tuple(float(o) for o in reversed(image.GetOrigin()))
-    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
-    rotate = None
-    if not np.allclose(direction, np.eye(3), atol=1e-6):
-        # Oblique acquisition: keep its true orientation. (z,y,x) order = reverse both axes.
-        rotate = direction[::-1, ::-1].copy()
-    return NapariVolume(array, scale, translate, rotate)  # type: ignore[arg-type]
+    return NapariVolume(array, placement)
+
+
+def stored_image(volume: NapariVolume, data: np.ndarray | None = None) -> sitk.Image:
+    """`data` (a layer's display array, default the volume's own) as an image on the stored grid."""
+    return volume.placement.to_stored(volume.data if data is None else data)
 
 
 def fusion_colormap(name: str, transparent_below: float = 0.3):
