@@ -82,6 +82,11 @@ class EditHistory:
         return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
 
     @property
+    def depth(self) -> int:
+        """How many steps can be undone."""
+        return len(self._undo)
+
+    @property
     def can_undo(self) -> bool:
         return bool(self._undo)
 
@@ -193,11 +198,15 @@ class ReadingSession:
         self._record(step)
         return True
 
-    def record_region(self, box: tuple[slice, ...], before: np.ndarray) -> bool:
-        """Record an edit a viewer already made in place: `before` holds the values `box` had before
-        it (the mask holds the after-values). One undoable step, so a viewer's history joins this one."""
+    def record_region(
+        self, box: tuple[slice, ...], before: np.ndarray, after: np.ndarray | None = None
+    ) -> bool:
+        """Record an edit a viewer makes in place: `before` holds the values `box` had before it and
+        `after` those it gets (default: what the mask holds now). One undoable step, so a viewer's
+        history joins this one."""
         box = _absolute(box, self.mask.shape)
-        step = Step.between(np.asarray(before, dtype=self.mask.dtype), self.mask[box].copy(), box)
+        after = self.mask[box].copy() if after is None else np.asarray(after, dtype=self.mask.dtype)
+        step = Step.between(np.asarray(before, dtype=self.mask.dtype), after, box)
         if step is None:
             return False
         self._record(step)

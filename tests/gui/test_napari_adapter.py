@@ -51,3 +51,48 @@ def test_painting_in_the_viewer_maps_back_to_the_stored_voxel(qtbot):
     finally:
         viewer.close()
         qtbot.wait(10)
+
+
+def test_napari_painting_and_undo_go_through_the_one_session_history(qtbot):
+    from palmares_desktop.core.session import ReadingSession
+    from palmares_desktop.gui.napari_adapter import EmbeddedViewer
+
+    image = _oblique_flipped_mask()
+    session = ReadingSession.for_mask({"code": "IT03-0001"}, None, image)
+    original = session.mask.copy()
+    viewer = EmbeddedViewer("session")
+    try:
+        layer = viewer.add_session_labels(session, "working mask", "#00e5ff")
+        assert np.shares_memory(layer.data, session.mask)
+        layer.brush_size = 3
+        layer.paint((10, 12, 20), 2, refresh=False)  # a brush dab: napari's masked atom
+        layer.data_setitem((np.array([3, 4]), np.array([5, 6]), np.array([7, 8])), 9)  # index atoms
+        dab = int((session.mask == 2).sum())
+        assert dab >= 5 and int((session.mask == 9).sum()) == 2
+        assert len(layer._undo_history) == 0 and session.history.can_undo  # one history: the session's
+        painted = session.mask.copy()
+        layer.undo()  # what napari's Ctrl+Z calls
+        assert int((session.mask == 9).sum()) == 0 and int((session.mask == 2).sum()) == dab
+        layer.undo()
+        np.testing.assert_array_equal(session.mask, original)
+        assert session.dirty  # the autosave clock saw the edits
+        layer.redo()
+        layer.redo()
+        np.testing.assert_array_equal(session.mask, painted)
+        stored = sitk.GetArrayFromImage(session.stored_mask())  # (a view would outlive the image)
+        assert int((stored == 2).sum()) == dab and int((stored == 9).sum()) == 2
+        # Every painted voxel lands on the stored voxel at the same world point.
+        for display_index in np.argwhere(painted == 9):
+            i, j, k = session.placement.display_to_stored_index(display_index).astype(int)
+            assert stored[k, j, i] == 9
+        # A drag: napari groups its dabs into one item and emits after writing them; one undo step.
+        steps = session.history.depth
+        with layer.block_history():
+            layer.paint((10, 12, 21), 4, refresh=False)
+            layer.paint((10, 12, 23), 5, refresh=False)
+        assert session.history.depth == steps + 1 and int((session.mask == 5).sum()) >= 5
+        layer.undo()
+        np.testing.assert_array_equal(session.mask, painted)
+    finally:
+        viewer.close()
+        qtbot.wait(10)
