@@ -123,3 +123,36 @@ def test_m005_numbers_two_slides_of_one_stain_and_refuses_an_in_memory_store_wit
     migrate(db)
     names = [r["display_name"] for r in db.query("SELECT display_name FROM slides ORDER BY id")]
     assert names == ["IT03-0007 HE", "IT03-0007 HE 2"]
+
+
+def test_m005_keeps_a_slide_inside_the_store_relative_and_learns_its_size(tmp_path, shared_data):
+    import shutil
+
+    root = tmp_path / "store"
+    root.mkdir()
+    db = Database(root / "palmares.db")
+    migrations.apply(db, stop_before="m005_slide_paths_stay_on_site")
+    (root / "slides").mkdir()
+    shutil.copy(shared_data / "wsi_svs" / "CMU-1-Small-Region.svs", root / "slides" / "Bianchi Anna.svs")
+    db["subjects"].insert({"id": "s1", "site_code": "IT03", "code": "IT03-0002"})
+    db["slides"].insert(
+        {
+            "id": "a",
+            "site_code": "IT03",
+            "subject_id": "s1",
+            "display_name": "Bianchi Anna",
+            "path": "slides/Bianchi Anna.svs",
+            "stain": "H&E",
+            "revision": 1,
+        }
+    )
+    db.close()
+    with Store.open(root) as store:
+        (row,) = store.rows("slides")
+        assert (row["display_name"], row["size_bytes"], row["revision"]) == ("IT03-0002 H&E", 1_938_955, 2)
+        assert slide_path(store, row) == root / "slides" / "Bianchi Anna.svs"
+    keys = sqlite3.connect(root / "keys.db")
+    assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/Bianchi Anna.svs",)]
+    assert "Bianchi" not in "\n".join(sqlite3.connect(root / "palmares.db").iterdump())
+    # Not even in the file's free pages or its write-ahead log (the migration deletes securely).
+    assert all(b"Bianchi" not in p.read_bytes() for p in root.glob("palmares.db*"))

@@ -265,6 +265,10 @@ def m005_slide_paths_stay_on_site(db: Database) -> None:
                 "Slide paths can only be moved out of a store kept in a folder, not in memory."
             )
         record_locations(root, located, replace=False)  # a location set since (slide add) is newer
+    # Overwrite, not just unlink, the old names and paths: a copy of palmares.db must not carry
+    # them in its free pages.
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete=ON")
     db["slides"].add_column("size_bytes", int)
     taken: dict[tuple[str, str], int] = {}
     for r in rows:
@@ -282,6 +286,7 @@ def m005_slide_paths_stay_on_site(db: Database) -> None:
             [name, size, now(), r["id"]],
         )
     db.execute("ALTER TABLE slides DROP COLUMN path")
+    db.execute(f"PRAGMA secure_delete={int(secure)}")
 
 
 class SchemaDriftError(PalmaresError):
