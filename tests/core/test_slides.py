@@ -101,6 +101,7 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
         "H&E",
     )
     assert slide_path(store, row) == inside
+    assert (store.root / "keys.db").stat().st_mode & 0o777 == 0o600  # created private, with the key table
     keys = sqlite3.connect(store.root / "keys.db")
     assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/CMU-1-Small-Region.svs",)]
     assert register_slide(store, subject["id"], inside)["id"] == row["id"]  # same file again: same row
