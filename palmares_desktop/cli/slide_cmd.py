@@ -77,9 +77,8 @@ def locate(store_path: Path, reference: str, new_path: Path) -> None:
     try:
         with Store.open(store_path, create=False) as store:
             slide_row = slide_by_reference(store, reference)
-            store.use_system_reader(
-                site_code=slide_row["site_code"]
-            )  # recorded as working at the slide's site
+            # The CLI's system reader is recorded as working at the slide's own site.
+            store.use_system_reader(site_code=slide_row["site_code"])
             row = locate_slide(store, slide_row["id"], new_path)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
