@@ -1,4 +1,5 @@
-"""`palmares slide info SLIDE [--json]` and `palmares slide add SLIDE --subject CODE --store S [--stain HE]`."""
+"""`palmares slide info SLIDE [--json]`, `palmares slide add SLIDE --subject CODE --store S [--stain HE]`,
+`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
 @click.group("slide")
 def slide() -> None:
-    """Whole-slide images: describe a slide file, register it for a subject."""
+    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file."""
 
 
 @slide.command("info")
@@ -62,6 +63,31 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str, reade
     click.echo(
         f"Slide {row['display_name']} registered ({row['width']} x {row['height']} px, id {row['id']})."
     )
+
+
+@slide.command("locate")
+@click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--slide", "reference", required=True, help="The slide's id or display name, e.g. 'IT03-0001 HE'."
+)
+@click.option(
+    "--path", "new_path", required=True, type=click.Path(path_type=Path), help="Where the file is now."
+)
+def locate(store_path: Path, reference: str, new_path: Path) -> None:
+    """Re-link a registered slide whose file moved (its content fingerprint is checked first)."""
+    from palmares_desktop.core.slides.registry import locate_slide
+    from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.core.store.slide_refs import slide_by_reference
+
+    try:
+        with Store.open(store_path, create=False) as store:
+            slide_row = slide_by_reference(store, reference)
+            # The CLI's system reader is recorded as working at the slide's own site.
+            store.use_system_reader(site_code=slide_row["site_code"])
+            row = locate_slide(store, slide_row["id"], new_path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Slide {row['display_name']} is linked to its file again (fingerprint checked).")
 
 
 @slide.command("annotations")

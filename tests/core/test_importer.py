@@ -221,6 +221,8 @@ PLANTED = {
     "OtherPatientIDs": "PZ-112233",
     "InstitutionAddress": "Via Pergolesi 33 Monza",
 }
+
+
 def _found(needle: bytes, blob: bytes) -> bool:
     """`needle` in `blob`, except inside a hash or UUID: a digits-only needle such as '55501' turns up
     by chance in the hex of SHA-256 hashes and UUIDs (about once in ten stores), which is no leak."""
