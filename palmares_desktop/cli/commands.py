@@ -12,4 +12,5 @@ COMMANDS = {
     "radiomics": "palmares_desktop.cli.radiomics_cmd:radiomics",
     "slide": "palmares_desktop.cli.slide_cmd:slide",
     "store": "palmares_desktop.cli.store_cmd:store",
+    "study": "palmares_desktop.cli.study_cmd:study",
 }

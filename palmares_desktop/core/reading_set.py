@@ -7,6 +7,7 @@ from palmares_desktop.core.series_choice import SeriesChoice, choose_series
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store.records import series_row
 from palmares_desktop.core.store.segmentations import latest_finals_of_subject
+from palmares_desktop.core.study.rounds import visible_segmentations
 
 
 def subject_choices(
@@ -35,5 +36,9 @@ def subject_series(
 
 
 def subject_segmentations(store: Store, subject_id: str) -> list[dict]:
-    """Latest final version of each reader's segmentation of each lesion on each series of the subject."""
-    return latest_finals_of_subject(store, subject_id)
+    """Latest final version of each reader's segmentation of each lesion on each series of the subject,
+    less what the current reader is blinded to in an open reading round (core/study/rounds.py)."""
+    found = latest_finals_of_subject(store, subject_id)
+    if store.reader is None:
+        return found
+    return visible_segmentations(store, store.reader.id, subject_id, found)

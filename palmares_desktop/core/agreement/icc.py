@@ -69,7 +69,9 @@ def icc_arrays(x: np.ndarray, alpha: float = 0.05) -> dict[str, tuple[np.ndarray
     x = np.asarray(x, dtype=float)
     _, n, k = x.shape
     msr, msc, mse = _mean_squares(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Constant features divide by zero and near-perfect ones overflow the F bounds: NaN/inf there is
+    # the honest answer (reported as "undefined" by feature_iccs), not a warning per feature.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         icc3 = (msr - mse) / (msr + (k - 1) * mse)
         icc2 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
         # ICC(3,1): exact F-based interval.

@@ -318,6 +318,56 @@ def m005_slide_paths_stay_on_site(db: Database) -> None:
     db.execute(f"PRAGMA secure_delete={int(secure)}")
 
 
+@migrations()
+def m010_reading_rounds(db: Database) -> None:
+    """Reader study rounds (issue 10): a round, who reads which subject in which repeat, and which
+    final segmentation versions each assignment produced. All three tables travel."""
+    _create(
+        db,
+        "reading_rounds",
+        {
+            "name": str,
+            "modality": str,  # CT | PT | HE
+            "repeats": int,  # readings per reader and subject (2+ for intra-reader agreement)
+            "min_delay_days": int,  # between a reader's repeats of one subject
+            "blinded": int,
+            "status": str,  # open | closed
+        },
+        indexes=[(("name",), True)],
+    )
+    _create(
+        db,
+        "round_assignments",
+        {
+            "round_id": str,
+            "subject_id": str,
+            "reader_id": str,
+            "repeat": int,
+            "case_label": str,  # what a blinded reader sees instead of the subject code
+            "position": int,  # the reader's (shuffled) order
+            "status": str,  # assigned | done
+            "done_at": str,
+        },
+        foreign_keys=[
+            ("round_id", "reading_rounds", "id"),
+            ("subject_id", "subjects", "id"),
+            ("reader_id", "readers", "id"),
+        ],
+        indexes=[(("round_id", "subject_id", "reader_id", "repeat"), True)],
+    )
+    _create(
+        db,
+        "round_work",
+        {"assignment_id": str, "segmentation_id": str, "lesion_id": str},
+        foreign_keys=[
+            ("assignment_id", "round_assignments", "id"),
+            ("segmentation_id", "segmentations", "id"),
+            ("lesion_id", "lesions", "id"),
+        ],
+        indexes=[(("assignment_id", "lesion_id"), True), (("segmentation_id",), False)],
+    )
+
+
 class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 

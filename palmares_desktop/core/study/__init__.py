@@ -1,0 +1,1 @@
+"""Reader-study mode: reading rounds, blinding and their agreement report (issue 10)."""
