@@ -37,3 +37,27 @@ def add_lesion(store: Store, subject_id: str, name: str, organ: str | None) -> d
 
 def set_lesion_organ(store: Store, lesion_id: str, organ: str) -> dict:
     return store.update("lesions", lesion_id, {"organ": organ})
+
+
+def lesions_of_subject(store: Store, subject_id: str) -> list[dict]:
+    """The subject's lesions, by name."""
+    return store.rows("lesions", "subject_id = ?", [subject_id], order_by="name")
+
+
+def segmentation_versions(store: Store, lesion_id: str, series_id: str) -> list[dict]:
+    """A lesion's segmentation versions on one series, newest first."""
+    return store.rows(
+        "segmentations", "lesion_id = ? and series_id = ?", [lesion_id, series_id], order_by="version desc"
+    )
+
+
+def segmentations_on_series(store: Store, series_id: str) -> list[dict]:
+    """Every segmentation version drawn on a series, newest first."""
+    return store.rows("segmentations", "series_id = ?", [series_id], order_by="created_at desc, version desc")
+
+
+def series_of_subject(store: Store, subject_id: str, modality: str) -> list[dict]:
+    """The subject's series of one modality ('CT' or 'PT'), oldest first."""
+    return store.rows(
+        "series", "subject_id = ? and modality = ?", [subject_id, modality], order_by="created_at"
+    )
