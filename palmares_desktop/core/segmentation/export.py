@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -188,8 +189,6 @@ def _description(number: int, lesion: dict, version: dict):
 def _write_seg(store: Store, group: list, path: Path) -> None:
     import highdicom as hd
 
-    from palmares_desktop import __version__
-
     series = group[0][0]
     grid = Grid.from_file(store.path(series["pixel_path"]))
     sources = _source_datasets(store, series, grid)
@@ -198,7 +197,17 @@ def _write_seg(store: Store, group: list, path: Path) -> None:
         image = sitk.ReadImage(str(store.path(version["mask_path"])))
         masks.append(sitk.GetArrayFromImage(image) > 0)  # (z, y, x) = (frame, row, column)
     pixels = np.stack(masks, axis=-1).astype(np.uint8)
-    seg = hd.seg.Segmentation(
+    with warnings.catch_warnings():
+        # PatientName holds the subject code after de-identification: one component is intended.
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        seg = _segmentation(hd, sources, pixels, group, series)
+    seg.save_as(path)
+
+
+def _segmentation(hd, sources, pixels, group, series):
+    from palmares_desktop import __version__
+
+    return hd.seg.Segmentation(
         source_images=sources,
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -216,4 +225,3 @@ def _write_seg(store: Store, group: list, path: Path) -> None:
         content_label="LESIONS",
         content_description=f"Lesion segmentations on the {_MODALITY_WORD[series['modality']]}"[:64],
     )
-    seg.save_as(path)
