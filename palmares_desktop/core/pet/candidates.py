@@ -81,7 +81,12 @@ def find_candidates(pet: PetVolume, threshold_suv: float, min_voxels: int = 1) -
     hottest_by_label = np.zeros((n + 1, 3))
     max_by_label[ids[order[last]]] = values[order[last]]
     hottest_by_label[ids[order[last]]] = np.stack(np.unravel_index(hottest_flat, suv.shape), axis=1)
-    superior = _superior_extent(pet, labels, n)
+    # most superior patient z (mm) each label reaches, from its own voxels
+    superior = np.full(n + 1, -np.inf)
+    if len(order):
+        z_mm = pet.grid.to_physical(zyx[order][:, ::-1])[:, 2]
+        starts = np.r_[0, last[:-1] + 1]
+        superior[ids[order[last]]] = np.maximum.reduceat(z_mm, starts)
 
     z_all = pet.grid.to_physical(pet.grid.corners())[:, 2]
     top, bottom = float(z_all.max()), float(z_all.min())
@@ -120,25 +125,6 @@ def find_candidates(pet: PetVolume, threshold_suv: float, min_voxels: int = 1) -
         "bladder_rule": f"hottest region with its centroid in the lowest {BLADDER_FRACTION:.0%} of the scan",
     }
     return CandidateSet(float(threshold_suv), found, labels, parameters)
-
-
-def _superior_extent(pet: PetVolume, labels: np.ndarray, n: int) -> np.ndarray:
-    """The most superior patient z (mm) each label reaches, from its bounding-box corners."""
-    out = np.full(n + 1, -np.inf)
-    for label, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
-            continue
-        corners = np.array(
-            [
-                [z, y, x]
-                for z in (box[0].start, box[0].stop - 1)
-                for y in (box[1].start, box[1].stop - 1)
-                for x in (box[2].start, box[2].stop - 1)
-            ],
-            dtype=float,
-        )
-        out[label] = pet.grid.to_physical(corners[:, ::-1])[:, 2].max()
-    return out
 
 
 def asdict_candidates(result: CandidateSet) -> dict:
