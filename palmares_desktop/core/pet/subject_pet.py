@@ -180,7 +180,8 @@ def subject_candidates(
         reference = reference_region(pet, liver_at, blood_pool_at)
     threshold = rule_threshold(rule, reference=reference)
     result = find_candidates(pet, threshold, min_voxels)
-    result.parameters.update(rule=rule, rule_words=RULE_WORDS[rule], sul=pet.normalisation)
+    words = reference.words if reference is not None else RULE_WORDS[rule]
+    result.parameters.update(rule=rule, rule_words=words, sul=pet.normalisation)
     if reference is not None:
         result.parameters["reference"] = {**reference.to_dict(), "source": source}
     return result, pet

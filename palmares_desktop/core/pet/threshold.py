@@ -27,7 +27,7 @@ RULE_WORDS = {
     "50%": "50 % of the region's SUVmax",
     "suv2.5": "fixed SUV 2.5",
     "suv4.0": "fixed SUV 4.0",
-    "percist": "PERCIST (1.5 x liver SULmean + 2 SD; blood pool 2.0 x mean + 2 SD)",
+    "percist": "PERCIST",
 }
 CONNECTIVITY = "26 (faces, edges and corners)"
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
@@ -148,6 +148,12 @@ class ReferenceRegion:
     sul_sd: float | None
     shape: str
 
+    @property
+    def words(self) -> str:
+        if self.kind == "liver":
+            return "PERCIST, liver reference (1.5 x SULmean + 2 SD)"
+        return "PERCIST, blood-pool reference (2.0 x SULmean + 2 SD)"
+
     def percist_threshold_suv(self) -> float:
         """1.5 × mean + 2 SD (liver) or 2.0 × mean + 2 SD (blood pool). PERCIST states it in SUL; as
         SUL = SUV × one constant per subject, the same voxels pass whether computed in SUL or SUV."""
@@ -261,7 +267,7 @@ class ThresholdResult:
 
     @property
     def method(self) -> str:
-        return f"PET threshold: {RULE_WORDS[self.parameters['rule']]}"
+        return f"PET threshold: {self.parameters['rule_words']}"
 
 
 def threshold_in_region(
@@ -306,7 +312,7 @@ def threshold_in_region(
     edge = inside & ~ndimage.binary_erosion(inside, border_value=0)
     parameters: dict[str, Any] = {
         "rule": rule,
-        "rule_words": RULE_WORDS[rule],
+        "rule_words": reference.words if rule == "percist" and reference else RULE_WORDS[rule],
         "threshold_suv": threshold,
         "region": region.to_dict(),
         "region_suv_max": region_max,
