@@ -292,3 +292,33 @@ def test_metrics_of_the_planted_demo_lesions_and_subject_totals(demo):
     expected_dmax = max(np.linalg.norm(a - b) for a in centres for b in centres)
     assert totals["dmax_mm"] == pytest.approx(expected_dmax)
     assert totals["lesions_per_organ"] == {"liver": 1, "bone": 1, "lymph node": 1, "breast": 1}
+
+
+def test_a_lesion_drawn_only_on_ct_gets_pet_metrics_on_the_pet_grid(tmp_path_factory, tmp_path):
+    from demo_fixture import writable_copy
+
+    from palmares_desktop.core.segmentation.labelmaps import add_segmentation
+
+    source, manifest = demo_store(tmp_path_factory)
+    root = writable_copy(source, tmp_path / "store")
+    subject = manifest.subjects[0]
+    lesion = subject.lesions[3]  # breast primary, 85 PET voxels
+    with Store.open(root, create=False) as store:
+        store.use_system_reader("test-suite", site_code="IT99")
+        add_segmentation(
+            store,
+            subject.code,
+            "CT",
+            manifest.path(subject.ct_labels),
+            label=lesion["label"],
+            lesion_name="CT only",
+        )
+        result = subject_pet_metrics(store, subject.code)
+    (ct_only,) = [x for x in result["lesions"] if x["name"] == "CT only"]
+    assert ct_only["mask"]["drawn_on"] == "CT" and "nearest neighbour" in ct_only["mask"]["resampling"]
+    assert ct_only["mask"]["resampling"].startswith("CT mask resampled to the PET grid")
+    # the same analytic ellipsoid, sampled at the PET voxel centres: the planted PET voxels within a shell
+    planted = _planted(manifest, subject) == lesion["label"]
+    assert abs(ct_only["voxel_count"] - lesion["expected"]["pet_voxels"]) <= _surface(planted).sum() // 2
+    assert ct_only["suv_max"] == pytest.approx(lesion["expected"]["suv_max"], abs=1e-4)
+    assert result["totals"]["lesion_count"] == 5
