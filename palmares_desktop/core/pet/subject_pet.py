@@ -35,9 +35,7 @@ from palmares_desktop.core.segmentation.geometry import Grid
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation, find_series
 from palmares_desktop.core.store import Store, records
 
-CT_TO_PET_RULE = (
-    "CT mask resampled to the PET grid: a PET voxel is in when its centre falls in a CT mask voxel"
-)
+CT_TO_PET_RULE = "CT mask resampled to the PET grid by nearest neighbour: a PET voxel is in when its centre falls in a CT mask voxel"
 
 
 def sul_normalisation(series: dict) -> tuple[float | None, dict]:
