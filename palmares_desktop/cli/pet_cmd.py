@@ -221,7 +221,7 @@ def metrics(store_path, subject, as_json):
 def candidates(store_path, subject, rule, liver_at, blood_pool_at, min_voxels, accept, as_json):
     """Every connected region above the rule in the whole PET, hottest first.
 
-    PERCIST uses --liver-at, else the liver sphere of the subject's last PERCIST threshold.
+    PERCIST uses --liver-at or --blood-pool-at, else the reference of the subject's last PERCIST threshold.
     """
     from palmares_desktop.core.pet.candidates import asdict_candidates
     from palmares_desktop.core.pet.subject_pet import accept_candidate, subject_candidates

@@ -129,6 +129,23 @@ def test_refusals_are_plain_sentences(palmares, cubes_store):
             "PERCIST needs a reference region",
         ),
     ]
+    cases.append(
+        (
+            [
+                "pet",
+                "candidates",
+                "--store",
+                root,
+                "--subject",
+                "IT03-0001",
+                "--rule",
+                "suv2.5",
+                "--accept",
+                9,
+            ],
+            "There is no candidate 9; the ranks run from 1 to 3.",
+        )
+    )
     for args, sentence in cases:
         result = palmares(*args)
         assert result.exit_code != 0 and sentence in result.output, (args, result.output)
@@ -168,7 +185,10 @@ def test_percist_on_the_demo_liver_then_candidates_from_the_stored_sphere(
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert out["parameters"]["reference"]["source"].startswith("the liver sphere of the last PERCIST")
+    assert (
+        out["parameters"]["reference"]["source"]
+        == "the liver reference of the last PERCIST threshold on this PET"
+    )
     assert out["parameters"]["reference"]["centre_mm"] == subject.liver_reference["centre_mm"]
     assert out["candidates"][0]["suv_max"] == pytest.approx(lesion["expected"]["suv_max"], abs=1e-4)
     assert out["accepted"][0]["lesion"] == "PET lesion 1"

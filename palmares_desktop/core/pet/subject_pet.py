@@ -145,12 +145,12 @@ def threshold_lesion(
     return row, result
 
 
-def _stored_liver_reference(store: Store, series_id: str) -> tuple[float, float, float] | None:
-    """The liver sphere the reader last placed for a PERCIST threshold on this series."""
+def _stored_reference(store: Store, series_id: str) -> tuple[str, tuple[float, float, float]] | None:
+    """(kind, centre) of the reference region the reader last placed for a PERCIST threshold here."""
     for row in records.segmentations_on_series(store, series_id):
         reference = json.loads(row.get("parameters_json") or "{}").get("reference") or {}
-        if reference.get("kind") == "liver":
-            return tuple(reference["centre_mm"])  # type: ignore[return-value]
+        if reference.get("kind") in ("liver", "blood pool"):
+            return reference["kind"], tuple(reference["centre_mm"])  # type: ignore[return-value]
     return None
 
 
@@ -162,8 +162,8 @@ def subject_candidates(
     blood_pool_at=None,
     min_voxels: int = 1,
 ) -> tuple[CandidateSet, PetVolume]:
-    """Whole-body candidates above `rule`. PERCIST uses the given reference, else the liver sphere of
-    the subject's last PERCIST threshold."""
+    """Whole-body candidates above `rule`. PERCIST uses the given reference, else the reference region
+    of the subject's last PERCIST threshold on this PET."""
     if rule in ("41%", "50%"):
         raise PetToolError(
             f"The {rule} rule is relative to one lesion's SUVmax; for whole-body candidates use percist, "
@@ -172,9 +172,13 @@ def subject_candidates(
     subject, series, pet, _ = load_pet(store, subject_code)
     reference, source = None, "given"
     if rule == "percist":
-        if liver_at is None and blood_pool_at is None:
-            liver_at = _stored_liver_reference(store, series["id"])
-            source = "the liver sphere of the last PERCIST threshold on this PET"
+        stored = (
+            _stored_reference(store, series["id"]) if liver_at is None and blood_pool_at is None else None
+        )
+        if stored is not None:
+            kind, centre = stored
+            liver_at, blood_pool_at = (centre, None) if kind == "liver" else (None, centre)
+            source = f"the {kind} reference of the last PERCIST threshold on this PET"
         reference = reference_region(pet, liver_at, blood_pool_at)
     threshold = rule_threshold(rule, reference=reference)
     result = find_candidates(pet, threshold, min_voxels)
@@ -195,8 +199,8 @@ def accept_candidate(
 ) -> dict:
     """Keep candidate `rank` as a lesion (a new PET segmentation version)."""
     subject, series, _, image = load_pet(store, subject_code)
-    candidate = next(c for c in result.candidates if c.rank == rank) if result.candidates else None
-    mask = result.mask_of(rank)
+    mask = result.mask_of(rank)  # refuses a rank that is not listed
+    candidate = next(c for c in result.candidates if c.rank == rank)
     parameters = {**result.parameters, "candidate_rank": rank, "hottest_mm": list(candidate.hottest_mm)}
     method = f"PET whole-body candidate: {result.parameters.get('rule_words', 'threshold')}"
     return _save(store, subject, series, image, mask, method, parameters, lesion_name, organ)
