@@ -322,3 +322,25 @@ def test_a_lesion_drawn_only_on_ct_gets_pet_metrics_on_the_pet_grid(tmp_path_fac
     assert abs(ct_only["voxel_count"] - lesion["expected"]["pet_voxels"]) <= _surface(planted).sum() // 2
     assert ct_only["suv_max"] == pytest.approx(lesion["expected"]["suv_max"], abs=1e-4)
     assert result["totals"]["lesion_count"] == 5
+
+
+def test_blood_pool_fallback_in_the_demo_descending_aorta(demo):
+    """The demo's descending aorta runs at x = 22 mm, 17 mm in front of the spine's centre line, with
+    the subject's planted blood-pool uptake: the 1 x 2 cm cylinder there recovers it."""
+    from palmares_desktop.core.demo.dicom_writer import PET_GRID
+    from palmares_desktop.core.demo.phantom import make_subject
+
+    store, manifest = demo
+    for subject in manifest.subjects:
+        planted = make_subject(subject.index, PET_GRID)
+        _, _, pet, _ = load_pet(store, subject.code)
+        blood = blood_pool_reference(pet, (22.0, planted.spine_y - 17.0, -150.0))
+        assert blood.kind == "blood pool" and blood.voxel_count >= 25
+        assert blood.suv_mean == pytest.approx(planted.blood_suv, abs=0.1)
+        assert blood.percist_threshold_suv() == pytest.approx(2.0 * blood.suv_mean + 2.0 * blood.suv_sd)
+        assert blood.percist_threshold_sul() == pytest.approx(pet.sul_ratio * blood.percist_threshold_suv())
+        lesion = subject.lesions[0]
+        region = Region(tuple(lesion["centre_mm"]), 2 * max(lesion["radii_mm"]) + 8.0)
+        result = threshold_in_region(pet, region, "percist", blood, seed_mm=lesion["centre_mm"])
+        assert result.parameters["rule_words"] == "PERCIST, blood-pool reference (2.0 x SULmean + 2 SD)"
+        assert result.parameters["reference"]["kind"] == "blood pool"
