@@ -8,6 +8,7 @@ whole-body candidates find every planted lesion.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -164,6 +165,34 @@ def test_candidates_ranked_with_head_and_bladder_marked():
     assert found.candidates[1].mtv_ml == pytest.approx(27 * 0.064)
     assert found.candidates[1].centroid_mm == pytest.approx((84.0, 84.0, -396.0 + 51 * 4))
     assert np.array_equal(found.mask_of(2), suv == 12.0)
+
+
+def test_sul_from_the_stored_suv_provenance():
+    from palmares_desktop.core.pet.subject_pet import sul_normalisation
+
+    def series(weight, size_m, sex):
+        inputs = {"patient_weight_kg": weight, "patient_size_m": size_m, "patient_sex": sex}
+        return {"suv_json": json.dumps({"inputs": inputs})}
+
+    # female, 80.8 kg, 169 cm: BMI 28.29, LBM = 9270 x 80.8 / (8780 + 244 x 28.29) = 47.76 kg
+    ratio, record = sul_normalisation(series(80.8, 1.69, "F"))
+    bmi = 80.8 / 1.69**2
+    assert (
+        record["lbm_kg"]
+        == pytest.approx(9270 * 80.8 / (8780 + 244 * bmi))
+        == pytest.approx(47.7602, abs=1e-4)
+    )
+    assert ratio == pytest.approx(record["lbm_kg"] / 80.8)
+    ratio, record = sul_normalisation(series(71.0, 1.63, "M"))  # male: 9270 W / (6680 + 216 BMI)
+    assert ratio == pytest.approx(9270 / (6680 + 216 * 71.0 / 1.63**2))
+    for args, reason in (
+        ((80.8, None, "F"), "height"),
+        ((80.8, 1.69, ""), "sex"),
+        ((None, 1.69, "F"), "weight"),
+    ):
+        ratio, record = sul_normalisation(series(*args))
+        assert ratio is None and reason in record["sul_unavailable"]
+    assert sul_normalisation({"suv_json": None})[0] is None
 
 
 # ------------------------------------------------------------------------------ demo store

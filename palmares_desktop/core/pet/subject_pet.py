@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.pet.bodysize import BodySizeError, lbm_janmahasatian_kg
 from palmares_desktop.core.pet.candidates import CandidateSet, find_candidates
 from palmares_desktop.core.pet.metrics import subject_totals
 from palmares_desktop.core.pet.threshold import (
@@ -39,27 +40,28 @@ CT_TO_PET_RULE = "CT mask resampled to the PET grid by nearest neighbour: a PET 
 
 
 def sul_normalisation(series: dict) -> tuple[float | None, dict]:
-    """(sul_ratio, record) from a PET series' `suv_json`; the ratio is None when LBM is unknown."""
-    suv = json.loads(series.get("suv_json") or "{}")
-    inputs = suv.get("inputs") or {}
-    references = inputs.get("body_size_references") or {}
-    weight = inputs.get("patient_weight_kg")
-    lbm_g = references.get("suvlbm_janmahasatian")
+    """(sul_ratio, record) from the sex, height and weight in a PET series' stored SUV provenance;
+    the ratio is None (and the record says why) when they cannot give a lean body mass."""
+    inputs = (json.loads(series.get("suv_json") or "{}").get("inputs")) or {}
+    weight, size_m, sex = (
+        inputs.get("patient_weight_kg"),
+        inputs.get("patient_size_m"),
+        inputs.get("patient_sex"),
+    )
+    height = size_m * 100.0 if size_m else None
     record: dict[str, Any] = {
         "lbm_formula": "Janmahasatian 2005",
-        "patient_sex": inputs.get("patient_sex"),
-        "height_cm": references.get("height_cm"),
+        "patient_sex": sex,
+        "height_cm": height,
         "weight_kg": weight,
     }
-    if not lbm_g or not weight:
-        skipped = inputs.get("other_factors_skipped") or {}
-        record["sul_unavailable"] = (
-            skipped.get("all") or skipped.get("suvlbm_janmahasatian") or "no lean body mass"
-        )
+    try:
+        lbm = lbm_janmahasatian_kg(weight, height, sex)
+    except BodySizeError as exc:
+        record["sul_unavailable"] = str(exc)
         return None, record
-    ratio = float(lbm_g) / (float(weight) * 1000.0)
-    record.update(lbm_kg=float(lbm_g) / 1000.0, sul_ratio=ratio)
-    return ratio, record
+    record.update(lbm_kg=lbm, sul_ratio=lbm / weight)
+    return lbm / weight, record
 
 
 def load_pet(store: Store, subject_code: str) -> tuple[dict, dict, PetVolume, sitk.Image]:
