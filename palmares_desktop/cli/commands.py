@@ -13,4 +13,5 @@ COMMANDS = {
     "slide": "palmares_desktop.cli.slide_cmd:slide",
     "store": "palmares_desktop.cli.store_cmd:store",
     "study": "palmares_desktop.cli.study_cmd:study",
+    "pet": "palmares_desktop.cli.pet_cmd:pet",
 }

@@ -135,3 +135,37 @@ def add(
             )
     if feature_problem or (feature_row is not None and feature_row["status"] != "ok"):
         sys.exit(exit_codes.PARTIAL)  # the version is saved, the features asked for are not
+
+
+@segmentation.command("export")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store folder (default: the user's store).",
+)
+@click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["seg", "nifti", "nrrd"], case_sensitive=False),
+    help="seg: one DICOM SEG per series (a segment per lesion); nifti/nrrd: one label map per lesion and series.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder to write to.")
+@click.option("--lesion", default=None, help="Export only this lesion (default: every lesion).")
+def export(store_path: Path | None, subject: str, fmt: str, out_dir: Path, lesion: str | None) -> None:
+    """Export the latest final segmentation of every lesion of SUBJECT, with segmentations.json."""
+    from palmares_desktop.core.segmentation.export import export_subject
+    from palmares_desktop.core.segmentation.labelmaps import SegmentationError
+    from palmares_desktop.core.store import Store, StoreError
+
+    try:
+        with Store.open(store_path or default_store_path(), create=False) as store:
+            written = export_subject(store, subject, fmt, out_dir, lesion)
+    except (SegmentationError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} files written to {out_dir} (see segmentations.json).")

@@ -169,8 +169,14 @@ def _read_dicom_seg(path: Path, reference: sitk.Image | Grid | None, image_name:
         planes = pixels > 0
     names = {int(n): str(seg.get_segment_description(n).segment_label) for n in seg.segment_numbers}
     geometry = [_frame_geometry(seg, i) for i in range(pixels.shape[0])]
+    # A one-segment SEG may name its segment once, in the shared groups (highdicom 0.28 does).
+    shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
     numbers = [
-        int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        int(
+            (f if "SegmentIdentificationSequence" in f else shared)
+            .SegmentIdentificationSequence[0]
+            .ReferencedSegmentNumber
+        )
         for f in seg.PerFrameFunctionalGroupsSequence
     ]
 

@@ -362,3 +362,27 @@ def store_site(store: Store) -> str:
     """The site a store belongs to (XX00 while it has none): the site of readers that a store-wide
     command (batch, parameter lock) records."""
     return store.site_code() or "XX00"
+
+
+def lesions_of_subject(store: Store, subject_id: str) -> list[dict]:
+    """The subject's lesions, by name."""
+    return store.rows("lesions", "subject_id = ?", [subject_id], order_by="name")
+
+
+def segmentation_versions(store: Store, lesion_id: str, series_id: str) -> list[dict]:
+    """A lesion's segmentation versions on one series, newest first."""
+    return store.rows(
+        "segmentations", "lesion_id = ? and series_id = ?", [lesion_id, series_id], order_by="version desc"
+    )
+
+
+def segmentations_on_series(store: Store, series_id: str) -> list[dict]:
+    """Every segmentation version drawn on a series, newest first."""
+    return store.rows("segmentations", "series_id = ?", [series_id], order_by="created_at desc, version desc")
+
+
+def series_rows_of_subject(store: Store, subject_id: str, modality: str) -> list[dict]:
+    """The subject's series of one modality ('CT' or 'PT'), oldest first."""
+    return store.rows(
+        "series", "subject_id = ? and modality = ?", [subject_id, modality], order_by="created_at"
+    )
