@@ -53,7 +53,7 @@ def save_draft(
 
     with store.transaction():
         lesion = _lesion(store, subject, lesion_name, organ)
-        current = chains.draft(store, lesion["id"], series["id"])
+        current = chains.draft(store, lesion.id, series["id"])
         seg_id = current.id if current else new_id()
         relative = current.mask_path if current else f"masks/{seg_id}.nrrd"
         target = store.path(relative)
@@ -61,7 +61,7 @@ def save_draft(
         sitk.WriteImage(binary, str(staging), useCompression=True)
         try:
             fields = {
-                "lesion_id": lesion["id"],
+                "lesion_id": lesion.id,
                 "series_id": series["id"],
                 "method": method,
                 "parameters": parameters,
