@@ -11,4 +11,5 @@ COMMANDS = {
     "segmentation": "palmares_desktop.cli.segmentation_cmd:segmentation",
     "radiomics": "palmares_desktop.cli.radiomics_cmd:radiomics",
     "slide": "palmares_desktop.cli.slide_cmd:slide",
+    "store": "palmares_desktop.cli.store_cmd:store",
 }

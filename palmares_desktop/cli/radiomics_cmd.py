@@ -218,8 +218,10 @@ def lock(
     from palmares_desktop.core.store import Store, StoreError
 
     try:
-        with Store.open(store_path, create=False) as store:
-            use_profile_or_system_reader(store)
+        changes = bool(modality or mode)  # showing the locks writes nothing: works on a read-only store
+        with Store.open(store_path, create=False, read_only=not changes) as store:
+            if changes:
+                use_profile_or_system_reader(store)
             if modality:
                 if unlock:
                     P.unlock_params(store, modality)

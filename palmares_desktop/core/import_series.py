@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import math
-import shutil
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -36,10 +35,9 @@ from palmares_desktop.core.dicom.leaks import LeakCheck, uid_present
 from palmares_desktop.core.dicom.volume import load_series
 from palmares_desktop.core.pet.suv import compute_suv
 from palmares_desktop.core.store import Store, file_sha256, records
+from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.keys import KeyTable
 from palmares_desktop.core.tasks import Progress, Task
-
-STAGING_PREFIX = ".incoming-"
 
 
 class SeriesFailed(Exception):
@@ -95,10 +93,10 @@ class SeriesImport:
         self.fingerprint: str = fingerprint
         self.counter: Counter = counter
         self.series_id = str(uuid.uuid4())
-        self.staging_dicom = store.root / "dicom" / f"{STAGING_PREFIX}{self.series_id}"
-        self.staging_volume = store.root / "volumes" / f"{STAGING_PREFIX}{self.series_id}.nrrd"
-        self.final_dicom = store.root / "dicom" / self.series_id
-        self.final_volume = store.root / "volumes" / f"{self.series_id}.nrrd"
+        self.final_dicom = store.files.dicom(self.series_id)
+        self.final_volume = store.files.volume(self.series_id)
+        self.staging_dicom = store.files.staging(self.final_dicom)
+        self.staging_volume = store.files.staging(self.final_volume)
         self.uid_map: dict[str, str] = {}
         self.identifiers: dict[str, set[str]] = {}
         self.kept_texts: set[str] = set()
@@ -114,10 +112,7 @@ class SeriesImport:
             return result
         finally:
             if not committed:
-                for path in (self.staging_dicom, self.final_dicom):
-                    shutil.rmtree(path, ignore_errors=True)
-                for path in (self.staging_volume, self.final_volume):
-                    path.unlink(missing_ok=True)
+                discard(self.staging_dicom, self.final_dicom, self.staging_volume, self.final_volume)
 
     def _run(self) -> Task[ImportedSeries]:
         info = self.info
@@ -265,7 +260,7 @@ class SeriesImport:
                 image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection(), suv, problems
             ),
             "units": units,
-            "pixel_path": f"volumes/{self.series_id}.nrrd",
+            "pixel_path": self.store.files.relative(self.final_volume),
             "pixel_sha256": file_sha256(self.staging_volume),
             "source_fingerprint": self.fingerprint,
             "site_code": self.site,
@@ -286,8 +281,9 @@ class SeriesImport:
             # The key link goes in before the commit: if it failed, the rows would roll back; if the
             # commit fails after it, a harmless link without images remains.
             self.keys.link(self.patient_id, self.ctx.subject_code)
-            self.staging_dicom.rename(self.final_dicom)
-            self.staging_volume.rename(self.final_volume)
+            # Final names inside the transaction: see core/store/files.py for why this is safe.
+            publish(self.staging_dicom, self.final_dicom)
+            publish(self.staging_volume, self.final_volume)
 
     # -- helpers
     def _check_leaks(self, data: bytes | str, where: str, values=None, uids=None) -> None:

@@ -23,8 +23,6 @@ SeriesInstanceUID) is in the store is skipped as "already imported".
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +32,6 @@ from palmares_desktop.core.dicom.discovery import SeriesInfo, iter_scan_folder
 from palmares_desktop.core.dicom.errors import DicomError
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.import_series import (
-    STAGING_PREFIX,
     Counter,
     ImportedSeries,
     SeriesFailed,
@@ -146,7 +143,6 @@ def iter_import_dicom(
     try:
         _check_key_table(store, keys, original_patient_id, subject_code)
         ctx = DeidContext(subject_code, keys.date_shift_days(subject_code), keys.salt)
-        _remove_stale_staging(store.root)
         work = [s for s in candidates if s.usable]
         counter = Counter(total=sum(s.n_instances + 1 for s in work))
         for info in candidates:
@@ -302,18 +298,6 @@ def _inside_a_store(path: Path) -> bool:
         if (folder / Store.DB_NAME).is_file() and (folder / KEYS_FILE_NAME).is_file():
             return path == folder or any(path.is_relative_to(folder / sub) for sub in _STORE_PIXEL_FOLDERS)
     return False
-
-
-def _remove_stale_staging(root: Path, max_age_s: float = 86400) -> None:
-    """Leftovers of an import killed mid-way (a crash cannot run clean-up code)."""
-    cutoff = time.time() - max_age_s
-    for folder in (root / "dicom", root / "volumes"):
-        for path in folder.glob(f"{STAGING_PREFIX}*") if folder.is_dir() else []:
-            try:
-                if path.stat().st_mtime < cutoff:
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-            except OSError:
-                log.warning("could not remove stale import leftover %s", path)
 
 
 def _audit(store: Store, summary: ImportSummary) -> None:

@@ -60,7 +60,7 @@ def demo_store_ready(path: Path) -> bool:
     from palmares_desktop.core.store import Store, StoreError
 
     try:
-        with Store.open(path, create=False) as store:
+        with Store.open(path, create=False, read_only=True) as store:
             return bool(store.setting(BUILT_SETTING))
     except StoreError:
         return False

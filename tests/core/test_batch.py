@@ -124,3 +124,19 @@ def test_starting_a_single_thread_worker_never_ignores_ctrl_c():
         stop.set()
         watcher.join()
     assert len(seen) > 10 and signal.SIG_IGN not in seen
+
+
+def test_two_batches_at_once_store_each_feature_set_once(batch_store):
+    """Two coordinators (or a coordinator and a GUI) start a batch on one store at the same time."""
+    import subprocess
+    import sys
+
+    cli = "from palmares_desktop.cli.main import cli; cli()"
+    args = [sys.executable, "-c", cli, "radiomics", "batch", "--store", str(batch_store), "--workers", "1"]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all("Traceback" not in err for _, err in outs), outs
+    with Store.open(batch_store, read_only=True) as s:
+        ok = [r for r in s.rows("feature_sets") if r["status"] == "ok"]
+    keys = [(r["segmentation_id"], r["params_sha256"], r["image_sha256"], r["mask_sha256"]) for r in ok]
+    assert len(keys) == 4 == len(set(keys)), "4 lesions extract: each feature set exactly once"

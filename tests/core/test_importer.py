@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from palmares_desktop.core.dicom.deid import pseudonymous_uid
 from palmares_desktop.core.dicom.keys import KeyTable
-from palmares_desktop.core.import_series import STAGING_PREFIX
 from palmares_desktop.core.importer import ImportRefusedError, import_dicom, iter_import_dicom
 from palmares_desktop.core.pet.suv import compute_suv
+from palmares_desktop.core.store.files import STAGING_PREFIX
 
 STS_FOR = "1.3.6.1.4.1.14519.5.2.1.5168.1900.316167340799089327122304118088"
 SIEMENS_FACTOR = 0.0004463640735541788  # PROVENANCE.md, expected_suv.csv

@@ -11,7 +11,7 @@ from series_fixture import import_ct
 
 from palmares_desktop.core.radiomics.batch import run_batch
 from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation, pending_work
-from palmares_desktop.core.segmentation.drafts import discard, finalize, save_draft
+from palmares_desktop.core.segmentation.drafts import discard_draft, finalize, save_draft
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation
 from palmares_desktop.core.store import StoreError, file_sha256
 from palmares_desktop.core.store import segmentations as chains
@@ -100,7 +100,7 @@ def test_finalize_makes_the_next_immutable_version(store, liver):
     assert not store.path(f"masks/{again.id}.nrrd").exists()
     # A discarded draft leaves the finals alone.
     thrown = save_draft(store, SUBJECT, "CT", _eroded(liver, 1), lesion_name="Liver")
-    discard(store, thrown.id)
+    discard_draft(store, thrown.id)
     assert [r["version"] for r in store.rows("segmentations", order_by="version")] == [1, 2]
     assert len(list(store.path("masks").iterdir())) == 2
 

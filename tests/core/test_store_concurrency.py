@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -77,7 +78,7 @@ def _three_imports_at_once(demo_dicom, store) -> list[int]:
 
 @pytest.mark.slow
 def test_three_simultaneous_imports_into_a_fresh_store_all_succeed(demo_dicom, tmp_path):
-    for r in range(2):
+    for r in range(int(os.environ.get("PALMARES_CONCURRENCY_ROUNDS", "10"))):  # the 10 rounds
         assert _three_imports_at_once(demo_dicom, tmp_path / f"store{r}") == [3, 6]
 
 

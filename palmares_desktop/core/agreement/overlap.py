@@ -41,7 +41,8 @@ class MaskAgreement:
 
 
 def _binary(mask: np.ndarray) -> np.ndarray:
-    return np.asarray(mask) != 0
+    mask = np.asarray(mask)
+    return mask if mask.dtype == bool else mask != 0
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,16 +76,34 @@ def directed_surface_distances_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[f
     return to_b[a_boundary]
 
 
-def hausdorff_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0):
-    """max(directed percentile a->b, directed percentile b->a), or None when one mask is empty."""
+def _crop_to_union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks cut to the bounding box of their union plus one voxel: the distance transform then
+    runs on the lesion's neighbourhood, not the whole scan, with the same result (every boundary
+    voxel of both masks is inside the box). Both masks must not be empty together."""
+    union = a | b
+    box = []
+    for axis in range(union.ndim):
+        present = np.flatnonzero(union.any(axis=tuple(i for i in range(union.ndim) if i != axis)))
+        box.append(slice(max(present[0] - 1, 0), min(present[-1] + 2, union.shape[axis])))
+    return a[tuple(box)], b[tuple(box)]
+
+
+def _surface_percentiles(a, b, spacing, percentiles: tuple[float, ...]) -> list[float | None]:
+    """max(directed p a->b, directed p b->a) for each p; 0 when both masks are empty, None when one is."""
     a, b = _binary(a), _binary(b)
     if not a.any() and not b.any():
-        return 0.0
+        return [0.0 for _ in percentiles]
     if not a.any() or not b.any():
-        return None
+        return [None for _ in percentiles]
+    a, b = _crop_to_union(a, b)
     ab = directed_surface_distances_mm(a, b, spacing)
     ba = directed_surface_distances_mm(b, a, spacing)
-    return float(max(np.percentile(ab, percentile), np.percentile(ba, percentile)))
+    return [float(max(np.percentile(ab, p), np.percentile(ba, p))) for p in percentiles]
+
+
+def hausdorff_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...], percentile: float = 95.0):
+    """max(directed percentile a->b, directed percentile b->a), or None when one mask is empty."""
+    return _surface_percentiles(a, b, spacing, (percentile,))[0]
 
 
 def mask_agreement(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> MaskAgreement:
@@ -97,15 +116,18 @@ def mask_agreement(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> 
         )
     if len(spacing) != a.ndim or any(s <= 0 for s in spacing):
         raise AgreementError(f"The voxel spacing {spacing} does not fit a {a.ndim}-D mask.")
-    d = dice(a, b)
     voxel_ml = float(np.prod(spacing)) / 1000.0
+    if a.any() or b.any():
+        a, b = _crop_to_union(a, b)  # a lesion in a whole-body scan: work on its neighbourhood
+    d = dice(a, b)
+    hd95, hd_max = _surface_percentiles(a, b, spacing, (95.0, 100.0))
     va, vb = float(a.sum()) * voxel_ml, float(b.sum()) * voxel_ml
     mean_volume = (va + vb) / 2.0
     return MaskAgreement(
         dice=d,
         jaccard=jaccard_from_dice(d),
-        hd95_mm=hausdorff_mm(a, b, spacing, 95.0),
-        hd_max_mm=hausdorff_mm(a, b, spacing, 100.0),
+        hd95_mm=hd95,
+        hd_max_mm=hd_max,
         volume_a_ml=va,
         volume_b_ml=vb,
         volume_difference_ml=vb - va,

@@ -8,7 +8,6 @@ working on one lesion have two chains (core/store/segmentations.py).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError,
 from palmares_desktop.core.segmentation.labelmaps import MODALITY_NAMES, _lesion, find_series
 from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store import segmentations as chains
+from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
 
 
@@ -55,9 +55,10 @@ def save_draft(
         lesion = _lesion(store, subject, lesion_name, organ)
         current = chains.draft(store, lesion.id, series["id"])
         seg_id = current.id if current else new_id()
-        relative = current.mask_path if current else f"masks/{seg_id}.nrrd"
-        target = store.path(relative)
-        staging = target.with_name(f".draft-{seg_id}.nrrd")
+        final = store.files.mask(seg_id)
+        relative = store.files.relative(final)
+        # Written under the write lock, published with the row (see core/store/files.py).
+        staging = store.files.staging(final)
         sitk.WriteImage(binary, str(staging), useCompression=True)
         try:
             fields = {
@@ -75,9 +76,9 @@ def save_draft(
             if current is None:
                 fields["id"] = seg_id
             row = chains.write_draft(store, fields)
-            os.replace(staging, target)  # last step: a failure rolls the row back with it
+            publish(staging, final)  # last step: a failure rolls the row back with it
         except BaseException:
-            staging.unlink(missing_ok=True)
+            discard(staging)
             raise
     return records.as_segmentation(row)
 
@@ -88,12 +89,12 @@ def finalize(store: Store, draft_id: str) -> Segmentation:
     draft_row = chains.segmentation_row(store, draft_id)
     row = chains.finalize(store, draft_id)
     if row["id"] != draft_id:
-        store.path(draft_row["mask_path"]).unlink(missing_ok=True)
+        discard(store.path(draft_row["mask_path"]))
     return records.as_segmentation(row)
 
 
-def discard(store: Store, draft_id: str) -> None:
+def discard_draft(store: Store, draft_id: str) -> None:
     """Throw the draft away (the chain's final versions stay)."""
     draft_row = chains.segmentation_row(store, draft_id)
     chains.discard_draft(store, draft_id)
-    store.path(draft_row["mask_path"]).unlink(missing_ok=True)
+    discard(store.path(draft_row["mask_path"]))

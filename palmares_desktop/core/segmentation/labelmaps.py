@@ -25,6 +25,7 @@ from palmares_desktop.core.segmentation.geometry import (
 )
 from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store import segmentations as chains
+from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
 
 __all__ = [
@@ -406,8 +407,9 @@ def add_segmentation(
 
     voxels = int(sitk.GetArrayViewFromImage(binary).sum())
     seg_id = new_id()
-    relative = f"masks/{seg_id}.nrrd"
-    target = store.path(relative)
+    final = store.files.mask(seg_id)
+    relative = store.files.relative(final)
+    target = store.files.staging(final)  # its final name comes with the row: see core/store/files.py
     sitk.WriteImage(binary, str(target), useCompression=True)
     try:
         mask_sha = file_sha256(target)
@@ -433,8 +435,9 @@ def add_segmentation(
                     "source": source,
                 },
             )
+            publish(target, final)
     except BaseException:
-        target.unlink(missing_ok=True)
+        discard(target, final)
         raise
     log.info("segmentation %s v%s of lesion %s: %d voxels", seg_id, row["version"], lesion_name, voxels)
     return row

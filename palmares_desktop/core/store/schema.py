@@ -287,6 +287,18 @@ def check_schema_drift(db: Database) -> None:
         )
 
 
+def check_readable_as_is(db: Database) -> None:
+    """A store opened read-only cannot be migrated: it must already be at this version's schema."""
+    check_schema_drift(db)
+    applied = {m.name for m in migrations.applied(db)} if db[migrations.migrations_table].exists() else set()
+    pending = [m.name for m in migrations._migrations if m.name not in applied]
+    if pending:
+        raise SchemaDriftError(
+            "This store was written by an older version of PALMARES and needs an update that cannot be "
+            "made while it is read-only: open it once from a writable folder."
+        )
+
+
 def migrate(db: Database) -> None:
     """Bring `db` to the current schema. Idempotent."""
     check_schema_drift(db)

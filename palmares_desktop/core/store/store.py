@@ -16,6 +16,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from sqlite_utils import Database
 
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.model import Reader  # re-exported: its home is the domain model
+from palmares_desktop.core.store.files import FileReport, StoreFiles, compare, remove_leftovers
 from palmares_desktop.core.store.integrity import GENESIS, ChainReport, audit_row_hash, verify_chain
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
 
@@ -58,6 +60,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _writable(root: Path) -> bool:
+    """Can this process create files in the store folder (or in the folder that will hold it)?"""
+    folder = root if root.exists() else next((p for p in root.parents if p.exists()), root)
+    db = root / Store.DB_NAME
+    return os.access(folder, os.W_OK | os.X_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
 def check_site_code(code: str) -> str:
     if not SITE_CODE.fullmatch(code or ""):
         raise StoreError(
@@ -80,21 +89,34 @@ class Store:
     DB_NAME = "palmares.db"
     KEYS_NAME = "keys.db"
 
-    def __init__(self, root: Path, db: Database) -> None:
+    def __init__(self, root: Path, db: Database, read_only: bool = False) -> None:
         self.root = root
         self.db = db
+        self.files = StoreFiles(root)
+        self.read_only = read_only
         self.reader: Reader | None = None
+        self.reconciled = FileReport()  # what opening the store cleaned up
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | Path, create: bool = True) -> Store:
+    def open(cls, path: str | Path, create: bool = True, read_only: bool = False) -> Store:
+        """Open (or create) a store. Opening for writing first brings it to a consistent state:
+        files left without a row, and staging of writers that died, are removed (see files.py).
+        `read_only=True` writes nothing, works on read-only media and never creates anything."""
         root = Path(path).expanduser().resolve()
         if root.suffix in (".db", ".sqlite"):
             raise StoreError(f"{root} looks like a database file; a store is the folder that contains it.")
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root} is a file, not a store folder.")
-        if not (root / cls.DB_NAME).exists() and not create:
+        if not (root / cls.DB_NAME).exists() and (not create or read_only):
             raise StoreError(f"There is no PALMARES store in {root}.")
+        if read_only:
+            return cls._open_read_only(root)
+        if not _writable(root):
+            raise StoreError(
+                f"The store {root} is read-only (on read-only media, or you may not write there): it "
+                "can be viewed, not changed. Copy it to a writable folder, or ask for write access."
+            )
         try:
             for sub in ("", "volumes", "masks"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
@@ -109,12 +131,36 @@ class Store:
         db.execute("PRAGMA busy_timeout=10000")
         store = cls(root, db)
         try:
-            with store.transaction():  # under the write lock: two processes opening a new store migrate once
+            # Under the write lock: two processes opening a new store migrate once, and no writer
+            # is between publishing its files and committing their rows while we reconcile.
+            with store.transaction():
                 migrate(db)
+                store.reconciled = store.reconcile(repair=True)
         except SchemaDriftError as exc:
             db.close()
             raise StoreError(str(exc)) from None
         return store
+
+    @classmethod
+    def _open_read_only(cls, root: Path) -> Store:
+        import sqlite3
+
+        from palmares_desktop.core.store.schema import check_readable_as_is
+
+        # mode=ro still needs the WAL index next to the database; `immutable` reads a store on
+        # read-only media (nobody can be writing to it there).
+        target = (root / cls.DB_NAME).as_uri()
+        mode = "ro" if _writable(root) else "ro&immutable=1"
+        try:
+            conn = sqlite3.connect(f"{target}?mode={mode}", uri=True)
+            conn.execute("PRAGMA query_only=ON")
+            db = Database(conn)
+            check_readable_as_is(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"The store {root} cannot be read: {exc}.") from None
+        except SchemaDriftError as exc:
+            raise StoreError(str(exc)) from None
+        return cls(root, db, read_only=True)
 
     def close(self) -> None:
         self.db.close()
@@ -133,6 +179,8 @@ class Store:
         timeout): a deferred transaction that reads and then writes gets "database is locked" at
         once, without waiting, when another process is writing.
         """
+        if self.read_only:
+            raise StoreError(f"The store {self.root} was opened read-only: it can be viewed, not changed.")
         conn = self.db.conn
         if conn.in_transaction:
             with self.db.atomic():  # a SAVEPOINT inside the outer transaction
@@ -294,6 +342,37 @@ class Store:
         """Record an event that changes no row (e.g. an export, a refused import)."""
         with self.transaction():
             self._audit(action, table, row_id, None, None, detail)
+
+    def referenced_files(self) -> set[str]:
+        """Store-relative paths of every file a row references."""
+        out: set[str] = set()
+        for row in self.db.query("SELECT id, pixel_path FROM series"):
+            out.add(self.files.relative(self.files.dicom(row["id"])))
+            if row["pixel_path"]:
+                out.add(row["pixel_path"])
+        out.update(
+            r["mask_path"] for r in self.db.query("SELECT mask_path FROM segmentations") if r["mask_path"]
+        )
+        return out
+
+    def file_hashes(self) -> dict[str, str]:
+        """Store-relative path -> the SHA-256 its row recorded, for the volumes and masks."""
+        out = {
+            r["pixel_path"]: r["pixel_sha256"]
+            for r in self.db.query("SELECT pixel_path, pixel_sha256 FROM series")
+        }
+        for r in self.db.query("SELECT mask_path, mask_sha256 FROM segmentations"):
+            out[r["mask_path"]] = r["mask_sha256"]
+        return {k: v for k, v in out.items() if k and v}
+
+    def reconcile(self, repair: bool) -> FileReport:
+        """Files against rows; with `repair`, remove orphans and dead staging (under the write lock)."""
+        if not repair:
+            return compare(self.files, self.referenced_files())
+        with self.transaction():
+            report = compare(self.files, self.referenced_files())
+            remove_leftovers(self.files, report)
+        return report
 
     def check_audit_chain(self) -> ChainReport:
         """Verify the audit log's hash chain (see integrity.py); names the first broken row."""
