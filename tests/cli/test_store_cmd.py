@@ -37,7 +37,8 @@ def test_a_consistent_store_is_reported_ok_in_words_and_json(store):
     store.close()
     code, report = _check(store.root)
     assert code == 0 and report["ok"] is True and report["integrity"] == "ok"
-    assert report["audit_chain"] == {"ok": True, "first_broken_row": None, "reason": None, "rows": 12}
+    # 2 reader + site rows, 5 subjects, 5 settings, and the store's own site_code setting (first subject)
+    assert report["audit_chain"] == {"ok": True, "first_broken_row": None, "reason": None, "rows": 13}
     assert report["orphans"] == report["staging"] == report["missing_files"] == []
     words = subprocess.run(
         [sys.executable, "-c", CLI, "store", "check", "--store", str(store.root)],
