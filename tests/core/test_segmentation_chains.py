@@ -74,7 +74,9 @@ def test_five_autosaves_make_one_draft_row_and_no_feature_job(store, liver):
     )
     # Drafts never become feature jobs: not planned, and refused when asked for directly.
     assert pending_work(store) == [(final["id"], "ct")]
-    with pytest.raises(StoreError, match=r"IT03-0001 Liver draft is a draft: its features are computed when"):
+    with pytest.raises(
+        StoreError, match=r"^The IT03-0001 Liver draft has no features until it is finalised\.$"
+    ):
         compute_features_for_segmentation(store, draft.id)
     assert store.rows("feature_sets") == []
     # Five autosaves are one create and four updates of that one row.
