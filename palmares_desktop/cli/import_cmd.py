@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.reader_option import choose_reader, reader_option
+from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.paths import default_store_path
 
 _MAX_FILES_LISTED = 20
@@ -32,6 +36,7 @@ _MAX_FILES_LISTED = 20
     help="Original PatientID of the patient to import, when the folder holds several patients.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reader_option
 def import_(
     folder: Path,
     subject: str,
@@ -39,43 +44,79 @@ def import_(
     store_path: Path | None,
     patient_id: str | None,
     as_json: bool,
+    reader_name: str | None,
 ) -> None:
     """Import the usable CT and PET series of ONE patient in FOLDER as subject CODE.
 
     Images are de-identified (DICOM PS3.15 basic profile, patient characteristics and shifted
     dates kept), SUV is computed from the original headers first, and the link between the
     original PatientID and CODE is kept only in the store's keys.db. Importing the same files
-    again changes nothing. Exit status 0 when something was imported or everything was already
-    in the store, 1 otherwise.
+    again changes nothing. Exit status 0 when every CT/PET series went in (or was already in the
+    store), 3 when some went in and others failed or were unusable, 1 when nothing could be
+    imported. A refused
+    import leaves no store behind where there was none.
     """
-    from palmares_desktop.core.importer import ImportRefusedError, iter_import_dicom
-    from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.core.importer import ImportRefusedError, iter_plan_import
+    from palmares_desktop.core.store import StoreError
 
     if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
         raise click.ClickException(f"There are no DICOM files in {folder}: it holds no files at all.")
+    root = (store_path or default_store_path()).expanduser()
     try:
-        with Store.open(store_path or default_store_path()) as store:
-            _choose_reader(store, site_code or subject.split("-")[0])
-            summary = _drain(iter_import_dicom(store, folder, subject, site_code, patient_id))
+        # Scanned before the store is opened: a refused or empty import must not create a store.
+        plan = _drain(iter_plan_import(folder, subject, site_code, patient_id))
+        reader = None
+        if plan.candidates:
+            summary, reader = _import_into(root, plan, reader_name, say=not as_json)
+        else:
+            summary = plan.summary
     except (ImportRefusedError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+        data = summary.to_dict()
+        data["reader"] = reader.to_dict() if reader else None
+        click.echo(json.dumps(data, indent=2))
     else:
         _print_summary(summary)
-    if not summary.ok:
-        sys.exit(1)
+    code = exit_codes.for_outcome(bool(summary.imported), not summary.complete)
+    if code != exit_codes.OK:
+        sys.exit(code)
 
 
-def _choose_reader(store, site_code: str) -> None:
-    from palmares_desktop.core.profile import use_profile_or_system_reader
-    from palmares_desktop.core.store import StoreError, check_site_code
+def _import_into(root: Path, plan, reader_name: str | None, say: bool):
+    """Open (or create) the store and carry out the plan. When the import is refused before anything
+    of the patient is written (e.g. an unreadable key table) into a store this command created, what
+    opening created is removed again: a refused import leaves no store behind."""
+    from palmares_desktop.core.importer import iter_import_plan
+    from palmares_desktop.core.store import Store, records
 
+    before = set(root.iterdir()) if root.is_dir() else None
+    created = not root.exists() or (before is not None and root / Store.DB_NAME not in before)
+    top = root.absolute()  # the outermost folder opening the store will create (parents included)
+    while not top.parent.exists():
+        top = top.parent
     try:
-        check_site_code(site_code)
-    except StoreError:
-        return  # no reader is recorded for a bad code: the import refuses it first, in words
-    use_profile_or_system_reader(store, site_code)
+        with Store.open(root) as store:
+            try:
+                reader = choose_reader(store, reader_name, plan.site, say=say)
+                return _drain(iter_import_plan(store, plan)), reader
+            except PalmaresError:
+                # Another import may have started in the same new store meanwhile: keep it then.
+                created = created and not records.has_subjects(store)
+                raise
+    except PalmaresError:
+        if created:
+            _remove_new_entries(top if before is None else root, before)
+        raise
+
+
+def _remove_new_entries(root: Path, before: set[Path] | None) -> None:
+    """All of `root` when it is new (`before` None), else only the entries not in `before`."""
+    if before is None:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for path in set(root.iterdir()) - before:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def _drain(task):

@@ -3,7 +3,8 @@
 Each command lives in its own module under `palmares_desktop/cli/`, listed in `commands.py` and
 imported only when it runs (start-up time matters: see benchmarks/bench_radiomics.py).
 Errors a user can cause are raised as `click.ClickException` with a plain sentence; `cli()` turns
-any other exception into a one-line message (the traceback goes to the log file only).
+any other exception into a one-line message (the traceback goes to the log file only). Exit
+statuses are named in `exit_codes.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import click
 
 from palmares_desktop import __version__
+from palmares_desktop.cli import exit_codes
 from palmares_desktop.cli.commands import COMMANDS
 from palmares_desktop.cli.lazy import LazyGroup
 from palmares_desktop.core.errors import PalmaresError
@@ -43,7 +45,7 @@ def cli() -> None:
         main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(1)
+        sys.exit(exit_codes.REFUSED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -51,8 +53,8 @@ def cli() -> None:
         sys.exit(exc.exit_code)
     except PalmaresError as exc:  # every user-facing failure: its sentence, no traceback
         click.echo(f"Error: {exc.sentence}", err=True)
-        sys.exit(1)
+        sys.exit(exit_codes.REFUSED)
     except Exception as exc:  # noqa: BLE001 - last line of defence for the user
         log.exception("unexpected error")
         click.echo(f"Error: {exc}. Details are in the log file.", err=True)
-        sys.exit(2)
+        sys.exit(exit_codes.INTERNAL)

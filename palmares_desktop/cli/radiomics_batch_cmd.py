@@ -14,6 +14,9 @@ from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.reader_option import reader_option
+
 
 @click.command("batch")
 @click.option(
@@ -48,6 +51,7 @@ import click
 @click.option("--latest-only", is_flag=True, help="Only the latest version of each lesion's segmentation.")
 @click.option("--retry-failed", is_flag=True, help="Recompute feature sets stored as failed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reader_option
 def batch(
     store_path: Path,
     workers: int | None,
@@ -56,14 +60,26 @@ def batch(
     latest_only: bool,
     retry_failed: bool,
     as_json: bool,
+    reader_name: str | None,
 ) -> None:
-    """Compute every missing or stale feature set in a store (resumable: Ctrl-C keeps finished ones)."""
+    """Compute every missing or stale feature set in a store (resumable: Ctrl-C keeps finished ones).
+
+    Exit status 0 when every feature set was computed (or was current), 3 when some failed and
+    others were computed, 1 when all failed or the batch could not run.
+    """
     from tqdm import tqdm
 
     from palmares_desktop.core.radiomics.batch import BatchError, BatchSummary, iter_batch
     from palmares_desktop.core.radiomics.errors import RadiomicsError
+    from palmares_desktop.core.radiomics.scheduler import check_scheduler
     from palmares_desktop.core.store import StoreError
 
+    try:
+        if scheduler:  # a wrong address is refused before anything (even the reader) is written
+            scheduler = check_scheduler(scheduler)
+        choice = _choose_reader(store_path, reader_name, say=not as_json)
+    except (BatchError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from None
     progress = BatchSummary()
     task = iter_batch(
         store_path,
@@ -72,6 +88,7 @@ def batch(
         presets=list(presets) or None,
         latest_only=latest_only,
         retry_failed=retry_failed,
+        reader=choice.reader,
         summary=progress,
     )
     interrupted = _exit_130_after_ctrl_c()
@@ -112,11 +129,31 @@ def batch(
                     "elapsed_s": round(summary.elapsed_s, 3),
                     "cluster": summary.cluster,
                     "timings": [t.__dict__ for t in summary.timings],
+                    "reader": choice.to_dict(),
                 },
                 indent=2,
             )
         )
-        return
+    else:
+        _print_summary(summary)
+    code = exit_codes.for_outcome(summary.computed > 0, bool(summary.failed))
+    if code != exit_codes.OK:
+        sys.exit(code)
+
+
+def _choose_reader(store_path: Path, reader_name: str | None, say: bool):
+    """The author of the batch's feature sets: --reader, else the profile, else the batch itself."""
+    from palmares_desktop.cli.reader_option import choose_reader
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.core.store.records import store_site
+
+    with Store.open(store_path, create=False) as store:
+        return choose_reader(
+            store, reader_name, store_site(store), unnamed="palmares radiomics batch", say=say
+        )
+
+
+def _print_summary(summary) -> None:
     click.echo(
         f"Computed {summary.computed}, failed {len(summary.failed)}, already current "
         f"{summary.skipped_current}, in {summary.elapsed_s:.1f} s"
@@ -148,4 +185,4 @@ def _say_interrupted(bar, stored: int) -> None:
         "to compute the rest.",
         err=True,
     )
-    sys.exit(130)
+    sys.exit(exit_codes.INTERRUPTED)

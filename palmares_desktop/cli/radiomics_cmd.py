@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from palmares_desktop.cli.lazy import LazyGroup
+from palmares_desktop.cli.reader_option import reader_option
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.params import LOCK_MODES, PRESETS
 
@@ -201,6 +202,7 @@ def _cell(value: Any) -> str:
     help="record: other files allowed, stored as a deviation; refuse: other files refused.",
 )
 @click.option("--unlock", is_flag=True, help="Remove the lock of --modality.")
+@reader_option
 def lock(
     store_path: Path,
     modality: str | None,
@@ -208,20 +210,22 @@ def lock(
     params_file: Path | None,
     mode: str | None,
     unlock: bool,
+    reader_name: str | None,
 ) -> None:
     """Lock the study's parameter file per modality, or show the locks (no --modality)."""
     if not modality and (unlock or preset or params_file):
         # Otherwise the locks would just be shown and the user left believing the change was made.
         raise click.UsageError("Say which modality to lock or unlock: --modality ct, pt or he.")
-    from palmares_desktop.core.profile import use_profile_or_system_reader
+    from palmares_desktop.cli.reader_option import choose_reader
     from palmares_desktop.core.radiomics import params as P
     from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.core.store.records import store_site
 
     try:
-        changes = bool(modality or mode)  # showing the locks writes nothing: works on a read-only store
+        changes = bool(modality or mode)  # showing the locks writes nothing and records no author
         with Store.open(store_path, create=False, read_only=not changes) as store:
             if changes:
-                use_profile_or_system_reader(store)
+                choose_reader(store, reader_name, store_site(store))
             if modality:
                 if unlock:
                     P.unlock_params(store, modality)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.reader_option import choose_reader, reader_option
 from palmares_desktop.core.paths import default_store_path
 
 
@@ -57,6 +60,7 @@ def segmentation() -> None:
     show_default=True,
     help="Compute the radiomics features of the new version right away (study preset or lock).",
 )
+@reader_option
 def add(
     file: Path,
     store_path: Path | None,
@@ -68,11 +72,13 @@ def add(
     series_id: str | None,
     method: str,
     features: bool,
+    reader_name: str | None,
 ) -> None:
     """Add FILE (NIfTI, NRRD or DICOM SEG) as a new segmentation version of a lesion.
 
     The mask must lie on the exact voxel grid of the subject's CT or PET volume; it is refused
-    otherwise, with both geometries in the message.
+    otherwise, with both geometries in the message. Exit status 3 when the version is saved but
+    its features could not be computed (the reason is stored and printed).
     """
     from palmares_desktop.core.radiomics.errors import RadiomicsError
     from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation
@@ -82,7 +88,9 @@ def add(
 
     try:
         with Store.open(store_path or default_store_path(), create=False) as store:
-            _choose_reader(store, subject)
+            choose_reader(
+                store, reader_name, subject.split("-")[0] if "-" in subject else None, "radiologist"
+            )
             row = add_segmentation(
                 store,
                 subject,
@@ -125,10 +133,5 @@ def add(
             click.echo(
                 f"Radiomics ({feature_row['params_name']}) failed, stored with its reason: {feature_row['error']}"
             )
-
-
-def _choose_reader(store, subject_code: str) -> None:
-    """Who drew or brought the mask: the remembered profile, else a system reader of the site."""
-    from palmares_desktop.core.profile import use_profile_or_system_reader
-
-    use_profile_or_system_reader(store, subject_code.split("-")[0] if "-" in subject_code else None)
+    if feature_problem or (feature_row is not None and feature_row["status"] != "ok"):
+        sys.exit(exit_codes.PARTIAL)  # the version is saved, the features asked for are not

@@ -1,16 +1,21 @@
-"""`palmares slide info SLIDE [--json]` and `palmares slide add SLIDE --subject CODE --store S [--stain HE]`."""
+"""`palmares slide info SLIDE [--json]`, `palmares slide add SLIDE --subject CODE --store S [--stain HE]`,
+`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.reader_option import choose_reader, reader_option
+
 
 @click.group("slide")
 def slide() -> None:
-    """Whole-slide images: describe a slide file, register it for a subject."""
+    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file."""
 
 
 @slide.command("info")
@@ -42,7 +47,8 @@ def info(slide_path: Path, as_json: bool) -> None:
 @click.option("--subject", "subject_code", required=True, help="Subject code, e.g. IT03-0001.")
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--stain", default="HE", show_default=True)
-def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> None:
+@reader_option
+def add(slide_path: Path, subject_code: str, store_path: Path, stain: str, reader_name: str | None) -> None:
     """Register SLIDE for subject CODE (its local path stays site-only; nothing identifying is copied)."""
     from palmares_desktop.core.slides.reader import SlideError
     from palmares_desktop.core.slides.registry import add_slide
@@ -50,7 +56,7 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> No
 
     try:
         with Store.open(store_path, create=False) as store:
-            store.use_system_reader(site_code=subject_code.split("-")[0])
+            choose_reader(store, reader_name, subject_code.split("-")[0], "pathologist")
             row = add_slide(store, subject_code, slide_path, stain=stain)
     except (SlideError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -59,12 +65,40 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str) -> No
     )
 
 
+@slide.command("locate")
+@click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--slide", "reference", required=True, help="The slide's id or display name, e.g. 'IT03-0001 HE'."
+)
+@click.option(
+    "--path", "new_path", required=True, type=click.Path(path_type=Path), help="Where the file is now."
+)
+def locate(store_path: Path, reference: str, new_path: Path) -> None:
+    """Re-link a registered slide whose file moved (its content fingerprint is checked first)."""
+    from palmares_desktop.core.slides.registry import locate_slide
+    from palmares_desktop.core.store import Store, StoreError
+    from palmares_desktop.core.store.slide_refs import slide_by_reference
+
+    try:
+        with Store.open(store_path, create=False) as store:
+            slide_row = slide_by_reference(store, reference)
+            # The CLI's system reader is recorded as working at the slide's own site.
+            store.use_system_reader(site_code=slide_row["site_code"])
+            row = locate_slide(store, slide_row["id"], new_path)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Slide {row['display_name']} is linked to its file again (fingerprint checked).")
+
+
 @slide.command("annotations")
 @click.argument("subject_code", metavar="SUBJECT")
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--geojson", "out", type=click.Path(path_type=Path), help="Export to this GeoJSON file.")
 @click.option("--import", "source", type=click.Path(path_type=Path), help="Import this QuPath GeoJSON file.")
-def annotations(subject_code: str, store_path: Path, out: Path | None, source: Path | None) -> None:
+@reader_option
+def annotations(
+    subject_code: str, store_path: Path, out: Path | None, source: Path | None, reader_name: str | None
+) -> None:
     """Export (--geojson OUT) or import (--import FILE) the annotations of SUBJECT's slide."""
     from palmares_desktop.core.slides.annotations import (
         export_geojson,
@@ -78,7 +112,8 @@ def annotations(subject_code: str, store_path: Path, out: Path | None, source: P
         raise click.ClickException("Give exactly one of --geojson OUT or --import FILE.")
     try:
         with Store.open(store_path, create=False) as store:
-            store.use_system_reader(site_code=subject_code.split("-")[0])
+            if source is not None:  # only an import writes: an export records no author
+                choose_reader(store, reader_name, subject_code.split("-")[0], "pathologist")
             subject = store.subject_by_code(subject_code)
             from palmares_desktop.core.store.records import slides_of_subject
 
@@ -101,3 +136,6 @@ def annotations(subject_code: str, store_path: Path, out: Path | None, source: P
     for reason in refused:
         click.echo(f"Refused: {reason}", err=True)
     click.echo(f"Imported {len(objects)} objects into {target['display_name']}; refused {len(refused)}.")
+    code = exit_codes.for_outcome(bool(objects), bool(refused))
+    if code != exit_codes.OK:
+        sys.exit(code)

@@ -46,6 +46,7 @@ from palmares_desktop.core.tasks import Progress, Task, run
 log = logging.getLogger(__name__)
 
 IMPORTED_MODALITIES = ("CT", "PT")
+UNUSABLE = "not a usable volume: "  # how a skipped CT/PET series that could not be imported starts
 _STORE_PIXEL_FOLDERS = ("dicom", "volumes", "masks")
 
 
@@ -81,9 +82,16 @@ class ImportSummary:
             and all(s.reason.startswith("already imported") for s in self.skipped)
         )
 
+    @property
+    def complete(self) -> bool:
+        """Every CT/PET series of the patient is in the store (imported now or before): nothing
+        failed and no CT/PET series was unusable."""
+        return self.ok and not self.errors and not any(n.reason.startswith(UNUSABLE) for n in self.skipped)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["ok"] = self.ok
+        data["complete"] = self.complete
         return data
 
 
@@ -112,14 +120,28 @@ def iter_import_dicom(
     `patient_id` (the original PatientID) picks one patient when the folder holds several.
     Raises ImportRefusedError when the import cannot start; per-series problems are in the summary.
     """
-    site = _check_codes(subject_code, site_code)
-    own = store.site_code()
-    if own is not None and site != own:  # before any work: the store would refuse every row anyway
-        raise ImportRefusedError(
-            f"This store belongs to site {own}: subject {subject_code} of site {site} cannot be imported into it."
-        )
     if store.reader is None:
         raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
+    plan = yield from iter_plan_import(folder, subject_code, site_code, patient_id)
+    return (yield from iter_import_plan(store, plan))
+
+
+@dataclass
+class ImportPlan:
+    """What an import will do, found before any store is opened (so that a refused or empty import
+    never creates a store): the checked codes, the scanned folder and the chosen patient's series."""
+
+    root: Path
+    site: str
+    summary: ImportSummary
+    candidates: list[SeriesInfo]
+
+
+def iter_plan_import(
+    folder: str | Path, subject_code: str, site_code: str | None = None, patient_id: str | None = None
+) -> Task[ImportPlan]:
+    """Check the codes and the folder and scan it; raises ImportRefusedError. Touches no store."""
+    site = _check_codes(subject_code, site_code)
     root = Path(folder).expanduser()
     if not root.exists():
         raise ImportRefusedError(f"Folder not found: {root}")
@@ -136,6 +158,20 @@ def iter_import_dicom(
 
     summary = ImportSummary(subject_code, files_skipped=list(scan.skipped))
     candidates = _pick_patient(scan.series, patient_id, summary)
+    return ImportPlan(root, site, summary, candidates)
+
+
+def iter_import_plan(store: Store, plan: ImportPlan) -> Task[ImportSummary]:
+    """Carry out a plan of `iter_plan_import` in `store` (whose reader is the author)."""
+    if store.reader is None:
+        raise ImportRefusedError("No reader is selected: every change to the store must record who made it.")
+    root, site, summary, candidates = plan.root, plan.site, plan.summary, plan.candidates
+    subject_code = summary.subject_code
+    own = store.site_code()
+    if own is not None and site != own:  # before any work: the store would refuse every row anyway
+        raise ImportRefusedError(
+            f"This store belongs to site {own}: subject {subject_code} of site {site} cannot be imported into it."
+        )
     if not candidates:
         return summary
     original_patient_id = candidates[0].patient_id
@@ -149,9 +185,7 @@ def iter_import_dicom(
             label = _label(info)
             if not info.usable:
                 summary.skipped.append(
-                    SeriesNote(
-                        label, "not a usable volume: " + " ".join(safe_texts(info.problems, info, root))
-                    )
+                    SeriesNote(label, UNUSABLE + " ".join(safe_texts(info.problems, info, root)))
                 )
                 continue
             fingerprint = keys.fingerprint(series_key(info))

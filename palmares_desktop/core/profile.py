@@ -118,10 +118,71 @@ def use_profile(store: Store, profile: ReaderProfile) -> Reader:
     return store.use_reader(store.add_reader(profile.name, profile.role, profile.site_code))
 
 
-def use_profile_or_system_reader(store: Store, site_code: str | None = None) -> Reader:
-    """The author of command-line writes: the remembered reader profile when there is one, else a
-    system reader named after the OS user, at `site_code` (or the store's placeholder site)."""
+#: The author of command-line writes when nobody is named: never the OS user's $LOGNAME, which any
+#: shell can set to a colleague's name (the audit log would then lie about who made the change).
+UNNAMED_CLI_READER = "palmares command line (no reader named)"
+
+
+@dataclass(frozen=True)
+class ReaderChoice:
+    """The reader a command records as the author, and where that choice came from."""
+
+    reader: Reader
+    source: str  # "--reader", "reader profile" or "no reader named"
+
+    def sentence(self) -> str:
+        r = self.reader
+        why = {
+            "--reader": "given with --reader",
+            "reader profile": "the reader profile of this workstation",
+        }.get(self.source, "no --reader given and no reader profile saved")
+        return f"Recorded as reader: {r.name} ({r.role}, {r.site_code}); {why}."
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.reader.name,
+            "role": self.reader.role,
+            "site_code": self.reader.site_code,
+            "source": self.source,
+        }
+
+
+def choose_reader(
+    store: Store,
+    name: str | None = None,
+    site_code: str | None = None,
+    role: str = "coordinator",
+    unnamed: str = UNNAMED_CLI_READER,
+) -> ReaderChoice:
+    """The author of a command's writes: the reader named explicitly (`--reader`), else the
+    remembered reader profile, else a system reader called `unnamed` (never $LOGNAME).
+
+    A named reader is the profile of that name when there is one, else the store's reader of that
+    name (at `site_code` when given), else a new reader with `role` at `site_code`.
+    """
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ProfileError("--reader needs the reader's name, e.g. --reader 'Dr Rossi'.")
+        profile = next((p for p in list_profiles() if p.name == name), None)
+        if profile is not None and (site_code is None or profile.site_code == site_code):
+            return ReaderChoice(use_profile(store, profile), "--reader")
+        known = [
+            r
+            for r in store.readers()
+            if r.name == name and r.role != "system" and (site_code is None or r.site_code == site_code)
+        ]
+        if known:
+            return ReaderChoice(store.use_reader(known[0]), "--reader")
+        if role not in HUMAN_ROLES:
+            raise ProfileError(f"Role {role!r} is not one of {', '.join(HUMAN_ROLES)}.")
+        return ReaderChoice(store.use_reader(store.add_reader(name, role, site_code or "XX00")), "--reader")
     profile = load_profile()
     if profile is not None:
-        return use_profile(store, profile)
-    return store.use_system_reader(site_code=site_code or "XX00")
+        return ReaderChoice(use_profile(store, profile), "reader profile")
+    return ReaderChoice(store.use_system_reader(unnamed, site_code=site_code or "XX00"), "no reader named")
+
+
+def use_profile_or_system_reader(store: Store, site_code: str | None = None) -> Reader:
+    """The author of command-line writes without `--reader`: see `choose_reader`."""
+    return choose_reader(store, None, site_code).reader

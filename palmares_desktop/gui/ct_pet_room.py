@@ -106,9 +106,7 @@ def read_subject(
         centroid = None
         if selected.any():
             index = np.argwhere(selected).mean(axis=0)
-            centroid = tuple(
-                float(t + i * s) for t, i, s in zip(mask.translate, index, mask.scale, strict=True)
-            )
+            centroid = tuple(float(v) for v in mask.placement.display_to_world(index))  # oblique too
         loaded.masks.append(LoadedMask(seg, mask, centroid, number))
     return loaded
 

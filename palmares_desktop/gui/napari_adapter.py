@@ -3,12 +3,12 @@
 Embedding follows napari's recommended route, `QtViewer(ViewerModel())` (never the private
 `viewer.window._qt_window`). A napari upgrade should touch this file only.
 
-Geometry: SimpleITK images are indexed (x, y, z) with spacing, origin and direction in LPS
-millimetres; `GetArrayFromImage` gives (z, y, x). napari layers get that array with
-scale = spacing reversed and translate = origin reversed, so CT, PET and masks that share a frame
-of reference overlay in physical space. Images are first reoriented to LPS (a pure axis
-permutation/flip, no resampling) so that axial slices show anterior up and patient right on the
-viewer's left, as radiologists read them.
+Geometry: `core.placement.Placement` owns it (Qt-free, with an exact inverse). A stored image is
+shown as a (z, y, x) array permuted/flipped to LPS (no resampling) so that axial slices show
+anterior up and patient right on the viewer's left, as radiologists read them; napari gets its
+scale, translate and, for an oblique grid, rotate, so CT, PET and masks that share a frame of
+reference overlay in physical space. `stored_image` maps a layer's data (e.g. edited labels) back
+onto the stored grid, voxel for voxel.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import SimpleITK as sitk
 from napari.components import ViewerModel
 from napari.qt import QtViewer
 
+from palmares_desktop.core.placement import Placement
+from palmares_desktop.core.session import ReadingSession
+
 log = logging.getLogger(__name__)
 
 CT_LAYER = "CT"
@@ -36,31 +39,104 @@ CORONAL_FROM_FRONT = (0.0, 0.0, -90.0)
 
 @dataclass
 class NapariVolume:
-    """A volume ready for napari: (z, y, x) array plus its physical placement in mm."""
+    """A volume ready for napari: display (z, y, x) array plus the placement that puts it in world mm."""
 
     data: np.ndarray
-    scale: tuple[float, float, float]  # (sz, sy, sx) mm
-    translate: tuple[float, float, float]  # (oz, oy, ox) mm
-    rotate: np.ndarray | None = None  # 3x3 in (z, y, x) order when the volume is oblique
+    placement: Placement
+
+    @property
+    def scale(self) -> tuple[float, float, float]:  # (sz, sy, sx) mm
+        return self.placement.scale
+
+    @property
+    def translate(self) -> tuple[float, float, float]:  # world (z, y, x) mm of display voxel 0
+        return self.placement.translate
+
+    @property
+    def rotate(self) -> np.ndarray | None:  # 3x3 in (z, y, x) order when the volume is oblique
+        return self.placement.rotate
 
 
 def volume_from_sitk(image: sitk.Image, dtype: Any | None = None) -> NapariVolume:
     """Convert a SimpleITK 3D image to napari placement. Safe to call in a worker thread."""
-    if image.GetDimension() != 3:
-        raise ValueError(f"Expected a 3D image, got {image.GetDimension()}D.")
-    if not np.allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-6):
-        image = sitk.DICOMOrient(image, "LPS")
-    array = sitk.GetArrayFromImage(image)
+    placement = Placement.of(image)
+    # Contiguous: vispy uploads textures from it, and napari paints labels into it in place.
+    array = np.ascontiguousarray(placement.to_display(image))
     if dtype is not None and array.dtype != dtype:
         array = array.astype(dtype, copy=False)
-    scale = tuple(float(s) for s in reversed(image.GetSpacing()))
-    translate = tuple(float(o) for o in reversed(image.GetOrigin()))
-    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
-    rotate = None
-    if not np.allclose(direction, np.eye(3), atol=1e-6):
-        # Oblique acquisition: keep its true orientation. (z,y,x) order = reverse both axes.
-        rotate = direction[::-1, ::-1].copy()
-    return NapariVolume(array, scale, translate, rotate)  # type: ignore[arg-type]
+    return NapariVolume(array, placement)
+
+
+def stored_image(volume: NapariVolume, data: np.ndarray | None = None) -> sitk.Image:
+    """`data` (a layer's display array, default the volume's own) as an image on the stored grid."""
+    return volume.placement.to_stored(volume.data if data is None else data)
+
+
+def _painted_step(data: np.ndarray, atoms: Sequence[Any]) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+    """From one napari history item (its atoms): the box it changes, its values before and after.
+
+    napari 0.9 records brush/fill/polygon edits as `_MaskedPaintAtom(slice_key, mask, old_values,
+    new_value)` and `data_setitem` edits as (indices, old values, new values). It emits the paint
+    event before writing a single edit but after a grouped drag, so both states are rebuilt from the
+    atoms (old values last-first, then new values first-last), whatever the data holds now.
+    """
+    boxes = []
+    for atom in atoms:
+        if hasattr(atom, "slice_key"):
+            boxes.append([(s.start, s.stop) for s in atom.slice_key])
+        else:
+            boxes.append([(int(np.min(i)), int(np.max(i)) + 1) for i in atom[0]])
+    low = [min(b[a][0] for b in boxes) for a in range(data.ndim)]
+    high = [max(b[a][1] for b in boxes) for a in range(data.ndim)]
+    box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
+
+    def put(target: np.ndarray, atom: Any, old: bool) -> None:
+        if hasattr(atom, "slice_key"):
+            local = tuple(slice(s.start - lo, s.stop - lo) for s, lo in zip(atom.slice_key, low, strict=True))
+            values = atom.old_values if old else atom.new_value
+            if atom.mask is None:
+                target[local] = values
+            else:
+                region = target[local]  # a view into target
+                region[atom.mask] = values
+        else:
+            target[tuple(np.asarray(i) - lo for i, lo in zip(atom[0], low, strict=True))] = atom[
+                1 if old else 2
+            ]
+
+    before = np.array(data[box])
+    for atom in reversed(atoms):
+        put(before, atom, old=True)
+    after = before.copy()
+    for atom in atoms:
+        put(after, atom, old=False)
+    return box, before, after
+
+
+def bridge_history(layer, session: ReadingSession) -> None:
+    """Make `session` the one undo history of a labels layer painting its working mask in place.
+
+    Each napari paint item becomes one session step (then napari's own copy is dropped: one history,
+    bounded by the session), and the layer's undo/redo (Ctrl+Z, Ctrl+Shift+Z) go to the session.
+    """
+    if not np.shares_memory(layer.data, session.mask):
+        raise ValueError("The labels layer must paint the session's own mask (use add_session_labels).")
+
+    def on_paint(event) -> None:
+        box, before, after = _painted_step(session.mask, event.value)
+        session.record_region(box, before, after)
+        layer._reset_history()  # private napari API, kept to this adapter: no second copy of the edit
+
+    def undo() -> None:
+        if session.undo() is not None:
+            layer.refresh()
+
+    def redo() -> None:
+        if session.redo() is not None:
+            layer.refresh()
+
+    layer.events.paint.connect(on_paint)
+    layer.undo, layer.redo = undo, redo  # napari's key bindings call layer.undo() / layer.redo()
 
 
 def fusion_colormap(name: str, transparent_below: float = 0.3):
@@ -174,6 +250,23 @@ class EmbeddedViewer:
             **_placement(mask),
         )
         layer.contour = contour
+        return layer
+
+    def add_session_labels(self, session: ReadingSession, name: str, color: str, contour: int = 0):
+        """The session's working mask as an editable labels layer that paints it in place, with the
+        session as its undo history."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        self.remove(name)
+        layer = self.model.add_labels(
+            session.mask,
+            name=name,
+            colormap=DirectLabelColormap(color_dict={None: color, 0: "transparent"}),
+            blending="translucent_no_depth",
+            **_placement(NapariVolume(session.mask, session.placement)),
+        )
+        layer.contour = contour
+        bridge_history(layer, session)
         return layer
 
     def add_slide(

@@ -81,7 +81,7 @@ class SlideRoom(QWidget):
         self.picker.blockSignals(True)
         self.picker.clear()
         for row in self.slides:
-            self.picker.addItem(row.get("display_name") or Path(row["path"]).name)
+            self.picker.addItem(row["display_name"])  # blind: subject code + stain, never the file name
         self.picker.blockSignals(False)
         self.picker.setVisible(len(self.slides) > 1)
         if not self.slides:
@@ -96,7 +96,7 @@ class SlideRoom(QWidget):
         self._generation += 1
         generation = self._generation
         row = self.slides[index]
-        name = row.get("display_name") or Path(row["path"]).name
+        name = row["display_name"]
         try:
             path = slide_path(self.store, row)
         except StoreError as exc:

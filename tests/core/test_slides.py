@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -77,18 +78,17 @@ def test_written_slide_levels_agree_and_carry_resolution_tags(tmp_path):
         assert tif.pages[0].tilewidth == 512 and tif.pages[0].compression == tifffile.COMPRESSION.JPEG
 
 
-def test_register_slide_stores_a_fingerprinted_row_once(store, shared_data, tmp_path):
+def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data, tmp_path):
     subject = store.ensure_subject("IT03-0001")
     source = shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
     inside = store.root / "slides" / source.name  # a slide copied into the store is kept store-relative
     inside.parent.mkdir()
     shutil.copy(source, inside)
-    row = register_slide(store, subject["id"], inside, display_name="HE block A")
+    row = register_slide(store, subject["id"], inside, stain="H&E")
     data = inside.read_bytes()
     expected = hashlib.sha256(f"{len(data)}\n".encode() + data).hexdigest()  # whole file: < 128 MiB
-    assert row["sha256"] == expected
-    assert (row["path"], row["format"], row["width"], row["height"], row["levels"]) == (
-        "slides/CMU-1-Small-Region.svs",
+    assert row["sha256"] == expected and row["size_bytes"] == len(data) == 1_938_955
+    assert "path" not in row and (row["format"], row["width"], row["height"], row["levels"]) == (
         "svs",
         2220,
         2967,
@@ -97,16 +97,25 @@ def test_register_slide_stores_a_fingerprinted_row_once(store, shared_data, tmp_
     assert (row["mpp_x"], row["mpp_y"], row["display_name"], row["stain"]) == (
         0.499,
         0.499,
-        "HE block A",
+        "IT03-0001 H&E",
         "H&E",
     )
     assert slide_path(store, row) == inside
+    assert (store.root / "keys.db").stat().st_mode & 0o777 == 0o600  # created private, with the key table
+    keys = sqlite3.connect(store.root / "keys.db")
+    assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/CMU-1-Small-Region.svs",)]
     assert register_slide(store, subject["id"], inside)["id"] == row["id"]  # same file again: same row
     outside = register_slide(
-        store, subject["id"], shared_data / "wsi_ome_tiff" / "CMU-1-Small-Region.derived-pyramid.ome.tif"
+        store,
+        subject["id"],
+        shared_data / "wsi_ome_tiff" / "CMU-1-Small-Region.derived-pyramid.ome.tif",
+        stain="H&E",
     )
-    assert outside["path"].startswith("/") and outside["levels"] == 3
+    assert outside["display_name"] == "IT03-0001 H&E 2" and outside["levels"] == 3  # numbered, still blind
+    assert str(slide_path(store, outside)).startswith(str(shared_data.resolve()))  # absolute, site-only
     assert store.db["slides"].count == 2
+    dump = "\n".join(sqlite3.connect(store.root / "palmares.db").iterdump())
+    assert "CMU-1" not in dump and str(shared_data) not in dump
     audit = store.rows("audit_log", "table_name = 'slides'")
     assert len(audit) == 2 and all(a["reader_id"] == store.reader.id for a in audit)
     with pytest.raises(StoreError, match="No subjects row"):
@@ -114,6 +123,14 @@ def test_register_slide_stores_a_fingerprinted_row_once(store, shared_data, tmp_
     with pytest.raises(SlideError):
         register_slide(store, subject["id"], shared_data / "PROVENANCE.md")
     assert store.db["slides"].count == 2
+
+
+def test_a_dicom_slide_folder_is_fingerprinted_file_by_file(store, shared_data):
+    subject = store.ensure_subject("IT03-0001")
+    row = register_slide(store, subject["id"], shared_data / "wsi_dicom")
+    files = sorted(p for p in (shared_data / "wsi_dicom").iterdir() if p.is_file())
+    assert row["sha256"] == slide_fingerprint(shared_data / "wsi_dicom") != slide_fingerprint(files[0])
+    assert row["size_bytes"] == sum(p.stat().st_size for p in files) and row["display_name"] == "IT03-0001 HE"
 
 
 def test_fingerprint_of_a_large_file_reads_only_its_ends(tmp_path):

@@ -79,7 +79,7 @@ def test_failed_write_leaves_store_unchanged(store):
 
 def test_worklist_reports_modalities_and_status(store):
     sub = store.ensure_subject("IT03-0002")
-    store.insert("slides", {"subject_id": sub["id"], "display_name": "HE 1", "path": "/x.tif"})
+    store.insert("slides", {"subject_id": sub["id"], "display_name": "IT03-0002 HE"})
     store.set_status(sub["id"], "HE", "in progress")
     (row,) = store.worklist()
     assert row["modalities"] == ["HE"] and row["status"] == {"HE": "in progress"}

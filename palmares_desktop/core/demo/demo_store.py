@@ -309,9 +309,7 @@ def iter_build_demo_store(
                 raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
             row = store.subject_by_code(subject.code)
             try:
-                register_slide(
-                    store, row["id"], manifest.path(subject.slide), display_name=f"{subject.code} H&E"
-                )
+                register_slide(store, row["id"], manifest.path(subject.slide), stain="H&E")
                 _add_lesions(store, subject, manifest)
             except (SlideError, SegmentationError) as exc:
                 raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc

@@ -12,6 +12,7 @@ copies) are listed in `ScanResult.skipped` with the reason.
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,13 +166,43 @@ def _list_files(root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
     files = []
     for folder, dirs, names in os.walk(root, onerror=unreadable):
         dirs.sort()
+        for name in list(dirs):
+            path = Path(folder) / name
+            if path.is_symlink():  # os.walk does not follow it either: say so instead of saying nothing
+                dirs.remove(name)
+                skipped.append(
+                    (
+                        str(path),
+                        "link to a folder, not followed (it may lead outside the export, or in a loop)",
+                    )
+                )
         for name in sorted(names):
             path = Path(folder) / name
             if name.upper() == "DICOMDIR":
                 skipped.append((str(path), "DICOMDIR index file (the images it lists are read directly)"))
-            elif path.is_file():
+            elif reason := _not_a_regular_file(path):
+                skipped.append((str(path), reason))
+            else:
                 files.append(path)
     return files
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why `path` is not read (a FIFO would block the scan forever, a device never ends), or None."""
+    link = "link to " if path.is_symlink() else ""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return "broken link: its target does not exist" if link else f"cannot be read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return f"{link}a named pipe (FIFO), not a file: not read"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return f"{link}a device, not a file: not read"
+    if stat.S_ISSOCK(mode):
+        return f"{link}a socket, not a file: not read"
+    return f"{link}something other than a file: not read"
 
 
 def _stack_key(header: InstanceHeader, frame: FrameInfo) -> tuple:

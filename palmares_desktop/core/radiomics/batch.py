@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.radiomics.errors import BatchError
+from palmares_desktop.core.radiomics.scheduler import SCHEDULER_TIMEOUT_S, check_scheduler, quiet_dask
 from palmares_desktop.core.radiomics.store_features import (
     Outcome,
     WorkItem,
@@ -32,6 +33,7 @@ from palmares_desktop.core.radiomics.store_features import (
     run_item,
 )
 from palmares_desktop.core.store import Reader, Store
+from palmares_desktop.core.store.records import store_site
 from palmares_desktop.core.store.segmentations import describe as describe_segmentation
 from palmares_desktop.core.tasks import Progress, Task
 
@@ -56,10 +58,6 @@ LOCAL_WORKER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
 }
-
-
-class BatchError(PalmaresError):
-    """The batch could not run at all (no scheduler, store not visible to workers...)."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +117,12 @@ def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
     if scheduler:
         try:
             client = Client(scheduler, timeout=f"{timeout_s}s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise BatchError(f"Cannot reach the Dask scheduler at {scheduler}: {exc}.") from exc
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise BatchError(f"Cannot connect to the Dask scheduler at {scheduler}: {exc}.") from exc
         try:
             client.wait_for_workers(1, timeout=3 * timeout_s)
         except (TimeoutError, OSError) as exc:
-            client.close()
+            _shutdown(client, None, {})
             raise BatchError(
                 f"No Dask worker joined the scheduler at {scheduler} within {3 * timeout_s:g} s."
             ) from exc
@@ -149,7 +147,9 @@ def _connect(workers: int | None, scheduler: str | None, timeout_s: float):
                 # that several batches (or another Dask user's :8787) never collide.
                 dashboard_address=":0",
                 scheduler_kwargs={"dashboard": False},
-                silence_logs=logging.ERROR,
+                # Task failures reach the user per lesion through their futures; worker log lines
+                # (e.g. connections closed at shutdown) would only be tracebacks on their terminal.
+                silence_logs=logging.CRITICAL,
                 # Worker processes start with one-thread settings; a thread worker is pinned by the task.
                 **({"env": dict(ONE_THREAD_ENV)} if processes else {}),
             )
@@ -212,6 +212,8 @@ def iter_batch(
     storing a result and yielding its Progress).
     """
     started = time.perf_counter()
+    if scheduler:  # first: a wrong address is said at once, in a sentence, whatever the store holds
+        scheduler = check_scheduler(scheduler, min(connect_timeout_s, SCHEDULER_TIMEOUT_S))
     store = Store.open(store_path, create=False)
     client = cluster = None
     futures: dict = {}
@@ -219,7 +221,7 @@ def iter_batch(
         if reader is not None:
             store.use_reader(store.add_reader(reader.name, reader.role, reader.site_code))
         else:
-            store.use_system_reader("palmares radiomics batch", site_code=store.site_code() or "XX00")
+            store.use_system_reader("palmares radiomics batch", site_code=store_site(store))
         pending, current = plan_pending(store, presets, latest_only, retry_failed)
         summary = summary or BatchSummary()
         summary.skipped_current = len(current)
@@ -296,18 +298,25 @@ def _record(store: Store, item: WorkItem, future, summary: BatchSummary) -> str:
     return row["status"] if row["status"] == "ok" else f"error: {row['error']}"
 
 
+#: Bound on closing the client and the cluster: a worker stuck in C code must not hold the exit.
+CLOSE_TIMEOUT_S = 10.0
+
+
 def _shutdown(client, cluster, futures) -> None:
-    try:
-        if client is not None and futures:
-            client.cancel(list(futures))
-    except Exception:  # noqa: BLE001 - shutting down anyway
-        log.debug("cancelling futures failed", exc_info=True)
-    for thing in (client, cluster):
-        if thing is not None:
-            try:
-                thing.close()
-            except Exception:  # noqa: BLE001
-                log.debug("closing %s failed", thing, exc_info=True)
+    """Cancel what is queued, then close the client before the cluster (so no client connection
+    is cut by a closing scheduler), each with a timeout, with Dask's loggers silenced."""
+    with quiet_dask():
+        try:
+            if client is not None and futures:
+                client.cancel(list(futures))
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            log.debug("cancelling futures failed", exc_info=True)
+        for thing in (client, cluster):
+            if thing is not None:
+                try:
+                    thing.close(timeout=CLOSE_TIMEOUT_S)
+                except Exception:  # noqa: BLE001
+                    log.debug("closing %s failed", thing, exc_info=True)
 
 
 def run_batch(store_path: str | Path, **kwargs) -> BatchSummary:

@@ -18,3 +18,7 @@ class RadiomicsError(PalmaresError):
 
 class RadiomicsLockError(RadiomicsError):
     """The study locked a parameter file and refuses extraction with any other."""
+
+
+class BatchError(PalmaresError):
+    """The batch could not run at all (no scheduler, store not visible to workers...)."""

@@ -30,9 +30,15 @@ import SimpleITK as sitk
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.images import geometry, image_sha256, read_image
 from palmares_desktop.core.radiomics.params import RadiomicsParams
+from palmares_desktop.core.segmentation.labels import label_problem, label_values_problem
 
 __all__ = ["FeatureResult", "RadiomicsError", "extract_features", "read_image", "versions"]
 
+#: The largest region (bounding box plus pyradiomics' padDistance, after resampling) we let pyradiomics
+#: resample and compute: 30 million voxels is a 31 cm cube at 1 mm, larger than any lesion, and
+#: already needs several GB and minutes. A typo such as resampledPixelSpacing 0.05 instead of 0.5
+#: would otherwise run for hours (and end out of memory) instead of being refused in a second.
+MAX_RESAMPLED_VOXELS = 30_000_000
 _DEFAULT_TOLERANCE = 1e-6  # SimpleITK's own coordinate/direction tolerance when the file sets none
 _MAX_EXTRACTORS = 8
 
@@ -146,10 +152,47 @@ def _check_inputs(image: Any, mask: Any, tolerance: float) -> None:
                 f"The mask is not on the image's voxel grid: its {name} differs by {worst:.3g}{unit} "
                 f"(tolerance {tol:.3g}{unit}). Masks must be written on the exact image geometry."
             )
-    if "float" in mask.GetPixelIDTypeAsString():
-        arr = sitk.GetArrayViewFromImage(mask)
-        if not np.array_equal(arr, np.floor(arr)):
-            raise RadiomicsError("The mask holds fractional values: pass a label map of whole numbers.")
+    if problem := label_values_problem(sitk.GetArrayViewFromImage(mask), "The mask"):
+        raise RadiomicsError(problem)
+
+
+def resampled_voxels(mask: sitk.Image, label: int, params: RadiomicsParams) -> int | None:
+    """How many voxels pyradiomics' resampling (imageoperations.resampleImage) will make of the
+    label's bounding box, padDistance included; None without resampling or when the label is absent."""
+    spacing = params.setting("resampledPixelSpacing")
+    if not spacing or len(spacing) != mask.GetDimension() or any(float(v) < 0 for v in spacing):
+        return None
+    present = sitk.GetArrayViewFromImage(mask) == label
+    if not present.any():
+        return None
+    # numpy's axes are (z, y, x); ITK's index order is (x, y, z)
+    axes = range(present.ndim)
+    extents = [
+        np.flatnonzero(present.any(axis=tuple(a for a in axes if a != axis)))
+        for axis in reversed(range(present.ndim))
+    ]
+    old = np.asarray(mask.GetSpacing(), dtype=float)
+    new = np.where(np.asarray(spacing, dtype=float) == 0, old, np.asarray(spacing, dtype=float))
+    ratio = old / new
+    pad = float(params.setting("padDistance", 5))
+    start = np.array([e[0] for e in extents], dtype=float)
+    size = np.array([e[-1] - e[0] + 1 for e in extents], dtype=float)
+    low = np.maximum(np.floor((start - 0.5) * ratio - pad), 0)
+    high = np.minimum(
+        np.ceil((start + size - 0.5) * ratio + pad), np.ceil(np.asarray(mask.GetSize()) * ratio) - 1
+    )
+    return int(np.prod(high - low + 1))
+
+
+def _check_resampled_size(mask: sitk.Image, label: int, params: RadiomicsParams) -> None:
+    voxels = resampled_voxels(mask, label, params)
+    if voxels is not None and voxels > MAX_RESAMPLED_VOXELS:
+        spacing = " x ".join(f"{float(v):g}" for v in params.setting("resampledPixelSpacing"))
+        raise RadiomicsError(
+            f"Resampling to {spacing} mm (resampledPixelSpacing of {params.name}) would make the region "
+            f"(label {label}) about {voxels:,} voxels, more than the limit of {MAX_RESAMPLED_VOXELS:,}: "
+            "use a coarser spacing (the study presets resample to whole millimetres)."
+        )
 
 
 def _dims(size: tuple[int, ...]) -> str:
@@ -286,7 +329,10 @@ def extract_features(
     """
     started = time.perf_counter()
     label = int(label if label is not None else params.setting("label", 1))
+    if problem := label_problem(label):
+        raise RadiomicsError(problem)
     _check_inputs(image, mask, float(params.setting("geometryTolerance", _DEFAULT_TOLERANCE)))
+    _check_resampled_size(mask, label, params)
     extractor = _extractor(params)
     collector = _WarningCollector()
     radiomics_log = logging.getLogger("radiomics")

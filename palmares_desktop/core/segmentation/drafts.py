@@ -55,10 +55,9 @@ def save_draft(
         lesion = _lesion(store, subject, lesion_name, organ)
         current = chains.draft(store, lesion.id, series["id"])
         seg_id = current.id if current else new_id()
-        final = store.files.mask(seg_id)
-        relative = store.files.relative(final)
-        # Written under the write lock, published with the row (see core/store/files.py).
-        staging = store.files.staging(final)
+        relative = current.mask_path if current else store.files.relative(store.files.mask(seg_id))
+        target = store.path(relative)
+        staging = store.files.staging(target)  # see core/store/files.py
         sitk.WriteImage(binary, str(staging), useCompression=True)
         try:
             fields = {
@@ -76,7 +75,7 @@ def save_draft(
             if current is None:
                 fields["id"] = seg_id
             row = chains.write_draft(store, fields)
-            publish(staging, final)  # last step: a failure rolls the row back with it
+            publish(staging, target)  # last step: a failure rolls the row back with it
         except BaseException:
             discard(staging)
             raise

@@ -23,6 +23,7 @@ from palmares_desktop.core.segmentation.geometry import (
     SegmentationError,
     check_geometry,
 )
+from palmares_desktop.core.segmentation.labels import label_problem, label_values_problem
 from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.store.files import discard, publish
@@ -116,14 +117,10 @@ def _as_label_image(image: sitk.Image, name: str) -> sitk.Image:
             f"{name} has {image.GetNumberOfComponentsPerPixel()} values per voxel; "
             "a label map has one whole number per voxel."
         )
+    problem = label_values_problem(sitk.GetArrayViewFromImage(image), name)
+    if problem:
+        raise SegmentationError(problem)
     if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        values = sitk.GetArrayViewFromImage(image)
-        fractional = values[values != np.round(values)]
-        if fractional.size:
-            raise SegmentationError(
-                f"{name} holds non-integer values (e.g. {fractional.flat[0]:.3g}); "
-                "a label map must hold whole numbers (0 outside, labels inside)."
-            )
         image = sitk.Cast(image, sitk.sitkInt32)
     return image
 
@@ -275,6 +272,8 @@ def _slice_index(
 
 def binary_mask(label_map: LabelMap, label: int) -> sitk.Image:
     """A uint8 0/1 mask of one label (one segment of a SEG), on the label map's grid."""
+    if problem := label_problem(label):
+        raise SegmentationError(problem)
     if label_map.frames is not None:
         array = np.zeros(tuple(reversed(label_map.image.GetSize())), dtype=np.uint8)
         for number, k, plane in label_map.frames:
@@ -374,6 +373,8 @@ def add_segmentation(
     found by name (created if new; default: the SEG segment's label, else 'mask <sha8> label N').
     Adding a mask identical to the lesion's latest version on that series returns that version.
     """
+    if problem := label_problem(int(label)):  # before any file is read: label 0 is the whole background
+        raise SegmentationError(problem)
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise SegmentationError(f"There is no subject {subject_code} in this store.")

@@ -356,3 +356,9 @@ def add_feature_set(store: Store, row: dict, detail: dict) -> dict:
             None if value is None else json.dumps(value, default=str, sort_keys=True, allow_nan=False)
         )
     return store.insert("feature_sets", row, detail=detail)
+
+
+def store_site(store: Store) -> str:
+    """The site a store belongs to (XX00 while it has none): the site of readers that a store-wide
+    command (batch, parameter lock) records."""
+    return store.site_code() or "XX00"

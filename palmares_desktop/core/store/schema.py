@@ -263,6 +263,62 @@ def m004_segmentation_chains(db: Database) -> None:
         )
 
 
+@migrations()
+def m005_slide_paths_stay_on_site(db: Database) -> None:
+    """Slides keep a relocatable reference and a blind name in palmares.db; the local path moves to keys.db.
+
+    Before: `path` (absolute outside the store, which can carry a hospital share and, in its file
+    name, a patient name) and `display_name` (the file stem). After: the path is in keys.db
+    `slide_locations` (written first, so an interrupted migration is simply re-run), the name is the
+    subject code plus stain (see slide_refs.py), `size_bytes` joins the fingerprint, and the `path`
+    column is dropped so that nothing can write it again. The old names are not audited, on purpose:
+    the audit log travels too.
+    """
+    from pathlib import Path
+
+    from palmares_desktop.core.store.slide_refs import display_name, record_locations, slide_size
+    from palmares_desktop.core.store.store import now
+
+    rows = list(
+        db.query(
+            "SELECT slides.id, slides.path, slides.stain, slides.display_name, slides.subject_id, subjects.code"
+            " FROM slides"
+            " LEFT JOIN subjects ON subjects.id = slides.subject_id ORDER BY slides.created_at, slides.rowid"
+        )
+    )
+    main_file = next((r[2] for r in db.execute("PRAGMA database_list").fetchall() if r[1] == "main"), "")
+    root = Path(main_file).parent if main_file else None
+    located = {r["id"]: r["path"] for r in rows if r["path"]}
+    if located:
+        if root is None:
+            raise PalmaresError(
+                "Slide paths can only be moved out of a store kept in a folder, not in memory."
+            )
+        record_locations(root, located, replace=False)  # a location set since (slide add) is newer
+    # Overwrite, not just unlink, the old names and paths: a copy of palmares.db must not carry
+    # them in its free pages.
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete=ON")
+    db["slides"].add_column("size_bytes", int)
+    taken: dict[tuple[str, str], int] = {}
+    for r in rows:
+        key = (r["subject_id"], r["stain"] or "HE")
+        taken[key] = taken.get(key, 0) + 1
+        name = display_name(r["code"] or "", r["stain"], taken[key])
+        if not r["path"] and name == r["display_name"]:
+            continue  # registered by `slide add`: already blind, its location already on site
+        size = None
+        if r["path"] and root is not None:
+            size = slide_size(Path(r["path"]) if Path(r["path"]).is_absolute() else root / r["path"])
+        db.execute(
+            "UPDATE slides SET display_name = ?, size_bytes = ?, revision = revision + 1, updated_at = ?"
+            " WHERE id = ?",
+            [name, size, now(), r["id"]],
+        )
+    db.execute("ALTER TABLE slides DROP COLUMN path")
+    db.execute(f"PRAGMA secure_delete={int(secure)}")
+
+
 class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 

@@ -1,0 +1,266 @@
+"""A room's reading session, Qt-free: the subject, its reading set, the working mask, one undo history
+and the autosave timing. The CT/PET and slide rooms are views over it; a CLI tool or a napari plugin
+can drive the same object.
+
+The working mask is held in DISPLAY order (the array a viewer edits, see core/placement.py), so a
+viewer's labels layer can share its memory; `stored_mask()` maps it back onto the stored grid voxel
+for voxel.
+
+Undo keeps memory bounded: each step stores only what changed, as the before/after values of the
+changed voxels' bounding box, or as their flat indices and values when a thin stroke leaves most of
+the box untouched (whichever is smaller). The oldest steps are dropped past `max_bytes`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from palmares_desktop.core.placement import Placement
+
+DEFAULT_HISTORY_BYTES = 256 * 2**20  # a few hundred brush strokes on a CT, well under a full copy each
+DEFAULT_IDLE_S = 3.0  # save once the reader pauses this long...
+DEFAULT_MAX_DELAY_S = 30.0  # ...but never leave an edit unsaved longer than this
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undoable change: where (a box of the mask) and the voxel values before and after it."""
+
+    box: tuple[slice, ...]
+    before: np.ndarray  # the box's values, or (with `flat`) only the changed voxels' values
+    after: np.ndarray
+    flat: np.ndarray | None = None  # flat indices inside the box of the changed voxels (sparse form)
+
+    @property
+    def nbytes(self) -> int:
+        return self.before.nbytes + self.after.nbytes + (0 if self.flat is None else self.flat.nbytes)
+
+    def write(self, mask: np.ndarray, values: np.ndarray) -> None:
+        if self.flat is None:
+            mask[self.box] = values
+        else:
+            region = mask[self.box]  # a view: writing into it writes the mask
+            region.flat[self.flat] = values  # (.flat on a view writes through)
+
+    @classmethod
+    def between(cls, before_box: np.ndarray, after_box: np.ndarray, box: tuple[slice, ...]) -> Step | None:
+        """The step that turns `before_box` into `after_box` (both the values of `box`), tightened."""
+        changed = before_box != after_box
+        if not changed.any():
+            return None
+        hit = np.argwhere(changed)
+        low, high = hit.min(axis=0), hit.max(axis=0) + 1
+        inner = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high, strict=True))
+        tight = tuple(slice(s.start + i.start, s.start + i.stop) for s, i in zip(box, inner, strict=True))
+        before, after, changed = before_box[inner], after_box[inner], changed[inner]
+        flat = np.flatnonzero(changed)
+        dense_bytes = 2 * before.nbytes
+        sparse_bytes = flat.astype(np.int32).nbytes + 2 * flat.size * before.itemsize
+        if sparse_bytes < dense_bytes:
+            return cls(tight, before.ravel()[flat].copy(), after.ravel()[flat].copy(), flat.astype(np.int32))
+        return cls(tight, before.copy(), after.copy())
+
+
+class EditHistory:
+    """Undo/redo of changes to one label array, bounded in memory (see the module docstring)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._undo: deque[Step] = deque()
+        self._redo: list[Step] = []
+        self.dropped = 0  # steps forgotten to stay within max_bytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
+
+    @property
+    def depth(self) -> int:
+        """How many steps can be undone."""
+        return len(self._undo)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def push(self, step: Step) -> None:
+        self._undo.append(step)
+        self._redo.clear()  # a new edit ends the redo branch, as in every editor
+        while self._undo and self.nbytes > self.max_bytes:
+            self._undo.popleft()
+            self.dropped += 1
+
+    def undo(self, mask: np.ndarray) -> tuple[slice, ...] | None:
+        """Put the last step's before-values back; returns the box changed (for the view), or None."""
+        if not self._undo:
+            return None
+        step = self._undo.pop()
+        step.write(mask, step.before)
+        self._redo.append(step)
+        return step.box
+
+    def redo(self, mask: np.ndarray) -> tuple[slice, ...] | None:
+        if not self._redo:
+            return None
+        step = self._redo.pop()
+        step.write(mask, step.after)
+        self._undo.append(step)
+        return step.box
+
+
+@dataclass
+class AutosaveClock:
+    """When the working mask should be saved as a draft: after `idle_s` without edits, and at the
+    latest `max_delay_s` after the first unsaved edit (a reader painting without pause still gets
+    saves). Time is injectable (`clock`) so that tests and a GUI timer agree."""
+
+    idle_s: float = DEFAULT_IDLE_S
+    max_delay_s: float = DEFAULT_MAX_DELAY_S
+    clock: Callable[[], float] = time.monotonic
+    _first_unsaved: float | None = None
+    _last_edit: float | None = None
+
+    @property
+    def dirty(self) -> bool:
+        return self._first_unsaved is not None
+
+    def touched(self) -> None:
+        now = self.clock()
+        if self._first_unsaved is None:
+            self._first_unsaved = now
+        self._last_edit = now
+
+    def due(self) -> bool:
+        if self._first_unsaved is None or self._last_edit is None:
+            return False
+        now = self.clock()
+        return now - self._last_edit >= self.idle_s or now - self._first_unsaved >= self.max_delay_s
+
+    def seconds_until_due(self) -> float | None:
+        """For a single-shot GUI timer: how long until `due()` turns true (None when clean)."""
+        if self._first_unsaved is None or self._last_edit is None:
+            return None
+        now = self.clock()
+        wait = min(self._last_edit + self.idle_s, self._first_unsaved + self.max_delay_s) - now
+        return max(0.0, wait)
+
+    def saved(self) -> None:
+        self._first_unsaved = self._last_edit = None
+
+
+@dataclass
+class ReadingSession:
+    """One subject open in a room. `reading_set` is what the room shows (series, segmentations);
+    `mask` the working label array in display order, on `placement`'s grid."""
+
+    subject: Any
+    reading_set: Any
+    mask: np.ndarray
+    placement: Placement
+    history: EditHistory = field(default_factory=EditHistory)
+    autosave: AutosaveClock = field(default_factory=AutosaveClock)
+
+    def __post_init__(self) -> None:
+        if self.mask.shape != self.placement.display_shape:
+            raise ValueError(
+                f"Mask shape {self.mask.shape} is not the display shape {self.placement.display_shape}."
+            )
+
+    @classmethod
+    def for_mask(
+        cls, subject: Any, reading_set: Any, stored_mask: sitk.Image, **kwargs: Any
+    ) -> ReadingSession:
+        """A session whose working mask starts as `stored_mask` (a copy, in display order)."""
+        placement = Placement.of(stored_mask)
+        mask = np.ascontiguousarray(placement.to_display(stored_mask))
+        return cls(subject, reading_set, mask, placement, **kwargs)
+
+    # -------------------------------------------------------------- edits
+    def change(self, box: tuple[slice, ...], values: np.ndarray | int) -> bool:
+        """Write `values` into `box` of the mask as one undoable step. False when nothing changed."""
+        before = self.mask[box].copy()
+        after = np.broadcast_to(np.asarray(values, dtype=self.mask.dtype), before.shape)
+        step = Step.between(before, after, _absolute(box, self.mask.shape))
+        if step is None:
+            return False
+        self.mask[box] = after
+        self._record(step)
+        return True
+
+    def record_region(
+        self, box: tuple[slice, ...], before: np.ndarray, after: np.ndarray | None = None
+    ) -> bool:
+        """Record an edit a viewer makes in place: `before` holds the values `box` had before it and
+        `after` those it gets (default: what the mask holds now). One undoable step, so a viewer's
+        history joins this one."""
+        box = _absolute(box, self.mask.shape)
+        after = self.mask[box].copy() if after is None else np.asarray(after, dtype=self.mask.dtype)
+        step = Step.between(np.asarray(before, dtype=self.mask.dtype), after, box)
+        if step is None:
+            return False
+        self._record(step)
+        return True
+
+    def record_painted(self, indices: tuple[np.ndarray, ...], old_values: np.ndarray) -> bool:
+        """`record_region` for voxels given as index arrays and their old values."""
+        indices = tuple(np.asarray(i) for i in indices)
+        if not indices or indices[0].size == 0:
+            return False
+        low = [int(i.min()) for i in indices]
+        box = tuple(slice(lo, int(i.max()) + 1) for lo, i in zip(low, indices, strict=True))
+        before = self.mask[box].copy()
+        before[tuple(i - lo for i, lo in zip(indices, low, strict=True))] = old_values
+        return self.record_region(box, before)
+
+    def _record(self, step: Step) -> None:
+        self.history.push(step)
+        self.autosave.touched()
+
+    def undo(self) -> tuple[slice, ...] | None:
+        box = self.history.undo(self.mask)
+        if box is not None:
+            self.autosave.touched()
+        return box
+
+    def redo(self) -> tuple[slice, ...] | None:
+        box = self.history.redo(self.mask)
+        if box is not None:
+            self.autosave.touched()
+        return box
+
+    # ------------------------------------------------------------- saving
+    @property
+    def dirty(self) -> bool:
+        return self.autosave.dirty
+
+    def autosave_due(self) -> bool:
+        return self.autosave.due()
+
+    def stored_mask(self) -> sitk.Image:
+        """The working mask on the stored grid, voxel for voxel (what a draft save writes)."""
+        return self.placement.to_stored(self.mask)
+
+    def mark_saved(self) -> None:
+        self.autosave.saved()
+
+
+def _absolute(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """`box` with explicit, non-negative starts and stops (steps of 1 only)."""
+    out = []
+    for s, n in zip(box, shape, strict=True):
+        start, stop, step = s.indices(n)
+        if step != 1:
+            raise ValueError("An edit box must be a plain block (slices with step 1).")
+        out.append(slice(start, stop))
+    return tuple(out)
