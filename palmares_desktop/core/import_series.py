@@ -142,9 +142,9 @@ class SeriesImport:
             suv, units, suv_error = self._suv_provenance(original_suv, deid_headers, first)
             if suv_error:
                 notes.append(f"SUV could not be computed: {suv_error} Values are in {units}, not SUV.")
-        study_row, series_row = self._rows(first, image, units, suv, notes)
         # What the scan noticed on a usable series (e.g. an incomplete export) is shown too, not only stored.
-        warnings = json.loads(series_row["problems_json"])
+        warnings = safe_texts(info.problems, info, self.root) + notes
+        study_row, series_row = self._rows(first, image, units, suv, warnings)
         self._check_leaks(self._nrrd_header(), "the volume header")
         self._check_leaks(json.dumps([study_row, series_row]), "the database rows")
         self._commit(study_row, series_row)
@@ -236,7 +236,7 @@ class SeriesImport:
         units = str(first.get("Units", "") or "unknown units")
         return data, units, data["error"]
 
-    def _rows(self, first, image, units, suv, notes) -> tuple[dict, dict]:
+    def _rows(self, first, image, units, suv, problems) -> tuple[dict, dict]:
         info = self.info
         study_date = str(first.get("StudyDate", "") or "")
         study_row = {
@@ -248,7 +248,6 @@ class SeriesImport:
             "site_code": self.site,
         }
         for_uid = info.frame_of_reference_uid
-        problems = safe_texts(info.problems, info, self.root) + notes
         series_row = {
             "id": self.series_id,
             "modality": info.modality,

@@ -11,7 +11,7 @@ from series_fixture import import_ct
 
 from palmares_desktop.core.radiomics.batch import run_batch
 from palmares_desktop.core.radiomics.store_features import compute_features_for_segmentation, pending_work
-from palmares_desktop.core.segmentation.drafts import discard, finalize, save_draft
+from palmares_desktop.core.segmentation.drafts import discard_draft, finalize, save_draft
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation
 from palmares_desktop.core.store import StoreError, file_sha256
 from palmares_desktop.core.store import segmentations as chains
@@ -74,7 +74,9 @@ def test_five_autosaves_make_one_draft_row_and_no_feature_job(store, liver):
     )
     # Drafts never become feature jobs: not planned, and refused when asked for directly.
     assert pending_work(store) == [(final["id"], "ct")]
-    with pytest.raises(StoreError, match=r"IT03-0001 Liver draft is a draft: its features are computed when"):
+    with pytest.raises(
+        StoreError, match=r"^The IT03-0001 Liver draft has no features until it is finalised\.$"
+    ):
         compute_features_for_segmentation(store, draft.id)
     assert store.rows("feature_sets") == []
     # Five autosaves are one create and four updates of that one row.
@@ -100,7 +102,7 @@ def test_finalize_makes_the_next_immutable_version(store, liver):
     assert not store.path(f"masks/{again.id}.nrrd").exists()
     # A discarded draft leaves the finals alone.
     thrown = save_draft(store, SUBJECT, "CT", _eroded(liver, 1), lesion_name="Liver")
-    discard(store, thrown.id)
+    discard_draft(store, thrown.id)
     assert [r["version"] for r in store.rows("segmentations", order_by="version")] == [1, 2]
     assert len(list(store.path("masks").iterdir())) == 2
 

@@ -1,6 +1,6 @@
-"""SQL has one home, core/store/: no other module runs a statement, indexes a table, passes SQL text
-or names a store table to the store's generic row methods. Read from the source (AST), so a new
-violation anywhere in the package fails here with its file and line."""
+"""SQL has one home, core/store/: no other module runs a statement, indexes a table, passes SQL
+text, names a store table to the store's generic row methods or reads a `*_json` column. Read from
+the source (AST), so a new violation anywhere in the package fails here with its file and line."""
 
 from __future__ import annotations
 
@@ -83,6 +83,11 @@ def violations(path: Path, source: str, tables: set[str]) -> list[str]:
                     found.append(f"{line} passes SQL text {text[:40]!r}")
         if isinstance(node, ast.Subscript) and _receiver(node.value) == "db":
             found.append(f"{line} indexes db[...]")
+        key = node.slice if isinstance(node, ast.Subscript) else None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            key = node.args[0] if node.args else None
+        if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.endswith("_json"):
+            found.append(f"{line} reads the JSON column {key.value!r} (core/store/records.py parses it)")
     return found
 
 
@@ -105,6 +110,7 @@ conn.executescript(SCHEMA)
 store.rows("series", "subject_id = ?", [x])
 run(f"DELETE FROM {table} WHERE id = ?")
 extractor.execute(image, mask)
+sizes = json.loads(row["size_json"])
 """
     found = violations(PACKAGE / "cli" / "example.py", source, _tables())
     assert sorted(found) == [
@@ -115,4 +121,5 @@ extractor.execute(image, mask)
         "cli/example.py:5 names the table 'series' (ask core/store/records.py)",
         "cli/example.py:6 passes SQL text 'DELETE FROM  WHERE id = ?'",
         "cli/example.py:7 calls .execute()",
+        "cli/example.py:8 reads the JSON column 'size_json' (core/store/records.py parses it)",
     ]

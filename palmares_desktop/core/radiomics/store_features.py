@@ -117,7 +117,7 @@ def plan_item(
     if seg["status"] != "final":
         # A draft changes at every autosave: features are computed once it is finalised.
         raise StoreError(
-            f"{chains.describe(store, segmentation_id)} is a draft: its features are computed when it is finalised."
+            f"The {chains.describe(store, segmentation_id)} has no features until it is finalised."
         )
     series = records.series_row(store, seg["series_id"])
     modality = series["modality"]

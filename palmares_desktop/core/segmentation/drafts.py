@@ -19,7 +19,7 @@ from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError,
 from palmares_desktop.core.segmentation.labelmaps import MODALITY_NAMES, _lesion, find_series
 from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store import segmentations as chains
-from palmares_desktop.core.store.files import publish
+from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
 
 
@@ -53,7 +53,7 @@ def save_draft(
 
     with store.transaction():
         lesion = _lesion(store, subject, lesion_name, organ)
-        current = chains.draft(store, lesion["id"], series["id"])
+        current = chains.draft(store, lesion.id, series["id"])
         seg_id = current.id if current else new_id()
         relative = current.mask_path if current else store.files.relative(store.files.mask(seg_id))
         target = store.path(relative)
@@ -61,7 +61,7 @@ def save_draft(
         sitk.WriteImage(binary, str(staging), useCompression=True)
         try:
             fields = {
-                "lesion_id": lesion["id"],
+                "lesion_id": lesion.id,
                 "series_id": series["id"],
                 "method": method,
                 "parameters": parameters,
@@ -77,7 +77,7 @@ def save_draft(
             row = chains.write_draft(store, fields)
             publish(staging, target)  # last step: a failure rolls the row back with it
         except BaseException:
-            staging.unlink(missing_ok=True)
+            discard(staging)
             raise
     return records.as_segmentation(row)
 
@@ -88,12 +88,12 @@ def finalize(store: Store, draft_id: str) -> Segmentation:
     draft_row = chains.segmentation_row(store, draft_id)
     row = chains.finalize(store, draft_id)
     if row["id"] != draft_id:
-        store.path(draft_row["mask_path"]).unlink(missing_ok=True)
+        discard(store.path(draft_row["mask_path"]))
     return records.as_segmentation(row)
 
 
-def discard(store: Store, draft_id: str) -> None:
+def discard_draft(store: Store, draft_id: str) -> None:
     """Throw the draft away (the chain's final versions stay)."""
     draft_row = chains.segmentation_row(store, draft_id)
     chains.discard_draft(store, draft_id)
-    store.path(draft_row["mask_path"]).unlink(missing_ok=True)
+    discard(store.path(draft_row["mask_path"]))

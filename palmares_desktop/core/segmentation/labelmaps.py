@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.model import Lesion
 from palmares_desktop.core.segmentation.geometry import (
     GeometryMismatchError,
     Grid,
@@ -324,18 +325,18 @@ def find_series(store: Store, subject_id: str, modality: str, series_id: str | N
     return records.series_row(store, choice.chosen.id)
 
 
-def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> dict:
+def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> Lesion:
     """The subject's lesion called `name`, created if new; its site must agree with `organ`."""
     lesion = records.lesion_named(store, subject["id"], name)
     if lesion is None:
         return records.add_lesion(store, subject["id"], name, organ)
-    if organ and lesion["organ"] and lesion["organ"].lower() != organ.lower():
+    if organ and lesion.organ and lesion.organ.lower() != organ.lower():
         raise SegmentationError(
-            f"Lesion {name!r} of {subject['code']} is recorded at {lesion['organ']}, "
+            f"Lesion {name!r} of {subject['code']} is recorded at {lesion.organ}, "
             f"not {organ}; give another lesion name."
         )
-    if organ and not lesion["organ"]:
-        lesion = records.set_lesion_organ(store, lesion["id"], organ)
+    if organ and not lesion.organ:
+        lesion = records.set_lesion_organ(store, lesion.id, organ)
     return lesion
 
 
@@ -421,7 +422,7 @@ def add_segmentation(
         mask_sha = file_sha256(target)
         with store.transaction():
             lesion = _lesion(store, subject, lesion_name, organ)
-            previous = chains.latest_final(store, lesion["id"], series["id"])
+            previous = chains.latest_final(store, lesion.id, series["id"])
             if previous and previous.mask_sha256 == mask_sha:
                 target.unlink()
                 return chains.segmentation_row(store, previous.id)
@@ -429,7 +430,7 @@ def add_segmentation(
                 store,
                 {
                     "id": seg_id,
-                    "lesion_id": lesion["id"],
+                    "lesion_id": lesion.id,
                     "series_id": series["id"],
                     "method": method,
                     "parameters": parameters,

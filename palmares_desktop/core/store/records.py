@@ -259,21 +259,21 @@ def series_of_subject(store: Store, subject_id: str, modality: str) -> list[Seri
 
 
 # ---------------------------------------------------------------------------------- lesions
-def lesion_named(store: Store, subject_id: str, name: str) -> dict | None:
+def lesion_named(store: Store, subject_id: str, name: str) -> Lesion | None:
     rows = store.rows("lesions", "subject_id = ? and name = ?", [subject_id, name])
-    return rows[0] if rows else None
+    return as_lesion(rows[0]) if rows else None
 
 
 def lesion_row(store: Store, lesion_id: str) -> dict:
     return store.get("lesions", lesion_id)
 
 
-def add_lesion(store: Store, subject_id: str, name: str, organ: str | None) -> dict:
-    return store.insert("lesions", {"subject_id": subject_id, "name": name, "organ": organ})
+def add_lesion(store: Store, subject_id: str, name: str, organ: str | None) -> Lesion:
+    return as_lesion(store.insert("lesions", {"subject_id": subject_id, "name": name, "organ": organ}))
 
 
-def set_lesion_organ(store: Store, lesion_id: str, organ: str) -> dict:
-    return store.update("lesions", lesion_id, {"organ": organ})
+def set_lesion_organ(store: Store, lesion_id: str, organ: str) -> Lesion:
+    return as_lesion(store.update("lesions", lesion_id, {"organ": organ}))
 
 
 def update_lesion(store: Store, lesion_id: str, changes: dict[str, Any]) -> dict:

@@ -242,7 +242,8 @@ def m004_segmentation_chains(db: Database) -> None:
         "ALTER TABLE segmentations ADD COLUMN status TEXT NOT NULL DEFAULT 'final' "
         "CHECK (status IN ('draft', 'final'))"
     )
-    db.execute("ALTER TABLE segmentations ADD COLUMN reader_id TEXT REFERENCES readers(id)")
+    # No foreign key, like author_id: a merged package's readers need not be in this store's table.
+    db.execute("ALTER TABLE segmentations ADD COLUMN reader_id TEXT")
     db.execute("UPDATE segmentations SET reader_id = author_id")
     db.execute("DROP INDEX IF EXISTS idx_segmentations_lesion_id_series_id_version")
     db.execute(

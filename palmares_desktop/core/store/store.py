@@ -291,6 +291,8 @@ class Store:
         reader = self._require_reader()
         with self.transaction():
             before = self.get(table, row_id)
+            if "site_code" in changes:  # a row cannot be moved to another site either
+                self._check_own_site(self.site_code(), changes["site_code"], table)
             after = {
                 **changes,
                 "revision": before["revision"] + 1,
