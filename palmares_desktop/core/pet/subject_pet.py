@@ -11,7 +11,6 @@ and weight the SUV engine read): sul_ratio = LBM / weight.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ CT_TO_PET_RULE = "CT mask resampled to the PET grid by nearest neighbour: a PET 
 def sul_normalisation(series: dict) -> tuple[float | None, dict]:
     """(sul_ratio, record) from the sex, height and weight in a PET series' stored SUV provenance;
     the ratio is None (and the record says why) when they cannot give a lean body mass."""
-    inputs = (json.loads(series.get("suv_json") or "{}").get("inputs")) or {}
+    inputs = records.suv_provenance(series).get("inputs") or {}
     weight, size_m, sex = (
         inputs.get("patient_weight_kg"),
         inputs.get("patient_size_m"),
@@ -71,7 +70,7 @@ def load_pet(store: Store, subject_code: str) -> tuple[dict, dict, PetVolume, si
         raise PetToolError(f"There is no subject {subject_code} in this store.")
     series = find_series(store, subject["id"], "PT")
     if series["units"] != "SUVbw":
-        suv = json.loads(series.get("suv_json") or "{}")
+        suv = records.suv_provenance(series)
         why = f": {suv['error']}" if suv.get("error") else ""
         raise PetToolError(
             f"The PET of {subject_code} is not SUV-calibrated (units {series['units'] or 'unknown'}{why}); "
@@ -150,7 +149,7 @@ def threshold_lesion(
 def _stored_reference(store: Store, series_id: str) -> tuple[str, tuple[float, float, float]] | None:
     """(kind, centre) of the reference region the reader last placed for a PERCIST threshold here."""
     for row in records.segmentations_on_series(store, series_id):
-        reference = json.loads(row.get("parameters_json") or "{}").get("reference") or {}
+        reference = records.as_segmentation(row).parameters.get("reference") or {}
         if reference.get("kind") in ("liver", "blood pool"):
             return reference["kind"], tuple(reference["centre_mm"])  # type: ignore[return-value]
     return None

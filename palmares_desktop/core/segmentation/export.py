@@ -80,7 +80,7 @@ def _entry(series, lesion, version) -> dict:
         "version": version["version"],
         "segmentation_id": version["id"],
         "method": version["method"],
-        "parameters": json.loads(version["parameters_json"] or "{}"),
+        "parameters": dict(records.as_segmentation(version).parameters.values),
         "voxel_count": version["voxel_count"],
     }
 

@@ -70,6 +70,11 @@ def as_subject(row: Mapping[str, Any]) -> Subject:
     return Subject(row["id"], row["code"], row["site_code"])
 
 
+def suv_provenance(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The SUV provenance of a `series` row ({} for CT or when none was stored)."""
+    return _loads(row.get("suv_json"), None) or {}
+
+
 def as_series(row: Mapping[str, Any]) -> Series:
     size = _loads(row.get("size_json"), None)
     grid = (
