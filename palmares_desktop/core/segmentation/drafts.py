@@ -15,8 +15,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core.model import Segmentation
-from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError, check_geometry
-from palmares_desktop.core.segmentation.labelmaps import MODALITY_NAMES, _lesion, find_series
+from palmares_desktop.core.segmentation.geometry import check_geometry
+from palmares_desktop.core.segmentation.labelmaps import _lesion, target_of
 from palmares_desktop.core.store import Store, file_sha256, records
 from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.store.files import discard, publish
@@ -37,15 +37,7 @@ def save_draft(
 ) -> Segmentation:
     """Save `mask` (voxels equal to `label`, on the series' grid) as the current reader's draft of the
     lesion on that series; an empty mask is a valid draft (everything erased)."""
-    subject = store.subject_by_code(subject_code)
-    if subject is None:
-        raise SegmentationError(f"There is no subject {subject_code} in this store.")
-    series = find_series(store, subject["id"], modality, series_id)
-    image_name = MODALITY_NAMES[series["modality"]]
-    volume = store.path(series["pixel_path"] or "")
-    if not series["pixel_path"] or not volume.is_file():
-        raise SegmentationError(f"The {image_name} volume of {subject_code} is missing from the store.")
-    grid = Grid.from_file(volume)
+    subject, series, image_name, grid = target_of(store, subject_code, modality, series_id)
     check_geometry(mask, grid, image_name=image_name)
     array = (sitk.GetArrayViewFromImage(mask) == label).astype(np.uint8)
     binary = grid.apply_to(sitk.GetImageFromArray(array))

@@ -361,6 +361,21 @@ def _check_same_scan(
     )
 
 
+def target_of(store: Store, subject_code: str, modality: str, series_id: str | None = None):
+    """(subject, series row, image name, grid) a new mask of the subject's CT or PET must lie on."""
+    subject = store.subject_by_code(subject_code)
+    if subject is None:
+        raise SegmentationError(f"There is no subject {subject_code} in this store.")
+    series = find_series(store, subject["id"], modality, series_id)
+    image_name = MODALITY_NAMES[series["modality"]]
+    volume = store.path(series["pixel_path"] or "")
+    if not series["pixel_path"] or not volume.is_file():
+        raise SegmentationError(
+            f"The {image_name} volume of {subject_code} is missing from the store ({series['pixel_path']})."
+        )
+    return subject, series, image_name, Grid.from_file(volume)
+
+
 def add_segmentation(
     store: Store,
     subject_code: str,
@@ -381,17 +396,7 @@ def add_segmentation(
     """
     if problem := label_problem(int(label)):  # before any file is read: label 0 is the whole background
         raise SegmentationError(problem)
-    subject = store.subject_by_code(subject_code)
-    if subject is None:
-        raise SegmentationError(f"There is no subject {subject_code} in this store.")
-    series = find_series(store, subject["id"], modality, series_id)
-    image_name = MODALITY_NAMES[series["modality"]]
-    volume = store.path(series["pixel_path"] or "")
-    if not series["pixel_path"] or not volume.is_file():
-        raise SegmentationError(
-            f"The {image_name} volume of {subject_code} is missing from the store ({series['pixel_path']})."
-        )
-    grid = Grid.from_file(volume)
+    subject, series, image_name, grid = target_of(store, subject_code, modality, series_id)
 
     if isinstance(mask, sitk.Image):
         label_map = LabelMap(_as_label_image(mask, "The mask"), "image")
