@@ -9,6 +9,7 @@ an applied one.
 from __future__ import annotations
 
 import functools
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
