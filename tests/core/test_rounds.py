@@ -201,7 +201,7 @@ def test_closing_lifts_blinding_and_bad_rounds_are_refused_in_words(round_store,
             create_round(store, "r", "ct", ["IT03-0002"], ["Dr Solo", "Dr Nobody"])
         with pytest.raises(RoundError, match="no subject IT03-0099"):
             create_round(store, "r", "ct", ["IT03-0099"], ["Dr Solo"], repeats=2)
-        with pytest.raises(RoundError, match="not one of ct, pet, he"):
+        with pytest.raises(RoundError, match="not a modality here: use ct, pet or he"):
             create_round(store, "r", "mri", ["IT03-0002"], ["Dr Solo"], repeats=2)
     copy = tmp_path / "closed"
     import shutil
