@@ -37,7 +37,9 @@ def test_keys_init_export_and_trust_from_the_command_line(tmp_path):
             assert mode == 0o600 and (root / name).stat().st_size == 32
     pub_site, pub_centre = tmp_path / "site.pub", tmp_path / "centre.pub"
     assert _palmares("keys", "export-public", "--store", str(site), "--out", str(pub_site)).returncode == 0
-    assert _palmares("keys", "export-public", "--store", str(central), "--out", str(pub_centre)).returncode == 0
+    assert (
+        _palmares("keys", "export-public", "--store", str(central), "--out", str(pub_centre)).returncode == 0
+    )
     public = json.loads(pub_site.read_text())
     assert public["owner"] == "IT03" and len(bytes.fromhex(public["sign"])) == 32
     # the private key bytes are in no exported file
@@ -74,7 +76,9 @@ def test_a_changed_key_for_a_trusted_site_is_refused_and_keys_are_never_replaced
     with pytest.raises(StoreError, match="already trusts another key for IT05"):
         keyring.trust_file(central, files[1])
     bad = tmp_path / "bad.pub"
-    bad.write_text('{"format": "palmares-public-key", "version": 1, "owner": "IT05", "sign": "00", "box": "11"}')
+    bad.write_text(
+        '{"format": "palmares-public-key", "version": 1, "owner": "IT05", "sign": "00", "box": "11"}'
+    )
     with pytest.raises(ExchangeKeyError, match="not a PALMARES public key"):
         keyring.trust_file(central, bad)
     central.close()
