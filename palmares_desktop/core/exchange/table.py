@@ -10,7 +10,6 @@ one per slide, with annotation counts and areas per class.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,23 +36,19 @@ class TableError(PalmaresError):
     """The table cannot be written (plain sentence)."""
 
 
-def _loads(text: str | None) -> dict:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
+def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
 def _covariates(store: Store) -> dict[str, dict]:
     acquisition = {
-        r["series_id"]: _loads(r["covariates_json"]) for r in exchange_rows.table_rows(store, "acquisition")
+        r["series_id"]: _dict(r["covariates"]) for r in exchange_rows.table_rows(store, "acquisition")
     }
     out = {}
     for s in exchange_rows.table_rows(store, "series"):
         found = acquisition.get(s["id"], {})
-        spacing = json.loads(s["spacing_json"]) if s["spacing_json"] else [None, None, None]
-        suv = _loads(s["suv_json"])
+        spacing = s["spacing"] or [None, None, None]
+        suv = _dict(s["suv"])
         inputs = suv.get("inputs") or {}
         decay = inputs.get("decay_time_s")
         out[s["id"]] = {
@@ -77,7 +72,7 @@ def _covariates(store: Store) -> dict[str, dict]:
 def _pet(store: Store) -> tuple[dict, dict]:
     lesions, totals = {}, {}
     for r in exchange_rows.table_rows(store, "pet_metrics"):
-        metrics = _loads(r["metrics_json"])
+        metrics = _dict(r["metrics"])
         totals[r["code"]] = metrics.get("totals") or {}
         for lesion in metrics.get("lesions") or []:
             lesions[(r["code"], lesion.get("name"))] = lesion
@@ -131,9 +126,9 @@ def build(store: Store, modality: str | None = None) -> tuple[list[dict], list[t
                 )
                 long.append((index, k, v, source))
             if fs:
-                provenance = _loads(fs["provenance_json"])
+                provenance = _dict(fs["provenance"])
                 note = f"feature set of segmentation {seg['segmentation_id']}, {fs['params_name']} ({fs['params_sha256'][:12]}), {provenance.get('pyradiomics_version') or provenance.get('versions') or ''}"
-                for name, value in _loads(fs["features_json"]).items():
+                for name, value in _dict(fs["features"]).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         row[name] = float(value)
                         long.append((index, name, float(value), note))
@@ -149,7 +144,7 @@ def _slide_rows(store: Store, covariates: dict, long: list, start: int) -> list[
         counts = per_slide.setdefault(a["slide_id"], {})
         name = (a["classification"] or "unclassified").lower().replace(" ", "_")
         counts[f"he_count_{name}"] = counts.get(f"he_count_{name}", 0) + 1
-        area = _loads(a["measurements_json"]).get("area_um2")
+        area = _dict(a["measurements"]).get("area_um2")
         if isinstance(area, (int, float)):
             counts[f"he_area_um2_{name}"] = counts.get(f"he_area_um2_{name}", 0.0) + float(area)
     out = []

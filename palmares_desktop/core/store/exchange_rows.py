@@ -461,7 +461,20 @@ def canonical_dump(store: Store) -> dict[str, list[tuple]]:
 
 # ------------------------------------------------------------------------------ the analysis table
 def table_rows(store: Store, sql_name: str, args: list | None = None) -> list[dict]:
-    return list(store.db.query(_QUERIES[sql_name], args or []))
+    """Rows of one of the analysis-table queries; each `X_json` column comes parsed, as `X`."""
+    out = []
+    for row in store.db.query(_QUERIES[sql_name], args or []):
+        for key in [k for k in row if k.endswith("_json")]:
+            row[key[:-5]] = _parsed(row.pop(key))
+        out.append(row)
+    return out
+
+
+def _parsed(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 _QUERIES = {
