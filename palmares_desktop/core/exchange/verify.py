@@ -33,7 +33,8 @@ SQL_FRAGMENT = re.compile(
     re.IGNORECASE,
 )
 PATH_FRAGMENT = re.compile(
-    r"(\.\.[/\\]|(^|[\s\"'=(])/(home|Users|mnt|media|srv|tmp|data|var|net|root|opt)/|[A-Za-z]:\\|\\\\\w)"
+    r"(\.\.[/\\]|(^|[\s\"'=(\[,])(/(home|Users|mnt|media|srv|tmp|data|var|net|root|opt)/"
+    r"|[A-Za-z]:\\(?![nrtu\"\\])\w|\\\\\w))"
 )
 PERSON_NAME = re.compile(r"\b[A-Za-z][A-Za-z'-]+\^[A-Za-z][A-Za-z'-]*\b")
 SLIDE_FILE = re.compile(r"[\w-]+\.(svs|ndpi|mrxs|scn|vms|vmu|bif|tiff?|czi|isyntax)\b", re.IGNORECASE)

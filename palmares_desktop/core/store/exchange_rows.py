@@ -9,6 +9,7 @@ never travels by accident. Drafts never travel; masks travel as data, not files.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -228,10 +229,39 @@ def package_ids(conn: sqlite3.Connection, table: str) -> set:
 
 
 # ------------------------------------------------------------------------------ reading a site
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\)")
+
+
+def _without_paths(value: Any) -> Any:
+    """A structure with every absolute local path replaced by its last part (e.g. a parameter file's
+    install path in feature provenance): where a file lay on a workstation never travels."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value) and "\n" not in value:
+        return "[local path] " + re.split(r"[\\/]", value)[-1]
+    return value
+
+
+_NUMBERS_ONLY = {"features_json", "size_json", "spacing_json", "origin_json", "direction_json"}
+
+
 def _select(store: Store, table: str, where: str, args: list) -> list[dict]:
     columns = [c for c in PACKAGE_TABLES[table] if c in store.db[table].columns_dict]
     names = ", ".join(f'"{c}"' for c in columns)
-    return list(store.db.query(f'SELECT {names} FROM "{table}" WHERE {where} ORDER BY rowid', args))
+    rows = list(store.db.query(f'SELECT {names} FROM "{table}" WHERE {where} ORDER BY rowid', args))
+    for row in rows:
+        for key in [k for k in row if (k.endswith("_json") or k == "source") and k not in _NUMBERS_ONLY]:
+            if row[key] and row[key][:1] in "{[":
+                try:
+                    parsed = json.loads(row[key])
+                except ValueError:
+                    continue
+                cleaned = _without_paths(parsed)
+                if cleaned != parsed:
+                    row[key] = json.dumps(cleaned, sort_keys=True)
+    return rows
 
 
 def site_rows(store: Store, table: str, site: str, after: str | None) -> list[dict]:
