@@ -70,7 +70,7 @@ def test_two_orders_of_merging_give_equal_central_stores_with_the_conflict_liste
         rows, columns = write_table(store, out)
         pet_rows, _ = write_table(store, tmp_path / "pet.csv", "pet")
         long_rows, long_cols = write_table(store, tmp_path / "long.parquet", long_format=True)
-    table = pq.read_table(out).to_pandas() if False else pq.read_table(out)
+    table = pq.read_table(out)
     # 28 segmentation rows (one feature set each at IT01/IT02, none at IT99) + 4 slides
     assert rows == 28 + 4 and table.num_rows == 32
     assert pet_rows == 12 + 1 + 1
