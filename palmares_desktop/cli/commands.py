@@ -14,4 +14,9 @@ COMMANDS = {
     "store": "palmares_desktop.cli.store_cmd:store",
     "study": "palmares_desktop.cli.study_cmd:study",
     "pet": "palmares_desktop.cli.pet_cmd:pet",
+    "keys": "palmares_desktop.cli.keys_cmd:keys",
+    "export": "palmares_desktop.cli.exchange_cmd:export",
+    "verify": "palmares_desktop.cli.exchange_cmd:verify",
+    "merge": "palmares_desktop.cli.exchange_cmd:merge",
+    "table": "palmares_desktop.cli.exchange_cmd:table",
 }

@@ -371,6 +371,44 @@ def m010_reading_rounds(db: Database) -> None:
     )
 
 
+@migrations()
+def m011_exchange(db: Database) -> None:
+    """The coordinating centre's record of merged site packages (issue 8): the packages, every version
+    of every merged row (none is discarded), open and resolved conflicts, and what travels beside the
+    rows (masks with their geometry, acquisition covariates, PET metrics, each site's audit log)."""
+    db.execute(
+        "CREATE TABLE exchange_packages (id TEXT PRIMARY KEY, site_code TEXT NOT NULL, since_id TEXT,"
+        " exported_at TEXT, exported_by TEXT, sha256 TEXT NOT NULL, manifest_json TEXT, received_at TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE exchange_versions (table_name TEXT NOT NULL, row_id TEXT NOT NULL, content_sha TEXT NOT NULL,"
+        " package_id TEXT NOT NULL, site_code TEXT, revision INTEGER, updated_at TEXT, row_json TEXT NOT NULL,"
+        " PRIMARY KEY (table_name, row_id, content_sha))"
+    )
+    db.execute(
+        "CREATE TABLE exchange_conflicts (id TEXT PRIMARY KEY, table_name TEXT NOT NULL, row_id TEXT NOT NULL,"
+        " site_code TEXT, sha_a TEXT NOT NULL, sha_b TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open',"
+        " resolution_sha TEXT, resolved_by TEXT, resolved_at TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE exchange_masks (segmentation_id TEXT PRIMARY KEY, site_code TEXT NOT NULL,"
+        " geometry_json TEXT NOT NULL, dtype TEXT NOT NULL, data BLOB NOT NULL, sha256 TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE exchange_acquisition (series_id TEXT PRIMARY KEY, site_code TEXT NOT NULL,"
+        " covariates_json TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE exchange_pet_metrics (id TEXT PRIMARY KEY, site_code TEXT NOT NULL, author_id TEXT,"
+        " revision INTEGER, created_at TEXT, updated_at TEXT, subject_id TEXT, pet_series_id TEXT, metrics_json TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE exchange_audit (site_code TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT, reader_id TEXT,"
+        " reader_site TEXT, action TEXT, table_name TEXT, row_id TEXT, before_id TEXT, after_id TEXT,"
+        " detail_json TEXT, prev_hash TEXT, row_hash TEXT NOT NULL, PRIMARY KEY (site_code, seq, row_hash))"
+    )
+
+
 class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 
