@@ -35,6 +35,8 @@ class SlideObject:
     color: tuple[int, int, int] | None = None
     name: str | None = None
     properties: dict = field(default_factory=dict)  # everything else QuPath wrote, kept for export
+    id: str | None = None  # the store's id, once saved
+    measurements: dict = field(default_factory=dict)
 
 
 def study_classes() -> list[dict]:
@@ -119,28 +121,41 @@ def export_geojson(objects: list[SlideObject]) -> dict:
 
 def save_objects(store, slide: dict, objects: list[SlideObject]) -> int:
     """Store objects for a slide (level-0 pixels) in one transaction; returns how many."""
-    from palmares_desktop.core.store.records import add_slide_annotations
+    from palmares_desktop.core.store.slide_objects import save_annotations
 
-    return add_slide_annotations(
+    ids = save_annotations(
         store,
         slide,
-        (
+        [
             {
                 "kind": obj.kind,
                 "classification": obj.classification,
                 "color": obj.color,
-                "geometry": mapping(obj.geometry),
+                "geometry": obj.geometry,
                 "name": obj.name,
+                "measurements": obj.measurements,
             }
             for obj in objects
-        ),
+        ],
     )
+    for obj, new_id in zip(objects, ids, strict=True):
+        obj.id = new_id
+    return len(ids)
 
 
-def load_objects(store, slide: dict) -> list[SlideObject]:
-    from palmares_desktop.core.store.records import slide_annotations_of
+def load_objects(store, slide: dict, bbox=None) -> list[SlideObject]:
+    """The slide's objects (level-0 pixels), all or those whose box meets `bbox` (x0, y0, x1, y1)."""
+    from palmares_desktop.core.store.slide_objects import annotations_of
 
     return [
-        SlideObject(shape(a.geometry), a.kind, a.classification, a.color, a.name)
-        for a in slide_annotations_of(store, slide["id"])
+        SlideObject(
+            o["geometry"],
+            o["kind"],
+            o["classification"],
+            o["color"],
+            o["name"],
+            id=o["id"],
+            measurements={k: v for k, v in o["measurements"].items() if k != "mpp"},
+        )
+        for o in annotations_of(store, slide["id"], bbox=bbox)
     ]
