@@ -22,6 +22,7 @@ from palmares_desktop.core.slides.tissue import TissueParams, detect_tissue
 from palmares_desktop.core.store import slide_objects as repo
 
 TISSUE_NAME = "Tissue"
+NUCLEI_METHOD = "nuclei-watershed"
 
 
 def _stamp() -> str:
@@ -83,7 +84,7 @@ def cells(
             slide,
             {
                 "annotation_id": region["id"],
-                "method": "nuclei-watershed",
+                "method": NUCLEI_METHOD,
                 "classification": "Nucleus",
                 "measurement_names": list(MEASUREMENTS),
                 "parameters": params.to_dict(),
@@ -121,8 +122,8 @@ def detections(store, slide: dict, bbox=None, run_ids=None) -> Detections:
     runs = {r["id"]: r for r in repo.detection_runs_of(store, slide["id"])}
     parts = []
     for tile in repo.detection_tiles(store, slide["id"], bbox=bbox, run_ids=run_ids):
-        names = runs[tile["run_id"]]["measurement_names"]
-        parts.append(unpack(tile["data"], names))
+        run = runs[tile["run_id"]]
+        parts.append(unpack(tile["data"], run["measurement_names"], run["parameters"].get("class_names", [])))
     return Detections.concatenate(parts) if parts else Detections.empty(MEASUREMENTS)
 
 

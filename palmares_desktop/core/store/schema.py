@@ -372,7 +372,9 @@ def m010_reading_rounds(db: Database) -> None:
 @migrations()
 def m012_slide_objects(db: Database) -> None:
     """Slide objects at QuPath's scale (issue 13). Annotations (few, editable) keep one row each, now with
-    their level-0 bounding box so a viewport asks only for what it shows. Detections (many, compact)
+    their level-0 bounding box so a viewport asks only for what it shows, and their geometry as WKB
+    (`geometry_wkb`: exact float64 coordinates, read back 10x faster than GeoJSON text; rows made before
+    keep their `geometry_json` too, new rows have only WKB). Detections (many, compact)
     are packed: one `slide_detection_runs` row per detection run (method, parameters, provenance) and
     its cells in `slide_detection_tiles`, one row per 2048-px tile of the slide holding a packed array
     blob (core/slides/detections.py). Measurements of an annotation (areas, stain features, cell
@@ -381,14 +383,15 @@ def m012_slide_objects(db: Database) -> None:
 
     for column in ("min_x", "min_y", "max_x", "max_y"):
         db["slide_annotations"].add_column(column, float)
+    db["slide_annotations"].add_column("geometry_wkb", bytes)
     for row in list(db.query("SELECT id, geometry_json FROM slide_annotations")):
         try:
-            bounds = shapely.from_geojson(row["geometry_json"]).bounds
+            geometry = shapely.from_geojson(row["geometry_json"])
         except (shapely.errors.GEOSException, TypeError, ValueError):
             continue  # unreadable geometry: no box, never in a viewport (the check command reports it)
         db.execute(
-            "UPDATE slide_annotations SET min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE id = ?",
-            [*bounds, row["id"]],
+            "UPDATE slide_annotations SET min_x = ?, min_y = ?, max_x = ?, max_y = ?, geometry_wkb = ? WHERE id = ?",
+            [*geometry.bounds, shapely.to_wkb(geometry), row["id"]],
         )
     db["slide_annotations"].create_index(["slide_id", "object_type"])
     _create(

@@ -3,8 +3,9 @@
 Callers ask for objects ("the annotations of this slide in this viewport"), never for tables:
 geometry goes in and comes out as shapely, level-0 pixels. Bulk writes (an import, a detection
 run, a save of 10,000 annotations) are one transaction and one audit event (Store.insert_many).
-Geometry is written with shapely's vectorised GeoJSON writer and read with its reader (exact
-coordinates, about 20x faster than per-object `mapping` + `json`).
+Geometry is stored as WKB (`geometry_wkb`, exact float64), written and read with shapely's vectorised
+functions: 10,000 polygons in about 50 ms, against 0.7 s as GeoJSON text and 1.7 s through
+per-object `mapping` + `json`. Rows made before m012 may have only `geometry_json`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shapely
 from palmares_desktop.core.store.store import Store, StoreError
 
 _ANNOTATION_COLUMNS = (
-    "id, slide_id, object_type, classification, color, geometry_json, measurements_json, name, "
+    "id, slide_id, object_type, classification, color, geometry_wkb, geometry_json, measurements_json, name, "
     "author_id, revision, created_at, updated_at"
 )
 
@@ -35,30 +36,49 @@ def save_annotations(store: Store, slide: dict, objects: Sequence[dict[str, Any]
     if not objects:
         return []
     geometries = np.array([o["geometry"] for o in objects], dtype=object)
-    texts = shapely.to_geojson(geometries)
-    bounds = shapely.bounds(geometries)
-    mpp = [slide.get("mpp_x"), slide.get("mpp_y")]
-    rows = [
-        {
-            "slide_id": slide["id"],
-            "object_type": o.get("kind", "annotation"),
-            "classification": o.get("classification"),
-            "color": _color_text(o.get("color")),
-            "geometry_json": text,
-            "measurements_json": json.dumps({"mpp": mpp, **(o.get("measurements") or {})}),
-            "name": o.get("name"),
-            "min_x": float(box[0]),
-            "min_y": float(box[1]),
-            "max_x": float(box[2]),
-            "max_y": float(box[3]),
-        }
-        for o, text, box in zip(objects, texts, bounds, strict=True)
-    ]
+    blobs = shapely.to_wkb(geometries)
+    bounds = shapely.bounds(geometries).tolist()
+    mpp = {"mpp": [slide.get("mpp_x"), slide.get("mpp_y")]}
+    plain = json.dumps(mpp)  # most objects carry no other measurement: one text for all of them
+    colors: dict = {}
+    rows = []
+    for o, blob, box in zip(objects, blobs, bounds, strict=True):
+        color = o.get("color")
+        if color is not None and tuple(color) not in colors:
+            colors[tuple(color)] = _color_text(color)
+        rows.append(
+            {
+                "slide_id": slide["id"],
+                "object_type": o.get("kind", "annotation"),
+                "classification": o.get("classification"),
+                "color": colors[tuple(color)] if color is not None else None,
+                "geometry_wkb": blob,
+                "measurements_json": json.dumps({**mpp, **o["measurements"]})
+                if o.get("measurements")
+                else plain,
+                "name": o.get("name"),
+                "min_x": box[0],
+                "min_y": box[1],
+                "max_x": box[2],
+                "max_y": box[3],
+            }
+        )
     inserted = store.insert_many("slide_annotations", rows, detail={"slide_id": slide["id"]})
     return [r["id"] for r in inserted]
 
 
-def _as_object(row: dict, geometry) -> dict[str, Any]:
+def _geometries(rows: list[dict]) -> list:
+    """Shapely geometry of each row: WKB, vectorised; GeoJSON text for rows made before m012."""
+    wkb = [r["geometry_wkb"] for r in rows]
+    if all(b is not None for b in wkb):
+        return list(shapely.from_wkb(wkb)) if rows else []
+    return [
+        shapely.from_wkb(b) if b is not None else shapely.from_geojson(r["geometry_json"])
+        for b, r in zip(wkb, rows, strict=True)
+    ]
+
+
+def _as_object(row: dict, geometry, parsed: dict | None = None) -> dict[str, Any]:
     color = json.loads(row["color"]) if row["color"] else None
     return {
         "id": row["id"],
@@ -67,7 +87,7 @@ def _as_object(row: dict, geometry) -> dict[str, Any]:
         "color": tuple(color) if color else None,
         "geometry": geometry,
         "name": row["name"],
-        "measurements": json.loads(row["measurements_json"]) if row["measurements_json"] else {},
+        "measurements": parsed if parsed is not None else json.loads(row["measurements_json"] or "{}"),
         "author_id": row["author_id"],
         "revision": row["revision"],
         "created_at": row["created_at"],
@@ -95,8 +115,14 @@ def annotations_of(
             args,
         )
     )
-    geometries = shapely.from_geojson([r["geometry_json"] for r in rows]) if rows else []
-    return [_as_object(r, g) for r, g in zip(rows, geometries, strict=True)]
+    cache: dict[str, dict] = {}  # the shared measurement text is parsed once (callers must not mutate)
+    out = []
+    for r, g in zip(rows, _geometries(rows), strict=True):
+        text = r["measurements_json"] or "{}"
+        if text not in cache:
+            cache[text] = json.loads(text)
+        out.append(_as_object(r, g, cache[text]))
+    return out
 
 
 def annotation(store: Store, annotation_id: str) -> dict[str, Any]:
@@ -105,7 +131,7 @@ def annotation(store: Store, annotation_id: str) -> dict[str, Any]:
     )
     if not rows:
         raise StoreError(f"There is no slide annotation {annotation_id} in this store.")
-    return _as_object(rows[0], shapely.from_geojson(rows[0]["geometry_json"]))
+    return _as_object(rows[0], _geometries(rows)[0])
 
 
 def update_annotation(store: Store, annotation_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +139,8 @@ def update_annotation(store: Store, annotation_id: str, changes: dict[str, Any])
     row: dict[str, Any] = {}
     if "geometry" in changes:
         geometry = changes["geometry"]
-        row["geometry_json"] = shapely.to_geojson(geometry)
+        row["geometry_wkb"] = shapely.to_wkb(geometry)
+        row["geometry_json"] = None  # WKB is the geometry from now on
         row.update(zip(("min_x", "min_y", "max_x", "max_y"), map(float, geometry.bounds), strict=True))
     for key in ("classification", "name"):
         if key in changes:

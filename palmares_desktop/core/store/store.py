@@ -311,9 +311,18 @@ class Store:
                 }
                 for row in rows
             ]
-            for row in full:
-                self._check_own_site(own, row["site_code"], table)
-            self.db[table].insert_all(full, batch_size=500)
+            for other in {r["site_code"] for r in full} - {site}:
+                self._check_own_site(own, other, table)
+            # One prepared statement for all rows (sqlite-utils' insert_all re-plans every batch).
+            columns = list(full[0])
+            known = set(self.db[table].columns_dict)
+            if not set(columns) <= known:
+                raise StoreError(f"Unknown columns for {table}: {', '.join(sorted(set(columns) - known))}.")
+            names = ", ".join(f'"{c}"' for c in columns)
+            self.db.conn.executemany(
+                f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})',
+                [tuple(r.get(c) for c in columns) for r in full],
+            )
             ids = hashlib.sha256("\n".join(r["id"] for r in full).encode()).hexdigest()
             bulk = {"count": len(full), "first_id": full[0]["id"], "ids_sha256": ids, **(detail or {})}
             self._audit(action, table, full[0]["id"], None, full[0]["id"], bulk)
