@@ -1,5 +1,6 @@
 """`palmares slide info SLIDE [--json]`, `palmares slide add SLIDE --subject CODE --store S [--stain HE]`,
-`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`."""
+`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`;
+the analyses (`tissue`, `cells`, `measure`, `tils`) live in slide_analysis_cmd.py."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.lazy import LazyGroup
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
+_ANALYSES = {
+    name: f"palmares_desktop.cli.slide_analysis_cmd:{name}" for name in ("tissue", "cells", "measure", "tils")
+}
 
-@click.group("slide")
+
+@click.group("slide", cls=LazyGroup, lazy_subcommands=_ANALYSES)
 def slide() -> None:
-    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file."""
+    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file,
+    annotations in and out, tissue outline, cell detection, measurements and the stromal TILs helper."""
 
 
 @slide.command("info")
