@@ -102,17 +102,21 @@ def locate(store_path: Path, reference: str, new_path: Path) -> None:
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--geojson", "out", type=click.Path(path_type=Path), help="Export to this GeoJSON file.")
 @click.option("--import", "source", type=click.Path(path_type=Path), help="Import this QuPath GeoJSON file.")
+@click.option(
+    "--detections/--no-detections", default=True, show_default=True, help="Export detections (cells) too."
+)
 @reader_option
 def annotations(
-    subject_code: str, store_path: Path, out: Path | None, source: Path | None, reader_name: str | None
+    subject_code: str,
+    store_path: Path,
+    out: Path | None,
+    source: Path | None,
+    detections: bool,
+    reader_name: str | None,
 ) -> None:
-    """Export (--geojson OUT) or import (--import FILE) the annotations of SUBJECT's slide."""
-    from palmares_desktop.core.slides.annotations import (
-        export_geojson,
-        import_geojson,
-        load_objects,
-        save_objects,
-    )
+    """Export (--geojson OUT) or import (--import FILE) the annotations and detections of SUBJECT's slide,
+    as a QuPath GeoJSON FeatureCollection (level-0 pixels)."""
+    from palmares_desktop.core.slides.annotations import export_slide, import_geojson, save_objects
     from palmares_desktop.core.store import Store, StoreError
 
     if (out is None) == (source is None):
@@ -129,8 +133,13 @@ def annotations(
                 raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
             target = slides[0]
             if out is not None:
-                out.write_text(json.dumps(export_geojson(load_objects(store, target))), encoding="utf-8")
-                click.echo(f"Exported the annotations of {target['display_name']} to {out}.")
+                collection = export_slide(store, target, detections=detections)
+                out.write_text(json.dumps(collection), encoding="utf-8")
+                kinds = [f["properties"]["objectType"] for f in collection["features"]]
+                click.echo(
+                    f"Exported {kinds.count('annotation')} annotations and {kinds.count('detection')} detections "
+                    f"of {target['display_name']} to {out}."
+                )
                 return
             try:
                 data = json.loads(source.read_text(encoding="utf-8"))

@@ -118,7 +118,10 @@ def export_geojson(objects: list[SlideObject]) -> dict:
             props["name"] = obj.name
         if obj.classification is not None:
             props["classification"] = {"name": obj.classification, "color": list(obj.color or (0, 0, 0))}
-        features.append({"type": "Feature", "geometry": mapping(obj.geometry), "properties": props})
+        feature = {"type": "Feature", "geometry": mapping(obj.geometry), "properties": props}
+        if obj.id is not None:
+            feature["id"] = obj.id  # QuPath (0.4+) keeps a feature's id as the object's UUID
+        features.append(feature)
     return {"type": "FeatureCollection", "features": features}
 
 
