@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from palmares_desktop.core.demo.demo_store import DemoError, build_demo_store, write_demo_study
+from palmares_desktop.cli.reader_option import reader_option
+from palmares_desktop.core.demo.demo_store import DEMO_READER, DemoError, build_demo_store, write_demo_study
+from palmares_desktop.core.profile import ProfileError
 from palmares_desktop.core.slides.reader import SlideError
 from palmares_desktop.core.store import StoreError
 
@@ -32,7 +34,8 @@ from palmares_desktop.core.store import StoreError
     default=None,
     help="Also import the written demo into this store (created if needed; done only once per store).",
 )
-def demo(out: Path, subjects: int, store_path: Path | None) -> None:
+@reader_option
+def demo(out: Path, subjects: int, store_path: Path | None, reader_name: str | None) -> None:
     """Write a realistic demo study to OUT: per subject a CT and an FDG-PET DICOM series (one study,
     one frame of reference; Siemens, GE and Philips conventions in turn), planted lesions of known
     size and uptake as label maps (labels/subject<n>/*.nrrd), and a pyramidal H&E-like slide
@@ -68,8 +71,15 @@ def demo(out: Path, subjects: int, store_path: Path | None) -> None:
     click.echo(f"  manifest: {manifest.root / 'demo_manifest.json'}")
     if store_path is not None:
         try:
-            root = build_demo_store(store_path, work_dir=manifest.root, n_subjects=subjects)
-        except (DemoError, StoreError, SlideError) as exc:
+            root = build_demo_store(
+                store_path, work_dir=manifest.root, n_subjects=subjects, reader_name=reader_name
+            )
+        except (DemoError, StoreError, SlideError, ProfileError) as exc:
             raise click.ClickException(str(exc)) from exc
-        click.echo(f"Demo store ready at {root}.")
+        author = (
+            f"{reader_name} (given with --reader)"
+            if reader_name
+            else f"the system reader '{DEMO_READER}' (give --reader NAME to record a person)"
+        )
+        click.echo(f"Demo store ready at {root}; its imports and lesions are recorded as {author}.")
     click.echo(f"Done in {time.perf_counter() - start:.1f} s.")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from palmares_desktop.cli.options import lesion_site_option, retired_site_option
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.paths import default_store_path
 from palmares_desktop.core.store import records
@@ -104,11 +105,23 @@ def pet() -> None:
     help="Keep the component of this voxel instead of the region's hottest voxel.",
 )
 @click.option("--lesion", default=None, help="Lesion name (created if new; default 'PET lesion N').")
-@click.option("--site", default=None, help="Anatomical site of a new lesion, e.g. liver, bone, lymph node.")
+@lesion_site_option
+@retired_site_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_plain_errors
 def threshold(
-    store_path, subject, at, rule, liver_at, blood_pool_at, box_mm, sphere_mm, seed_at, lesion, site, as_json
+    store_path,
+    subject,
+    at,
+    rule,
+    liver_at,
+    blood_pool_at,
+    box_mm,
+    sphere_mm,
+    seed_at,
+    lesion,
+    lesion_site,
+    as_json,
 ):
     """Threshold the PET in a region around --at and save the result as a lesion's PET segmentation."""
     from palmares_desktop.core.pet.subject_pet import threshold_lesion
@@ -118,7 +131,7 @@ def threshold(
     shape, size = ("sphere", sphere_mm) if sphere_mm is not None else ("box", box_mm or 60.0)
     with _open(store_path, subject) as store:
         row, result = threshold_lesion(
-            store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, site
+            store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, lesion_site
         )
         lesion_row = records.lesion_row(store, row["lesion_id"])
     m = result.metrics.to_dict()

@@ -24,7 +24,9 @@ from typing import Any
 import click
 
 from palmares_desktop.cli.lazy import LazyGroup
+from palmares_desktop.cli.options import modality_option
 from palmares_desktop.cli.reader_option import reader_option
+from palmares_desktop.core import modalities
 from palmares_desktop.core.radiomics.errors import RadiomicsError
 from palmares_desktop.core.radiomics.params import LOCK_MODES, PRESETS
 
@@ -188,11 +190,7 @@ def _cell(value: Any) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="The study store.",
 )
-@click.option(
-    "--modality",
-    type=click.Choice(["ct", "pt", "he"], case_sensitive=False),
-    help="Which modality's parameter file to lock or unlock.",
-)
+@modality_option(required=False, help="Which modality's parameter file to lock or unlock.")
 @click.option("--preset", type=click.Choice(PRESETS, case_sensitive=False), help="Lock this study preset.")
 @click.option("--params", "params_file", type=click.Path(path_type=Path), help="Lock this parameter file.")
 @click.option(
@@ -215,7 +213,7 @@ def lock(
     """Lock the study's parameter file per modality, or show the locks (no --modality)."""
     if not modality and (unlock or preset or params_file):
         # Otherwise the locks would just be shown and the user left believing the change was made.
-        raise click.UsageError("Say which modality to lock or unlock: --modality ct, pt or he.")
+        raise click.UsageError("Say which modality to lock or unlock: --modality ct, pet or he.")
     from palmares_desktop.cli.reader_option import choose_reader
     from palmares_desktop.core.radiomics import params as P
     from palmares_desktop.core.store import Store, StoreError
@@ -239,10 +237,10 @@ def lock(
                     raise click.UsageError("Say what to lock with --preset or --params (or use --unlock).")
             elif mode:
                 P.set_lock_mode(store, mode)
-            for mod in ("ct", "pt", "he"):
-                locked = P.locked_params(store, mod)
+            for code in modalities.CODES:
+                locked = P.locked_params(store, code)
                 state = f"{locked.name} (sha256 {locked.sha256})" if locked else "not locked"
-                click.echo(f"{mod.upper()}: {state}")
+                click.echo(f"{modalities.display_of(code)}: {state}")
             click.echo(f"mode: {P.lock_mode(store)}")
     except (RadiomicsError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.options import lesion_site_option, modality_option, retired_site_option
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
+from palmares_desktop.core.modalities import display_of
 from palmares_desktop.core.paths import default_store_path
 
 
@@ -27,12 +29,7 @@ def segmentation() -> None:
     help="Store folder (default: the user's store).",
 )
 @click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
-@click.option(
-    "--modality",
-    required=True,
-    type=click.Choice(["ct", "pt"], case_sensitive=False),
-    help="The image the mask was drawn on: the subject's CT or PET (SUV) series.",
-)
+@modality_option("CT", "PT", help="The image the mask was drawn on: the subject's CT or PET (SUV) series.")
 @click.option(
     "--label",
     default=1,
@@ -45,7 +42,8 @@ def segmentation() -> None:
     default=None,
     help="Lesion name (created if new; default: the SEG segment label, else 'mask <hash> label N').",
 )
-@click.option("--site", default=None, help="Anatomical site of the lesion, e.g. liver, bone, lymph node.")
+@lesion_site_option
+@retired_site_option
 @click.option(
     "--series",
     "series_id",
@@ -68,7 +66,7 @@ def add(
     modality: str,
     label: int,
     lesion: str | None,
-    site: str | None,
+    lesion_site: str | None,
     series_id: str | None,
     method: str,
     features: bool,
@@ -94,17 +92,17 @@ def add(
             row = add_segmentation(
                 store,
                 subject,
-                modality.upper(),
+                modality,
                 file,
                 label=label,
                 lesion_name=lesion,
-                organ=site,
+                organ=lesion_site,
                 method=method,
                 parameters={"source_label": label},
                 series_id=series_id,
             )
             lesion_row = records.lesion_row(store, row["lesion_id"])
-            choice = choose_series(store, lesion_row["subject_id"], modality.upper(), row["series_id"])
+            choice = choose_series(store, lesion_row["subject_id"], modality, row["series_id"])
             feature_row, feature_problem = None, None
             if features:
                 try:
@@ -114,14 +112,14 @@ def add(
     except (SegmentationError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"{subject} {modality.upper()}: lesion {lesion_row['name']!r}"
+        f"{subject} {display_of(modality)}: lesion {lesion_row['name']!r}"
         f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
         f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
     )
     if choice is not None and choice.alternatives:
         others = ", ".join(describe(s) for s in choice.alternatives)
         click.echo(
-            f"Attached to {describe(choice.chosen)}; other {modality.upper()} series: {others} (--series)."
+            f"Attached to {describe(choice.chosen)}; other {display_of(modality)} series: {others} (--series)."
         )
     if feature_problem:
         click.echo(f"The segmentation is saved, but its features were not computed: {feature_problem}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from palmares_desktop.cli.options import modality_option
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
 STORE = click.option(
@@ -31,7 +32,7 @@ def round_() -> None:
 @round_.command("create")
 @STORE
 @click.option("--name", required=True, help="Round name, e.g. 'PET inter-reader 1'.")
-@click.option("--modality", required=True, type=click.Choice(["ct", "pet", "he"], case_sensitive=False))
+@modality_option(help="What is read in this round: ct, pet or he (H&E slides).")
 @click.option("--subjects", required=True, help="Subject codes, comma separated.")
 @click.option("--readers", "reader_names", required=True, help="Reader names, comma separated.")
 @click.option("--repeats", default=1, show_default=True, help="Readings per reader (2+: intra-reader).")

@@ -14,9 +14,11 @@ import click
 def suv(folder: Path, as_json: bool) -> None:
     """SUVbw factor (per slice when they differ), the branch taken and every input, for each PET series in FOLDER.
 
-    A series that cannot be converted is reported with the reason. The exit status is non-zero only
-    when FOLDER does not exist or no PET series could be evaluated at all.
+    A series that cannot be converted is reported with the reason. Exit status (cli/exit_codes.py):
+    0 when every PET series was evaluated, 3 when some were and some were refused, 1 when FOLDER does
+    not exist, holds no PET series, or none could be evaluated.
     """
+    from palmares_desktop.cli.exit_codes import PARTIAL
     from palmares_desktop.core.dicom.errors import DicomError
     from palmares_desktop.core.pet.folder import suv_for_folder
 
@@ -35,6 +37,13 @@ def suv(folder: Path, as_json: bool) -> None:
         raise click.ClickException(f"No PET series found in {folder}.")
     if all(entry["error"] for entry in entries):
         raise click.ClickException("No PET series could be evaluated (see the reasons above).")
+    refused = sum(1 for entry in entries if entry["error"])
+    if refused:
+        click.echo(
+            f"{refused} of {len(entries)} PET series could not be evaluated (see the reasons above).",
+            err=True,
+        )
+        raise SystemExit(PARTIAL)
 
 
 def _describe(entry: dict) -> str:

@@ -46,10 +46,23 @@ def test_bad_options_are_plain_errors(runner, tmp_path):
 
 
 @pytest.mark.slow
-def test_one_subject_demo_and_store(runner, tmp_path):
+def test_one_subject_demo_and_store(runner, tmp_path, monkeypatch):
     out, store = tmp_path / "demo", tmp_path / "store"
-    result = runner.invoke(main, ["demo", "--out", str(out), "--subjects", "1", "--store", str(store)])
+    monkeypatch.setenv("LOGNAME", "Dr Someone Else")  # must never become the author
+    result = runner.invoke(
+        main,
+        ["demo", "--out", str(out), "--subjects", "1", "--store", str(store), "--reader", "Dr Demo Builder"],
+    )
     assert result.exit_code == 0, result.output
+    assert "recorded as Dr Demo Builder (given with --reader)" in result.output
+    from palmares_desktop.core.store import Store, records
+
+    with Store.open(store, read_only=True) as opened:
+        by_id = {r.id: r.name for r in opened.readers()}
+        assert "Dr Someone Else" not in by_id.values()
+        subject = opened.subject_by_code("IT99-0001")
+        lesions = records.lesions_of_subject(opened, subject["id"])
+        assert len(lesions) == 4 and {by_id[lesion["author_id"]] for lesion in lesions} == {"Dr Demo Builder"}
     assert "Demo study with 1 subjects written to" in result.output
     assert "IT99-0001  siemens PET BQML" in result.output and "Done in" in result.output
     assert f"Demo store ready at {store.resolve()}" in result.output

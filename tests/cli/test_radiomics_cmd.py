@@ -131,7 +131,7 @@ def test_lock_command_on_a_real_store(tmp_path, phantom):
     result = _run("lock", "--store", store, "--modality", "ct", "--preset", "ct", "--mode", "refuse")
     assert result.exit_code == 0, result.output
     assert f"CT: ct (sha256 {load_params('ct').sha256})" in result.output and "mode: refuse" in result.output
-    assert "PT: not locked" in result.output
+    assert "PET: not locked" in result.output and "H&E: not locked" in result.output
     assert _run("lock", "--store", tmp_path / "nostore").exit_code == 1
     # Without --modality a lock or unlock is refused, not silently ignored.
     for args in (("--preset", "pet"), ("--unlock",)):

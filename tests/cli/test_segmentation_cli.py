@@ -34,7 +34,7 @@ def test_add_dicom_seg_then_refusals(palmares, store, shared_data):
         "--modality",
         "ct",
         folder / "seg" / "liver.dcm",
-        "--site",
+        "--lesion-site",
         "liver",
     )
     assert result.exit_code == 3, result.output  # saved, but the features asked for failed
@@ -97,3 +97,43 @@ def test_add_dicom_seg_then_refusals(palmares, store, shared_data):
     )
     assert result.exit_code == 1 and "There is no PALMARES store" in result.output
     assert len(store.rows("segmentations")) == 1
+
+
+def test_one_word_for_each_thing_across_commands(tmp_path):
+    """--site is the centre everywhere; --modality takes ct|pet (pt still accepted for old scripts)."""
+    from palmares_desktop.cli.main import _register, main
+
+    _register()
+    runner = CliRunner()
+    for command in (
+        ["segmentation", "add", "x.nrrd"],
+        ["pet", "threshold", "--at", "0,0,0", "--rule", "41%"],
+    ):
+        args = [*command, "--store", str(tmp_path / "s"), "--subject", "IT03-0001", "--site", "liver"]
+        if command[0] == "segmentation":
+            args += ["--modality", "ct"]
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "--site is the centre" in result.output and "--lesion-site 'liver'" in result.output
+    shown = runner.invoke(main, ["segmentation", "add", "--help"]).output
+    assert "[ct|pet]" in shown and "--lesion-site" in shown and "--site " not in shown
+    wrong = runner.invoke(
+        main, ["segmentation", "add", "x.nrrd", "--subject", "IT03-0001", "--modality", "mr"]
+    )
+    assert wrong.exit_code == 2 and "'mr' is not one of ct, pet." in wrong.output
+    for word in ("pet", "pt", "PET"):
+        typed = runner.invoke(
+            main,
+            [
+                "segmentation",
+                "add",
+                "x.nrrd",
+                "--store",
+                str(tmp_path / "none"),
+                "--subject",
+                "IT03-0001",
+                "--modality",
+                word,
+            ],
+        )
+        assert typed.exit_code == 1 and "There is no PALMARES store" in typed.output  # accepted, then refused

@@ -69,8 +69,9 @@ def test_five_autosaves_make_one_draft_row_and_no_feature_job(store, liver):
         == int(sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(draft.mask_path)))).sum())
     )
     assert draft.mask_sha256 == file_sha256(store.path(draft.mask_path))
-    assert sorted(p.name for p in store.path("masks").iterdir()) == sorted(
-        [f"{final['id']}.nrrd", f"{draft.id}.nrrd"]
+    # One file per row: each save wrote a fresh file and removed the one it replaced after COMMIT.
+    assert sorted(p.relative_to(store.root).as_posix() for p in store.path("masks").iterdir()) == sorted(
+        [final["mask_path"], draft.mask_path]
     )
     # Drafts never become feature jobs: not planned, and refused when asked for directly.
     assert pending_work(store) == [(final["id"], "ct")]

@@ -103,3 +103,21 @@ def test_a_store_from_a_newer_version_or_without_migrations_is_refused_in_words(
     conn.close()
     with pytest.raises(StoreError, match="no migrations table"):
         Store.open(tmp_path / "bare")
+
+
+def test_a_store_whose_column_was_renamed_outside_palmares_is_refused_in_words(tmp_path):
+    """Seen before: a renamed column gave "unexpected error (OperationalError...)" for every series."""
+    import sqlite3
+
+    from palmares_desktop.core.store import StoreError
+
+    Store.open(tmp_path / "s").close()
+    conn = sqlite3.connect(tmp_path / "s" / "palmares.db")
+    conn.execute("alter table series rename column modality to modality_x")
+    conn.commit()
+    conn.close()
+    before = (tmp_path / "s" / "palmares.db").read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=r"table 'series' has no column 'modality'.*outside PALMARES"):
+            Store.open(tmp_path / "s", read_only=read_only)
+    assert (tmp_path / "s" / "palmares.db").read_bytes() == before

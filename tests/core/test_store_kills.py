@@ -193,3 +193,59 @@ def test_batch_killed_at_random_points_stores_each_feature_set_once(demo, tmp_pa
         assert _segmentation_state(store) == expected
         _assert_consistent(store)
         shutil.rmtree(store)
+
+
+# A reader's session: 5 autosaves of a growing mask, then Save (finalize), through core as the GUI does.
+SAVE_SCRIPT = """
+import sys
+import numpy as np, SimpleITK as sitk
+from palmares_desktop.core.segmentation.drafts import finalize, save_draft
+from palmares_desktop.core.store import Store
+labels = sitk.ReadImage(sys.argv[2])
+full = sitk.GetArrayFromImage(labels) == 1
+with Store.open(sys.argv[1]) as store:
+    store.use_system_reader("kill-test reader", site_code="IT01")
+    draft = None
+    for step in range(1, 6):  # the mask grows slice by slice, as painting does
+        z = np.flatnonzero(full.any(axis=(1, 2)))
+        part = full.copy()
+        part[z[0] + step * len(z) // 5 :] = False
+        image = sitk.GetImageFromArray(part.astype(np.uint8))
+        image.CopyInformation(labels)
+        draft = save_draft(store, "IT01-0001", "CT", image, "L1")
+    finalize(store, draft.id)
+"""
+
+
+def test_save_of_drafts_and_final_killed_at_random_points(demo, tmp_path):
+    base = tmp_path / "base"
+    assert _palmares(*_import_args(demo, base)).returncode == 0
+    labels = str(demo / "labels" / "subject1" / "ct_lesions.nrrd")
+
+    def save(store: Path, kill_after: float | None = None) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-c", SAVE_SCRIPT, str(store), labels]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if kill_after is not None:
+            time.sleep(kill_after)
+            proc.kill()
+        out, err = proc.communicate(timeout=600)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    clean = tmp_path / "clean"
+    shutil.copytree(base, clean)
+    start = time.perf_counter()
+    assert save(clean).returncode == 0
+    duration = time.perf_counter() - start
+    expected = _segmentation_state(clean)
+    assert [(version, voxels) for version, _sha, voxels in expected[0]][0][0] == 1  # one final v1
+    rng = random.Random(14)
+    for point in range(POINTS):
+        store = tmp_path / f"store{point}"
+        shutil.copytree(base, store)
+        save(store, kill_after=rng.uniform(0.3, duration))
+        _assert_consistent(store)  # hashes too: a committed draft's file is never overwritten
+        rerun = save(store)
+        assert rerun.returncode == 0, rerun.stderr
+        assert _segmentation_state(store) == expected  # no draft left, one final v1, same mask
+        _assert_consistent(store)
+        shutil.rmtree(store)

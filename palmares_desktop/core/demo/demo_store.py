@@ -276,9 +276,15 @@ def write_demo_study(
 
 # --------------------------------------------------------------------------- store
 def iter_build_demo_store(
-    store_path: str | Path, work_dir: str | Path | None = None, n_subjects: int = 3
+    store_path: str | Path,
+    work_dir: str | Path | None = None,
+    n_subjects: int = 3,
+    reader_name: str | None = None,
 ) -> Task[Path]:
-    """Create (once) a store holding the demo study, imported through the real import path."""
+    """Create (once) a store holding the demo study, imported through the real import path.
+
+    Its writes are recorded as `reader_name` (a coordinator of the demo site unless a profile or
+    reader of that name exists) or, when none is given, as the system reader DEMO_READER."""
     # Imported here: the importer and segmentation modules are heavier than the demo writer.
     from palmares_desktop.core.importer import ImportRefusedError, iter_import_dicom
     from palmares_desktop.core.segmentation.geometry import SegmentationError
@@ -290,7 +296,12 @@ def iter_build_demo_store(
     with Store.open(root) as store:
         if store.setting(BUILT_SETTING):
             return root
-        store.use_system_reader(DEMO_READER, site_code=DEMO_SITE)
+        if reader_name is None:
+            store.use_system_reader(DEMO_READER, site_code=DEMO_SITE)
+        else:
+            from palmares_desktop.core.profile import choose_reader
+
+            choose_reader(store, reader_name, DEMO_SITE)
         work = Path(work_dir).expanduser().resolve() if work_dir else root / "demo-source"
         manifest = load_manifest(work)
         if manifest is None or len(manifest.subjects) < n_subjects:
@@ -353,6 +364,7 @@ def build_demo_store(
     work_dir: str | Path | None = None,
     n_subjects: int = 3,
     on_progress: Callable[[Progress], object] | None = None,
+    reader_name: str | None = None,
 ) -> Path:
     """`iter_build_demo_store` without the generator; returns the store folder."""
-    return run(iter_build_demo_store(store_path, work_dir, n_subjects), on_progress)
+    return run(iter_build_demo_store(store_path, work_dir, n_subjects, reader_name), on_progress)

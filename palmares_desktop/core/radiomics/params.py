@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from palmares_desktop.core import modalities
 from palmares_desktop.core.paths import RESOURCES_DIR
 from palmares_desktop.core.radiomics.errors import RadiomicsError, RadiomicsLockError
 
@@ -39,7 +40,6 @@ PRESETS = ("ct", "pet", "he")
 LOCK_MODES = ("record", "refuse")
 # Store modality codes -> the preset designed for them.
 _MODALITY_PRESET = {"ct": "ct", "pt": "pet", "he": "he"}
-_MODALITY_ALIASES = {"ct": "ct", "pt": "pt", "pet": "pt", "he": "he"}
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -238,10 +238,12 @@ def _plain(value: Any) -> Any:
 # ------------------------------------------------------------------------------------ study lock
 def normalize_modality(modality: str) -> str:
     """'CT' / 'PT' / 'PET' / 'HE' (any case) -> 'ct' / 'pt' / 'he'."""
-    key = _MODALITY_ALIASES.get((modality or "").strip().lower())
-    if key is None:
-        raise RadiomicsError(f"Modality {modality!r} has no radiomics parameters: use CT, PT (PET) or HE.")
-    return key
+    try:
+        return modalities.code_of(modality).lower()
+    except modalities.ModalityError:
+        raise RadiomicsError(
+            f"Modality {modality!r} has no radiomics parameters: use CT, PET or H&E."
+        ) from None
 
 
 def preset_for_modality(modality: str) -> str:

@@ -1,6 +1,6 @@
 """A reader's working segmentation: autosaved as the draft of their chain, then finalised.
 
-`save_draft` overwrites the chain's one draft in place (same row, same mask file), so autosaving every
+`save_draft` overwrites the chain's one draft in place (same row, a fresh mask file), so autosaving every
 few seconds neither floods versions nor starts feature jobs; `finalize` makes it the chain's next
 immutable final version, which the radiomics batch then computes and exports will carry. Two readers
 working on one lesion have two chains (core/store/segmentations.py).
@@ -47,7 +47,9 @@ def save_draft(
         lesion = _lesion(store, subject, lesion_name, organ)
         current = chains.draft(store, lesion.id, series["id"])
         seg_id = current.id if current else new_id()
-        relative = current.mask_path if current else store.files.relative(store.files.mask(seg_id))
+        # Each save writes a new file (never over the committed one): a kill between the rename and
+        # COMMIT then leaves the old row with its old, intact mask, and the new file as an orphan.
+        relative = store.files.relative(store.files.mask(f"{seg_id}-{new_id()[:8]}"))
         target = store.path(relative)
         staging = store.files.staging(target)  # see core/store/files.py
         sitk.WriteImage(binary, str(staging), useCompression=True)
@@ -71,6 +73,8 @@ def save_draft(
         except BaseException:
             discard(staging)
             raise
+    if current is not None:
+        discard(store.path(current.mask_path))  # after COMMIT; if killed first, reopening removes it
     return records.as_segmentation(row)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core import modalities
 from palmares_desktop.core.model import Lesion
 from palmares_desktop.core.segmentation.geometry import (
     GeometryMismatchError,
@@ -43,7 +44,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODALITY_NAMES = {"CT": "CT", "PT": "PET"}
-_MODALITY_ALIASES = {"CT": "CT", "PT": "PT", "PET": "PT"}
 
 
 @dataclass
@@ -302,10 +302,10 @@ def binary_mask(label_map: LabelMap, label: int) -> sitk.Image:
 
 # ------------------------------------------------------------------------------------------ store
 def _normalise_modality(modality: str) -> str:
-    key = (modality or "").strip().upper()
-    if key not in _MODALITY_ALIASES:
-        raise SegmentationError(f"Modality {modality!r} is not CT or PT (PET).")
-    return _MODALITY_ALIASES[key]
+    code = modalities.code_of(modality) if (modality or "").strip().lower() in ("ct", "pt", "pet") else None
+    if code is None:
+        raise SegmentationError(f"Modality {modality!r} is not CT or PET: masks are drawn on a CT or a PET.")
+    return code
 
 
 def find_series(store: Store, subject_id: str, modality: str, series_id: str | None = None) -> dict:

@@ -8,6 +8,8 @@ an applied one.
 
 from __future__ import annotations
 
+import functools
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -478,9 +480,38 @@ def check_readable_as_is(db: Database) -> None:
             "This store was written by an older version of PALMARES and needs an update that cannot be "
             "made while it is read-only: open it once from a writable folder."
         )
+    check_columns(db)
+
+
+@functools.cache
+def _expected_columns() -> dict[str, frozenset[str]]:
+    """Each table's columns as this version's migrations make them (built once, in memory)."""
+    fresh = Database(memory=True)
+    migrations.apply(fresh)
+    return {t.name: frozenset(t.columns_dict) for t in fresh.tables if not t.name.startswith("_")}
+
+
+def check_columns(db: Database) -> None:
+    """Refuse a store whose tables were altered outside PALMARES (a column renamed or dropped), in
+    words, before any command meets it as an SQL error halfway through its work."""
+    present = set(db.table_names())
+    for table, columns in sorted(_expected_columns().items()):
+        if table not in present:
+            raise SchemaDriftError(
+                f"The store's table {table!r} is missing: the database was changed outside PALMARES. "
+                "Restore it from a backup; it is not opened, to keep it unchanged."
+            )
+        missing = sorted(columns - set(db[table].columns_dict))
+        if missing:
+            raise SchemaDriftError(
+                f"The store's table {table!r} has no column {missing[0]!r}: the database was changed "
+                "outside PALMARES (a column renamed or removed). Restore it from a backup; it is not "
+                "opened, to keep it unchanged."
+            )
 
 
 def migrate(db: Database) -> None:
-    """Bring `db` to the current schema. Idempotent."""
+    """Bring `db` to the current schema and check its tables still have it. Idempotent."""
     check_schema_drift(db)
     migrations.apply(db)
+    check_columns(db)

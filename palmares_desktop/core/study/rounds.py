@@ -15,12 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from palmares_desktop.core import modalities
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.store import now
-
-ROUND_MODALITIES = {"ct": "CT", "pet": "PT", "pt": "PT", "he": "HE"}
 
 
 class RoundError(PalmaresError):
@@ -50,10 +49,10 @@ class Assignment:
 
 
 def modality_code(name: str) -> str:
-    code = ROUND_MODALITIES.get(name.strip().lower())
-    if code is None:
-        raise RoundError(f"Modality {name!r} is not one of ct, pet, he.")
-    return code
+    try:
+        return modalities.code_of(name)
+    except modalities.ModalityError as exc:
+        raise RoundError(str(exc)) from None
 
 
 def create_round(

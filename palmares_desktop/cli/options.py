@@ -1,0 +1,64 @@
+"""Option types shared by every command, so one word means one thing everywhere.
+
+`--modality` takes ct, pet or he (and DICOM's `pt` for old scripts); `--site` is always the centre
+(a site code such as IT03) and `--lesion-site` the anatomical site of a lesion.
+"""
+
+from __future__ import annotations
+
+import click
+
+from palmares_desktop.core import modalities
+
+
+class ModalityWord(click.ParamType):
+    """ct | pet | he on the command line; the value passed on is the store's code (CT, PT, HE)."""
+
+    name = "modality"
+
+    def __init__(self, allowed: tuple[str, ...] = modalities.CODES) -> None:
+        self.allowed = allowed
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(modalities.WORDS[c] for c in self.allowed) + "]"
+
+    def convert(self, value, param, ctx) -> str:
+        if value in self.allowed:
+            return value
+        try:
+            code = modalities.code_of(str(value))
+        except modalities.ModalityError:
+            code = None
+        if code not in self.allowed:
+            words = ", ".join(modalities.WORDS[c] for c in self.allowed)
+            self.fail(f"{value!r} is not one of {words}.", param, ctx)
+        return code
+
+
+def modality_option(*allowed: str, required: bool = True, help: str):
+    """`--modality` limited to `allowed` store codes (default all)."""
+    return click.option(
+        "--modality", required=required, type=ModalityWord(tuple(allowed) or modalities.CODES), help=help
+    )
+
+
+def _site_is_the_centre(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.BadParameter(
+            "--site is the centre (as in `palmares import`); for the lesion's anatomical site use "
+            f"--lesion-site {value!r}.",
+            ctx,
+            param,
+        )
+
+
+lesion_site_option = click.option(
+    "--lesion-site",
+    "lesion_site",
+    default=None,
+    help="Anatomical site of the lesion, e.g. liver, bone, lymph node.",
+)
+# Before this wave `--site` meant the anatomical site here: say what to use instead of guessing.
+retired_site_option = click.option(
+    "--site", hidden=True, expose_value=False, callback=_site_is_the_centre, is_eager=False
+)
