@@ -18,6 +18,7 @@ from skimage.draw import polygon as fill_polygon
 from palmares_desktop.core.slides.reader import SlideError, SlideInfo, read_region
 
 MAX_PIXELS = 64_000_000  # about 190 MB of RGB: the largest region read at once
+STRIP_PIXELS = 16_000_000  # level pixels read at once when a level is reduced further
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,15 @@ def read_at(
     lx0, ly0 = int(x0 / level_ds), int(y0 / level_ds)
     lx1 = min(int(np.ceil(x1 / level_ds)), info.levels[level][1])
     ly1 = min(int(np.ceil(y1 / level_ds)), info.levels[level][0])
-    rgb = _block_mean(read_region(path, level, lx0, ly0, lx1 - lx0, ly1 - ly0), reduction)
+    if reduction == 1:
+        rgb = read_region(path, level, lx0, ly0, lx1 - lx0, ly1 - ly0)
+    else:  # strip by strip: a level finer than asked is never held whole, only its reduction
+        step = reduction * max(STRIP_PIXELS // max((lx1 - lx0), 1) // reduction, 1)
+        strips = [
+            _block_mean(read_region(path, level, lx0, y, lx1 - lx0, min(step, ly1 - y)), reduction)
+            for y in range(ly0, ly1, step)
+        ]
+        rgb = np.concatenate([s for s in strips if s.size], axis=0)
     effective = level_ds * reduction
     mpp = info.mpp_x * effective if info.mpp_x else None
     return Region(rgb, int(lx0 * level_ds), int(ly0 * level_ds), level, reduction, effective, mpp)
