@@ -15,9 +15,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import shapely.geometry
+
 from palmares_desktop.core.exchange import keyring
 from palmares_desktop.core.exchange.package import export_package
-from palmares_desktop.core.store import Store, records
+from palmares_desktop.core.store import Store, records, slide_objects
 from tests.core.demo_fixture import demo_store
 
 _BUILT: dict[str, object] = {}
@@ -66,7 +68,9 @@ def _import_site(source: object, index: int, site: str, target: Path) -> Path:
                 {"kind": "annotation", "classification": "Stroma", "geometry": {"type": "Polygon",
                  "coordinates": [[[200, 200], [300, 200], [300, 300], [200, 200]]]}, "name": "stroma 1"},
             ]  # fmt: skip
-            records.add_slide_annotations(store, slide, objects)
+            for o in objects:
+                o["geometry"] = shapely.geometry.shape(o["geometry"])
+            slide_objects.save_annotations(store, slide, objects)
     return target
 
 

@@ -90,9 +90,47 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "classification",
         "color",
         "geometry_json",
+        "geometry_wkb",  # m012: new annotations keep only WKB
+        "min_x",
+        "min_y",
+        "max_x",
+        "max_y",
         "measurements_json",
         "name",
     ],  # fmt: skip
+    "slide_detection_runs": [
+        *_TRAVELLING,
+        "slide_id",
+        "annotation_id",
+        "method",
+        "classification",
+        "count",
+        "measurement_names_json",
+        "parameters_json",
+        "provenance_json",
+    ],  # fmt: skip
+    "slide_detection_tiles": [
+        *_TRAVELLING,
+        "run_id",
+        "slide_id",
+        "tile_x",
+        "tile_y",
+        "min_x",
+        "min_y",
+        "max_x",
+        "max_y",
+        "count",
+        "data",
+        "data_sha256",
+    ],  # fmt: skip
+    "slide_measurements": [
+        *_TRAVELLING,
+        "slide_id",
+        "annotation_id",
+        "kind",
+        "values_json",
+        "provenance_json",
+    ],
     "feature_sets": [
         *_TRAVELLING,
         "segmentation_id",
@@ -111,6 +149,20 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "elapsed_s",
     ],  # fmt: skip
     "pet_metrics": [*_TRAVELLING, "subject_id", "pet_series_id", "metrics_json"],
+    # Reading rounds (issue 10) travel so that a round can span centres.
+    "reading_rounds": [*_TRAVELLING, "name", "modality", "repeats", "min_delay_days", "blinded", "status"],
+    "round_assignments": [
+        *_TRAVELLING,
+        "round_id",
+        "subject_id",
+        "reader_id",
+        "repeat",
+        "case_label",
+        "position",
+        "status",
+        "done_at",
+    ],  # fmt: skip
+    "round_work": [*_TRAVELLING, "assignment_id", "segmentation_id", "lesion_id"],
     "audit_log": [
         "seq",
         "at",
@@ -140,6 +192,11 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
     "slide_annotations": [("slide_id", "slides")],
     "feature_sets": [("segmentation_id", "segmentations")],
     "pet_metrics": [("subject_id", "subjects")],
+    "slide_detection_runs": [("slide_id", "slides")],
+    "slide_detection_tiles": [("run_id", "slide_detection_runs"), ("slide_id", "slides")],
+    "slide_measurements": [("slide_id", "slides")],
+    "round_assignments": [("round_id", "reading_rounds"), ("subject_id", "subjects")],
+    "round_work": [("assignment_id", "round_assignments"), ("segmentation_id", "segmentations")],
 }
 #: package table -> the centre's table (the main store tables unless named here).
 CENTRAL_TABLE = {
@@ -150,7 +207,8 @@ CENTRAL_TABLE = {
 }
 #: rows of the site's own making (filtered by `changed after`).
 CHANGING = ["subjects", "subject_status", "studies", "series", "lesions", "segmentations", "slides",
-            "slide_annotations", "feature_sets"]  # fmt: skip
+            "slide_annotations", "slide_detection_runs", "slide_detection_tiles", "slide_measurements",
+            "feature_sets", "reading_rounds", "round_assignments", "round_work"]  # fmt: skip
 
 
 def pk(table: str) -> str:
