@@ -37,7 +37,13 @@ PATH_FRAGMENT = re.compile(
     r"|[A-Za-z]:\\(?![nrtu\"\\])\w|\\\\\w))"
 )
 PERSON_NAME = re.compile(r"\b[A-Za-z][A-Za-z'-]+\^[A-Za-z][A-Za-z'-]*\b")
-SLIDE_FILE = re.compile(r"[\w-]+\.(svs|ndpi|mrxs|scn|vms|vmu|bif|tiff?|czi|isyntax)\b", re.IGNORECASE)
+SLIDE_FILE = re.compile(r"(?<=[\w-])\.(svs|ndpi|mrxs|scn|vms|vmu|bif|tiff?|czi|isyntax)\b", re.IGNORECASE)
+_NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity|null|true|false)"
+_ITEM = r'"[A-Za-z0-9_.\-]{1,200}": ' + _NUMBER
+#: a JSON object of plain names and numbers only (feature values, sizes): nothing in it can identify.
+NUMBERS_ONLY = re.compile(
+    r"\{(?:" + _ITEM + r"(?:, " + _ITEM + r")*)?\}|\[(?:" + _NUMBER + r"(?:, " + _NUMBER + r")*)?\]"
+)
 #: DICOM attributes that identify a person or a place (PS3.15 E.1-1), as keys of stored JSON.
 PHI_KEYS = {
     k.lower()
@@ -285,10 +291,13 @@ def _mask_ok(row: dict, report: Report) -> bool:
 
 
 def _text_cells(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
+    """Every text value worth scanning: JSON of plain names and numbers only is passed over."""
     for table in exchange_rows.PACKAGE_TABLES:
         for row in exchange_rows.package_rows(conn, table):
             for column, value in row.items():
-                if isinstance(value, str):
+                if isinstance(value, str) and (
+                    len(value) > MAX_TEXT or not (value[:1] in "{[" and NUMBERS_ONLY.fullmatch(value))
+                ):
                     yield table, column, value
 
 
@@ -315,7 +324,7 @@ def _json_keys(value: object) -> Iterator[tuple[str, object]]:
 def _privacy(store: Store, conn: sqlite3.Connection, content: package.Opened, report: Report) -> None:
     for table, column, value in _text_cells(conn):
         where = f"{table}.{column}"
-        if PERSON_NAME.search(value):
+        if "^" in value and PERSON_NAME.search(value):
             report.privacy.append(f"{where} holds a value shaped like a DICOM person name ({value[:30]!r}).")
         if SLIDE_FILE.search(value):
             report.privacy.append(f"{where} holds a file name ({SLIDE_FILE.search(value).group(0)!r}).")
