@@ -12,8 +12,18 @@ from tqdm import tqdm
 
 from palmares_desktop.core.dicom.discovery import ScanResult, SeriesInfo, iter_scan_folder
 from palmares_desktop.core.dicom.errors import DicomError
+from palmares_desktop.core.series_verdict import (
+    LIMITED,
+    NO,
+    YES,
+    SeriesVerdict,
+    judge_all,
+    matrix_text,
+    patients_of,
+)
 
 _COLUMNS = ("#", "Mod", "Description", "Inst", "Matrix", "Spacing mm", "Thick", "FoR", "Vendor", "Usable")
+_PATIENT = "Patient ID"
 _PATHS_PER_REASON = 3
 
 
@@ -23,9 +33,11 @@ _PATHS_PER_REASON = 3
 def scan(folder: Path, as_json: bool) -> None:
     """List every DICOM series under FOLDER (searched recursively; any file names; no DICOMDIR
     needed): modality, description, instances, matrix, spacing, slice thickness, frame of
-    reference, vendor, whether it loads as a volume, and each problem in words. Files that are
-    not part of any volume are listed with the reason. Exit status is 0 even when problems are
-    found. Patient names and IDs are never printed."""
+    reference, vendor, whether it can be read (yes, limited: e.g. no SUV, one slice or an incomplete
+    export, or no), and each problem in words. Files that are not part of any volume are listed
+    with the reason. Exit status is 0 even when problems are found. Patient names are never
+    printed; when the folder holds several patients their IDs are shown (on this screen only,
+    never stored), to choose one with `palmares import --patient-id`."""
     if not folder.is_dir():
         raise click.ClickException(
             f"{folder} is a file, not a folder: scan lists the DICOM series in a folder."
@@ -34,10 +46,17 @@ def scan(folder: Path, as_json: bool) -> None:
         result = _run_with_progress(iter_scan_folder(folder))
     except DicomError as exc:
         raise click.ClickException(str(exc)) from exc
+    verdicts = judge_all(result.series)
+    several = len(patients_of(result.series)) > 1
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        report = result.to_dict()
+        for entry, info, verdict in zip(report["series"], result.series, verdicts, strict=True):
+            entry["verdict"] = verdict.to_dict()
+            if several:
+                entry["patient_id"] = info.patient_id
+        click.echo(json.dumps(report, indent=2))
     else:
-        click.echo(format_scan(result))
+        click.echo(format_scan(result, verdicts, show_patients=several))
 
 
 def _run_with_progress(task) -> ScanResult:
@@ -53,22 +72,32 @@ def _run_with_progress(task) -> ScanResult:
             bar.refresh()
 
 
-def format_scan(result: ScanResult) -> str:
-    """The human-readable report: one table row per series, its problems below it, then skipped files."""
+def format_scan(result: ScanResult, verdicts: list[SeriesVerdict], show_patients: bool = False) -> str:
+    """The human-readable report: one table row per series, its remarks below it, then skipped files."""
     usable = sum(s.usable for s in result.series)
+    words = [v.word for v in verdicts]
     lines = [
-        f"{len(result.series)} series ({usable} usable as volumes), {len(result.skipped)} files skipped, "
-        f"in {result.root}",
+        f"{len(result.series)} series ({usable} usable as volumes: {words.count(YES)} ready to read, "
+        f"{words.count(LIMITED)} limited), {len(result.skipped)} files skipped, in {result.root}",
         "",
     ]
+    if show_patients:
+        lines[1:1] = [
+            f"The folder holds {len(patients_of(result.series))} patients: import one at a time with "
+            "--patient-id ID (IDs shown here only; they are never stored).",
+        ]
     if result.series:
-        rows = [_row(i, s) for i, s in enumerate(result.series, start=1)]
-        widths = [max(len(str(c)) for c in column) for column in zip(_COLUMNS, *rows, strict=False)]
-        lines.append(_format_row(_COLUMNS, widths))
+        columns = (*_COLUMNS, _PATIENT) if show_patients else _COLUMNS
+        rows = [
+            _row(i, s, v) + ([s.patient_id or "?"] if show_patients else [])
+            for i, (s, v) in enumerate(zip(result.series, verdicts, strict=True), start=1)
+        ]
+        widths = [max(len(str(c)) for c in column) for column in zip(columns, *rows, strict=False)]
+        lines.append(_format_row(columns, widths))
         lines.append(_format_row(["-" * w for w in widths], widths))
-        for series, row in zip(result.series, rows, strict=True):
+        for verdict, row in zip(verdicts, rows, strict=True):
             lines.append(_format_row(row, widths))
-            lines.extend(f"      - {problem}" for problem in series.problems)
+            lines.extend(f"      - {reason}" for reason in verdict.reasons)
     if result.skipped:
         lines += ["", f"Skipped {len(result.skipped)} files:"]
         by_reason: dict[str, list[str]] = defaultdict(list)
@@ -81,7 +110,7 @@ def format_scan(result: ScanResult) -> str:
     return "\n".join(lines)
 
 
-def _row(number: int, s: SeriesInfo) -> list[str]:
+def _row(number: int, s: SeriesInfo, verdict: SeriesVerdict) -> list[str]:
     spacing = "x".join(f"{v:.4g}" for v in s.spacing) if s.spacing else "?"
     instances = str(s.n_instances) if s.n_slices == s.n_instances else f"{s.n_instances} ({s.n_slices} fr)"
     description = s.description or "(no description)"
@@ -92,12 +121,12 @@ def _row(number: int, s: SeriesInfo) -> list[str]:
         s.modality or "?",
         _shorten(description, 32),
         instances,
-        f"{s.rows}x{s.cols}",
+        matrix_text(s, times="x"),
         spacing,
         f"{s.slice_thickness:g}" if s.slice_thickness is not None else "?",
         ("…" + s.frame_of_reference_uid[-8:]) if s.frame_of_reference_uid else "-",
         _shorten(s.manufacturer or "?", 16),
-        "yes" if s.usable else "NO",
+        verdict.word if verdict.word != NO else "NO",
     ]
 
 

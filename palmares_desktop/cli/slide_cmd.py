@@ -1,5 +1,6 @@
 """`palmares slide info SLIDE [--json]`, `palmares slide add SLIDE --subject CODE --store S [--stain HE]`,
-`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`."""
+`palmares slide locate --store S --slide ID --path NEW` and `palmares slide annotations SUBJECT ...`;
+the analyses (`tissue`, `cells`, `measure`, `tils`) live in slide_analysis_cmd.py."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli import exit_codes
+from palmares_desktop.cli.lazy import LazyGroup
 from palmares_desktop.cli.reader_option import choose_reader, reader_option
 
+_ANALYSES = {
+    name: f"palmares_desktop.cli.slide_analysis_cmd:{name}" for name in ("tissue", "cells", "measure", "tils")
+}
 
-@click.group("slide")
+
+@click.group("slide", cls=LazyGroup, lazy_subcommands=_ANALYSES)
 def slide() -> None:
-    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file."""
+    """Whole-slide images: describe a slide file, register it for a subject, re-link a moved file,
+    annotations in and out, tissue outline, cell detection, measurements and the stromal TILs helper."""
 
 
 @slide.command("info")
@@ -95,17 +102,21 @@ def locate(store_path: Path, reference: str, new_path: Path) -> None:
 @click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
 @click.option("--geojson", "out", type=click.Path(path_type=Path), help="Export to this GeoJSON file.")
 @click.option("--import", "source", type=click.Path(path_type=Path), help="Import this QuPath GeoJSON file.")
+@click.option(
+    "--detections/--no-detections", default=True, show_default=True, help="Export detections (cells) too."
+)
 @reader_option
 def annotations(
-    subject_code: str, store_path: Path, out: Path | None, source: Path | None, reader_name: str | None
+    subject_code: str,
+    store_path: Path,
+    out: Path | None,
+    source: Path | None,
+    detections: bool,
+    reader_name: str | None,
 ) -> None:
-    """Export (--geojson OUT) or import (--import FILE) the annotations of SUBJECT's slide."""
-    from palmares_desktop.core.slides.annotations import (
-        export_geojson,
-        import_geojson,
-        load_objects,
-        save_objects,
-    )
+    """Export (--geojson OUT) or import (--import FILE) the annotations and detections of SUBJECT's slide,
+    as a QuPath GeoJSON FeatureCollection (level-0 pixels)."""
+    from palmares_desktop.core.slides.annotations import export_slide, import_geojson, save_objects
     from palmares_desktop.core.store import Store, StoreError
 
     if (out is None) == (source is None):
@@ -122,8 +133,13 @@ def annotations(
                 raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
             target = slides[0]
             if out is not None:
-                out.write_text(json.dumps(export_geojson(load_objects(store, target))), encoding="utf-8")
-                click.echo(f"Exported the annotations of {target['display_name']} to {out}.")
+                collection = export_slide(store, target, detections=detections)
+                out.write_text(json.dumps(collection), encoding="utf-8")
+                kinds = [f["properties"]["objectType"] for f in collection["features"]]
+                click.echo(
+                    f"Exported {kinds.count('annotation')} annotations and {kinds.count('detection')} detections "
+                    f"of {target['display_name']} to {out}."
+                )
                 return
             try:
                 data = json.loads(source.read_text(encoding="utf-8"))

@@ -261,7 +261,7 @@ def _pick_patient(
         raise ImportRefusedError(
             f"The folder holds CT/PET images of {len(patients)} different patients ({counts} series). "
             "An import takes exactly one patient: import each patient's folder separately, or choose "
-            "one with its patient ID (--patient-id)."
+            "one with its patient ID (--patient-id; `palmares scan` lists the IDs)."
         )
     if len(patients) == 1 and next(iter(patients)) == "":
         raise ImportRefusedError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from palmares_desktop.core.series_choice import SeriesChoice, choose_series
 from palmares_desktop.core.store import Store
-from palmares_desktop.core.store.records import series_row
+from palmares_desktop.core.store.records import segmentation_versions, series_row
 from palmares_desktop.core.store.segmentations import latest_finals_of_subject
 from palmares_desktop.core.study.rounds import visible_segmentations
 
@@ -42,3 +42,18 @@ def subject_segmentations(store: Store, subject_id: str) -> list[dict]:
     if store.reader is None:
         return found
     return visible_segmentations(store, store.reader.id, subject_id, found)
+
+
+def version_in_use(store: Store, lesion: dict, series_id: str) -> dict | None:
+    """The final version a tool reports or exports for `lesion` on a series: the current reader's own
+    newest final version, else the newest final version of another reader; only what the current
+    reader may see (a blinded round hides the others' work and their own earlier repeat), never a
+    draft."""
+    finals = [v for v in segmentation_versions(store, lesion["id"], series_id) if v.get("status") == "final"]
+    if store.reader is None:
+        return finals[0] if finals else None
+    visible = visible_segmentations(store, store.reader.id, lesion["subject_id"], finals)
+    own = [v for v in visible if v.get("reader_id") == store.reader.id]
+    if own:
+        return max(own, key=lambda v: v["version"])
+    return max(visible, key=lambda v: v["created_at"]) if visible else None

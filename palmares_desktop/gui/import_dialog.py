@@ -1,6 +1,7 @@
 """File → Import DICOM folder…: scan preview, subject code, progress with Cancel, summary.
 
-Both steps are core tasks (`iter_scan_folder`, `iter_import_dicom`) driven in a worker thread;
+Both steps are core tasks (`iter_judge_folder`, `iter_import_dicom`) driven in a worker thread;
+the Usable column is core's verdict (core/series_verdict.py), the same rule as `palmares scan`;
 Cancel closes the import generator between two steps, so core rolls back what it had not committed.
 """
 
@@ -14,6 +15,7 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
@@ -30,6 +32,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from palmares_desktop.core.modalities import display_of
+from palmares_desktop.core.series_verdict import NO, YES, SeriesVerdict, matrix_text
 from palmares_desktop.core.store import Store, StoreError, check_subject_code
 from palmares_desktop.gui.workers import TaskThread, WorkerPool, worker_store
 
@@ -42,26 +46,27 @@ SERIES_COLUMNS = [
     "Matrix",
     "Spacing (mm)",
     "Vendor",
+    "Patient ID",
     "Usable",
     "Problems",
 ]
-PROBLEM_COLOUR = QColor("#ffe08a")  # usable but with remarks
+PROBLEM_COLOUR = QColor("#ffe08a")  # imported, with remarks (limited: no SUV, one slice, incomplete)
 UNUSABLE_COLOUR = QColor("#f5b7b1")  # will not be imported
 
 
-def _series_cells(info: Any) -> list[str]:
+def _series_cells(info: Any, verdict: SeriesVerdict) -> list[str]:
     spacing = getattr(info, "spacing", None)
     spacing_text = " × ".join(f"{s:.3g}" for s in spacing) if spacing else "?"
-    matrix = f"{info.cols} × {info.rows}" if getattr(info, "rows", None) else "?"
     return [
-        info.modality or "?",
+        display_of(info.modality) if info.modality in ("CT", "PT") else (info.modality or "?"),
         info.description or "",
         str(info.n_instances),
-        matrix,
+        matrix_text(info),
         spacing_text,
         info.manufacturer or "",
-        "yes" if info.usable else "no",
-        "; ".join(info.problems) if info.problems else "",
+        info.patient_id or "?",  # on this screen only, to choose a patient; never stored
+        verdict.word,
+        "; ".join(verdict.reasons),
     ]
 
 
@@ -146,8 +151,15 @@ class ImportDialog(QDialog):
         self.subject = QLineEdit(store.next_subject_code(site) if site and site != "XX00" else "")
         self.subject.setPlaceholderText("e.g. IT03-0017")
         self.subject.setToolTip("Pseudonym of this patient in the study: site code, dash, four digits.")
+        self.patient = QComboBox()
+        self.patient.setToolTip(
+            "The folder holds images of several patients: choose whose to import (the ID stays at the site)."
+        )
+        self.patient_label = QLabel("Patient")
         form = QFormLayout()
+        form.addRow(self.patient_label, self.patient)
         form.addRow("Subject code", self.subject)
+        self._show_patients([])
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -197,7 +209,7 @@ class ImportDialog(QDialog):
             self.scan_note.setText(f"{folder} is not a folder.")
             self.scan_note.setStyleSheet("color: #c0392b;")
             return
-        from palmares_desktop.core.dicom.discovery import iter_scan_folder
+        from palmares_desktop.core.series_verdict import iter_judge_folder
 
         self.scan_note.setStyleSheet("")
         self.scan_note.setText(f"Scanning {folder}…")
@@ -206,7 +218,7 @@ class ImportDialog(QDialog):
         self.import_button.setEnabled(False)
         self.progress.setRange(0, 0)  # busy until the first progress step gives a total
         self.workers.start(
-            lambda: iter_scan_folder(folder),
+            lambda: iter_judge_folder(folder),
             on_success=self._scanned,
             on_failure=self._scan_failed,
             on_progress=self._step,
@@ -219,38 +231,49 @@ class ImportDialog(QDialog):
         self.scan_note.setStyleSheet("color: #c0392b;")
         self.scan_note.setText(f"The folder could not be scanned: {exc}")
 
-    def _scanned(self, result: Any) -> None:
+    def _scanned(self, judged: Any) -> None:
+        result = judged.scan
         self.scan_result = result
         self.scan_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)  # the bar is for the import; the scan's outcome is the table
         self.progress_text.clear()
         self.series.setRowCount(len(result.series))
-        for r, info in enumerate(result.series):
-            colour = (
-                None
-                if info.usable and not info.problems
-                else (PROBLEM_COLOUR if info.usable else UNUSABLE_COLOUR)
+        for r, (info, verdict) in enumerate(zip(result.series, judged.verdicts, strict=True)):
+            colour = {YES: None if not verdict.reasons else PROBLEM_COLOUR, NO: UNUSABLE_COLOUR}.get(
+                verdict.word, PROBLEM_COLOUR
             )
-            for c, text in enumerate(_series_cells(info)):
+            for c, text in enumerate(_series_cells(info, verdict)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 if colour is not None:
                     item.setBackground(QBrush(colour))
                     item.setForeground(QBrush(QColor("#1b1b1b")))
                 self.series.setItem(r, c, item)
-        usable = [s for s in result.series if s.usable and s.modality in ("CT", "PT")]
+        importable = [v for v in judged.verdicts if v.importable]
+        ready = [v for v in judged.verdicts if v.word == YES]
         skipped = len(result.skipped)
         self.scan_note.setText(
-            f"{len(result.series)} series found, {len(usable)} CT/PET series can be imported"
+            f"{len(result.series)} series found: {len(ready)} ready to read, "
+            f"{len(importable) - len(ready)} limited (imported, see the remarks)"
             + (f"; {skipped} file(s) skipped (not images or unreadable)." if skipped else ".")
             + " Yellow rows have remarks, red rows will not be imported."
         )
         self.scan_note.setToolTip(
             "\n".join(f"{Path(path).name}: {reason}" for path, reason in result.skipped[:50])
         )
-        self.import_button.setEnabled(bool(usable))
+        self._show_patients(judged.patients)
+        self.import_button.setEnabled(bool(importable))
         self.scanned.emit(len(result.series))
+
+    def _show_patients(self, patients: list[str]) -> None:
+        """A patient picker only when the folder holds more than one patient."""
+        self.patient.clear()
+        for patient_id in patients:
+            self.patient.addItem(patient_id, patient_id)
+        several = len(patients) > 1
+        self.patient.setVisible(several)
+        self.patient_label.setVisible(several)
 
     # ---------------------------------------------------------------- import
     def start_import(self) -> None:
@@ -265,11 +288,12 @@ class ImportDialog(QDialog):
 
         folder = Path(self.folder.text().strip()).expanduser()
         root, reader = self.store.root, self.store.reader
+        patient_id = self.patient.currentData() if self.patient.count() > 1 else None
 
         def job():
             # The import writes from this worker thread: it needs its own connection to the store.
             with worker_store(root, reader) as store:
-                return (yield from iter_import_dicom(store, folder, code))
+                return (yield from iter_import_dicom(store, folder, code, patient_id=patient_id))
 
         self.progress_text.setStyleSheet("")
         self.progress_text.setText(f"Importing into {code}…")

@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&CT/PET", lambda: self.tabs.setCurrentIndex(CT_PET_TAB), "Ctrl+2")
         self._action(view_menu, "&Slide", lambda: self.tabs.setCurrentIndex(SLIDE_TAB), "Ctrl+3")
         self._action(view_menu, "&Refresh worklist", self.refresh_worklist, QKeySequence.StandardKey.Refresh)
+        study_menu = self.menuBar().addMenu("&Study")
+        self._action(study_menu, "&Reading rounds…", self.show_study_panel)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Show &log file location", self._show_log_location)
         self._action(help_menu, "&About", self._about)
@@ -217,6 +219,15 @@ class MainWindow(QMainWindow):
         dialog.show()
         self._import_dialog = dialog  # keep a reference while it is open
         return dialog
+
+    def show_study_panel(self):
+        """Reading rounds: the coordinator's agreement report and plots, the reader's own readings."""
+        from palmares_desktop.gui.study_panel import StudyPanel
+
+        panel = StudyPanel(self.store, self.workers, self)
+        panel.show()
+        self._study_panel = panel  # keep a reference while it is open
+        return panel
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if any(Path(url.toLocalFile()).is_dir() for url in event.mimeData().urls()):

@@ -1,7 +1,9 @@
-"""The slide room: the subject's H&E slide as a lazy multiscale RGB layer with a µm scale bar.
+"""The slide room: the subject's H&E slide as a lazy multiscale RGB layer with a µm scale bar, and
+the annotation panel (classes, drawing tools, undo/redo, class areas, stromal TILs).
 
 Level arrays come from core.slides (tile-backed, lazy): napari reads only the tiles of the level
-that matches the zoom, so a 20k × 20k level 0 is never loaded whole.
+that matches the zoom, so a 20k × 20k level 0 is never loaded whole. "Detect tissue" runs
+core.slides.tissue in a worker and adds the outline as an editable annotation.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from palmares_desktop.core.slides.reader import level_array, open_slide
 from palmares_desktop.core.slides.registry import slide_path
 from palmares_desktop.core.store import Store, StoreError
 from palmares_desktop.gui.napari_adapter import SLIDE_LAYER, EmbeddedViewer
+from palmares_desktop.gui.slide_annotation_panel import AnnotationPanel
 from palmares_desktop.gui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,12 @@ class SlideRoom(QWidget):
         self.picker.setVisible(False)
         self.details = QLabel()
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.panel = AnnotationPanel(self.viewer)
+        self.panel.setFixedWidth(330)
+        self.tissue_button = QPushButton("Detect tissue")
+        self.tissue_button.setEnabled(False)
+        self.tissue_button.clicked.connect(self._detect_tissue)
+        self._path: Path | None = None
 
         top = QHBoxLayout()
         top.setContentsMargins(6, 0, 6, 0)  # the texts must not touch the window's edges
@@ -64,10 +73,15 @@ class SlideRoom(QWidget):
         top.addWidget(self.picker)
         top.addStretch(1)
         top.addWidget(self.details)
+        top.addWidget(self.tissue_button)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.viewer.widget, 1)
+        body.addWidget(self.panel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addLayout(top)
-        layout.addWidget(self.viewer.widget, 1)
+        layout.addLayout(body, 1)
 
     def load_subject(self, store: Store, subject: dict) -> None:
         self.store = store
@@ -86,6 +100,7 @@ class SlideRoom(QWidget):
         self.picker.setVisible(len(self.slides) > 1)
         if not self.slides:
             self._generation += 1
+            self.panel.unbind()
             self.title.setText(f"{subject['code']} — no slide in the store for this subject.")
             return
         self._load_selected(0)
@@ -103,10 +118,11 @@ class SlideRoom(QWidget):
             self._failed(name, exc, generation)
             return
         self.title.setText(f"{self._heading(name)} — opening…")
+        self.panel.unbind()
         self.viewer.clear()
         self.workers.start(
             lambda: open_slide_levels(path),
-            on_success=lambda result: self._show(result, name, generation),
+            on_success=lambda result: self._show(result, row, path, generation),
             on_failure=lambda exc: self._failed(name, exc, generation),
             name=f"slide {name}",
         )
@@ -119,15 +135,22 @@ class SlideRoom(QWidget):
         self.details.setText(message)
         self.load_failed.emit(message)
 
-    def _show(self, result: tuple[list[Any], tuple[float, float], dict], name: str, generation: int) -> None:
+    def _show(
+        self, result: tuple[list[Any], tuple[float, float], dict], row: dict, path: Path, generation: int
+    ) -> None:
         if generation != self._generation:
             return
+        name = row["display_name"]
         levels, mpp, info = result
         self.info = info
         units = ("um", "um") if info["calibrated"] else ("pixel", "pixel")
         self.viewer.add_slide(levels, mpp, units=units)
         self.viewer.show_scale_bar(info["calibrated"])
         self._fit_view()
+        if self.store is not None:
+            self.panel.bind(self.store, row, mpp)
+        self._path = path
+        self.tissue_button.setEnabled(True)
         self.title.setText(self._heading(name))
         pixel = f"{mpp[1]:.3f} µm/px" if info["calibrated"] else "pixel size unknown (no µm scale)"
         self.details.setText(
@@ -153,9 +176,35 @@ class SlideRoom(QWidget):
     def slide_layer(self):
         return self.viewer.layer(SLIDE_LAYER)
 
+    def _detect_tissue(self) -> None:
+        """Find the tissue outline off the GUI thread; the panel saves it (on this thread)."""
+        if self._path is None:
+            return
+        from palmares_desktop.core.slides.tissue import detect_tissue
+
+        path, generation = self._path, self._generation
+        self.tissue_button.setEnabled(False)
+        self.tissue_button.setText("Detecting…")
+
+        def done(found) -> None:
+            self.tissue_button.setText("Detect tissue")
+            self.tissue_button.setEnabled(True)
+            if generation == self._generation and not found.geometry.is_empty:
+                self.panel.add_tissue(found.geometry)
+
+        def failed(exc) -> None:
+            self.tissue_button.setText("Detect tissue")
+            self.tissue_button.setEnabled(True)
+            self.panel.note.setText(f"Tissue detection failed: {exc}")
+
+        self.workers.start(
+            lambda: detect_tissue(path, open_slide(path)), on_success=done, on_failure=failed, name="tissue"
+        )
+
     def reset(self) -> None:
         """Forget the subject (e.g. another store was opened)."""
         self._generation += 1
+        self.panel.unbind()
         self.viewer.clear()
         self.slides, self.info, self.store = [], None, None
         self.picker.clear()

@@ -40,12 +40,13 @@ def test_table_lists_pet_and_ct_of_the_sts_study(runner, shared_data):
     result = runner.invoke(main, ["scan", str(shared_data / "petct_sts_001")])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("2 series (2 usable as volumes), 5 files skipped")
+    assert lines[0].startswith("2 series (2 usable as volumes: 2 ready to read, 0 limited), 5 files skipped")
     pet = next(line for line in lines if "IBSI_1_STS_001_PET_image" in line).split()
     ct = next(line for line in lines if "IBSI_1_STS_001_CT_image" in line).split()
-    assert pet[1:] == ["PT", "IBSI_1_STS_001_PET_image", "59", "43x41", "4.688x4.688x3.27", "3.27",
+    assert pet[1:] == ["PT", "IBSI_1_STS_001_PET_image", "59", "41x43", "4.688x4.688x3.27", "3.27",
                        "…04118088", "GE", "MEDICAL", "SYST…", "yes"]  # fmt: skip
-    assert ct[1:5] == ["CT", "IBSI_1_STS_001_CT_image", "59", "202x198"] and ct[-1] == "yes"
+    # Matrix is columns x rows (width x height), as in the import dialog.
+    assert ct[1:5] == ["CT", "IBSI_1_STS_001_CT_image", "59", "198x202"] and ct[-1] == "yes"
     assert "  2 x non-image object (RTSTRUCT): CT/mask/RS.dcm, PET/mask/RS.dcm" in lines
     assert "STS_001" not in result.output.replace("IBSI_1_STS_001", "")  # PatientName/PatientID
 
@@ -80,7 +81,7 @@ def test_problems_are_shown_and_exit_status_stays_zero(runner, shared_data, tmp_
     result = runner.invoke(main, ["scan", str(tmp_path)])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].startswith("1 series (0 usable as volumes), 0 files skipped")
+    assert lines[0].startswith("1 series (0 usable as volumes: 0 ready to read, 0 limited), 0 files skipped")
     assert lines[4].split()[1:5] == ["CT", "(no", "description)", "7"] and lines[4].split()[-1] == "NO"
     assert lines[5] == (
         "      - 1 gap(s) in the stack, about 1 slice(s) missing: e.g. 6.00 mm between the slices at "
@@ -115,7 +116,18 @@ def test_end_to_end_through_the_installed_entry_point(shared_data, tmp_path):
     assert by_description["F18 FDG"]["problems"][0].startswith("Only one slice")
     comunix_pet, comunix_ct = by_description["PET WB"], by_description["CT HEAD/NK 5.0 B30s"]
     assert comunix_pet["frame_of_reference_uid"] != comunix_ct["frame_of_reference_uid"]
-    assert "COMUNIX" not in done.stdout and "fYET5.0" not in done.stdout  # PatientName, PatientID
+    assert "COMUNIX" not in done.stdout  # PatientName: never
+    # Two patients: their IDs are shown (at the site, on screen only) to pick one with --patient-id.
+    assert (
+        comunix_pet["patient_id"] == "fYET5.0" and by_description["F18 FDG"]["patient_id"] == "13020110201186"
+    )
+    # The same rule as `palmares suv` and the import dialog: these PET series are limited, not "usable: yes".
+    assert by_description["F18 FDG"]["verdict"]["word"] == "limited"
+    assert comunix_pet["verdict"]["word"] == "limited"
+    assert any(
+        r.startswith("No SUV (PatientWeight (0010,1030) is 0 kg") for r in comunix_pet["verdict"]["reasons"]
+    )
+    assert comunix_ct["verdict"] == {"word": "yes", "reasons": []}
     missing = subprocess.run([sys.executable, "-c", code, "scan", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -130,3 +130,20 @@ def test_icc_missing_values_and_constant_feature():
 def test_icc_needs_two_readers():
     with pytest.raises(AgreementError, match="two readers"):
         feature_iccs(np.zeros((1, 5, 1)), ["f"])
+
+
+def test_bland_altman_bias_and_limits_by_hand_and_missing_pairs_left_out():
+    from palmares_desktop.core.agreement import bland_altman
+
+    a = [10.0, 20.0, 30.0, None, 40.0]
+    b = [12.0, 19.0, 33.0, 5.0, float("nan")]
+    result = bland_altman("volume_ml", a, b)
+    diffs = np.array([2.0, -1.0, 3.0])
+    assert result.n == 3 and result.differences == (2.0, -1.0, 3.0) and result.means == (11.0, 19.5, 31.5)
+    assert result.bias == pytest.approx(diffs.mean())
+    assert result.sd == pytest.approx(np.std(diffs, ddof=1))
+    assert result.upper_loa == pytest.approx(diffs.mean() + 1.96 * np.std(diffs, ddof=1))
+    assert "bias 1.33, 95% limits of agreement" in result.sentence()
+    one = bland_altman("suv_mean", [1.0], [1.5])
+    assert one.sd is None and "limits need two or more" in one.sentence()
+    assert bland_altman("x", [], []).sentence() == "x: no pair of readings to compare."

@@ -107,6 +107,30 @@ def test_a_blinded_reader_sees_only_their_current_reading(round_store):
         assert codes == ["Case 01 (reading 1)", "Case 01 (reading 2)"] and "IT03" not in "".join(codes)
 
 
+def test_exports_and_pet_tools_use_the_readers_own_chain_and_respect_blinding(round_store):
+    """segmentation export (and the PET metrics, same rule: reading_set.version_in_use) take the
+    current reader's own newest final version, else the newest one they may see; never a hidden one."""
+    from palmares_desktop.core.segmentation.export import subject_masks
+    from palmares_desktop.core.segmentation.geometry import SegmentationError
+
+    root, readers, _, _ = round_store
+    with Store.open(root) as store:
+        ids = {r.id: r.name for r in store.readers()}
+        store.use_reader(readers["Dr Alpha"])  # Alpha's repeat (reading 2) is current
+        alpha = subject_masks(store, "IT03-0001")
+        assert {ids[v["reader_id"]] for _, _, v in alpha} == {"Dr Alpha"} and len(alpha) == 3
+        assert {v["version"] for _, _, v in alpha} == {2}  # their own newest, the repeat
+        store.use_reader(readers["Dr Beta"])  # repeat 2 not started: blind to every reading 1, own too
+        with pytest.raises(SegmentationError, match="no saved segmentation"):
+            subject_masks(store, "IT03-0001")
+        outsider = store.add_reader("Dr Gamma", "radiologist", "IT03")  # not in the round
+        store.use_reader(outsider)
+        newest = subject_masks(store, "IT03-0001")
+        assert len(newest) == 3 and {ids[v["reader_id"]] for _, _, v in newest} == {"Dr Alpha"}
+        with pytest.raises(SegmentationError, match="no lesion named"):
+            subject_masks(store, "IT03-0001", lesion_name="nowhere")
+
+
 def test_agreement_numbers_equal_simpleitk_and_pingouin(round_store):
     import pandas as pd
     import pingouin

@@ -31,6 +31,7 @@ from palmares_desktop.core.pet.threshold import (
     rule_threshold,
     threshold_in_region,
 )
+from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation.geometry import Grid
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation, find_series
 from palmares_desktop.core.store import Store, records
@@ -208,17 +209,11 @@ def accept_candidate(
 
 
 # ----------------------------------------------------------------------------- metrics
-def _latest_final(versions: list[dict]) -> dict | None:
-    # A draft (status column, when the store has it) is work in progress, never a number to report.
-    finals = [v for v in versions if (v.get("status") or "final") == "final"]
-    return finals[0] if finals else None
-
-
 def _mask_on_pet(
     store: Store, lesion: dict, pet_series: dict, image: sitk.Image
 ) -> tuple[np.ndarray, dict] | None:
     """The lesion's mask on the PET grid: its PET segmentation, else its CT one resampled."""
-    pet_version = _latest_final(records.segmentation_versions(store, lesion["id"], pet_series["id"]))
+    pet_version = version_in_use(store, lesion, pet_series["id"])
     if pet_version is not None:
         mask = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(pet_version["mask_path"])))) > 0
         return mask, {
@@ -227,7 +222,7 @@ def _mask_on_pet(
             "drawn_on": "PET",
         }
     for ct in records.series_rows_of_subject(store, pet_series["subject_id"], "CT"):
-        ct_version = _latest_final(records.segmentation_versions(store, lesion["id"], ct["id"]))
+        ct_version = version_in_use(store, lesion, ct["id"])
         if ct_version is None:
             continue
         ct_mask = sitk.ReadImage(str(store.path(ct_version["mask_path"])))

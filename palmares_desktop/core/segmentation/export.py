@@ -1,6 +1,6 @@
 """Export a subject's lesion segmentations: DICOM SEG (highdicom, BINARY) or NIfTI/NRRD label maps.
 
-- `seg`: one SEG per series, one segment per lesion (its latest final version on that series),
+- `seg`: one SEG per series, one segment per lesion (the version in use on that series: the reader's own newest final version, else the newest one they may see; core/reading_set.version_in_use),
   coded in SNOMED CT (category Morphologically altered structure, type Neoplasm, the lesion's site as
   anatomic region) and referencing the de-identified DICOM copies in the store (`dicom/<series_id>/`)
   the masks were drawn on.
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError
 from palmares_desktop.core.store import Store, records
 
@@ -42,11 +43,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "lesion"
 
 
-def _latest_final(versions: list[dict]) -> dict | None:
-    finals = [v for v in versions if (v.get("status") or "final") == "final"]
-    return finals[0] if finals else None
-
-
 def subject_masks(
     store: Store, subject_code: str, lesion_name: str | None = None
 ) -> list[tuple[dict, dict, dict]]:
@@ -63,7 +59,7 @@ def subject_masks(
     for modality in ("CT", "PT"):
         for series in records.series_rows_of_subject(store, subject["id"], modality):
             for lesion in lesions:
-                version = _latest_final(records.segmentation_versions(store, lesion["id"], series["id"]))
+                version = version_in_use(store, lesion, series["id"])
                 if version is not None:
                     out.append((series, lesion, version))
     if not out:

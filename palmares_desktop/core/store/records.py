@@ -305,29 +305,6 @@ def add_slide_row(store: Store, row: dict, detail: dict) -> dict:
     return store.insert("slides", row, detail=detail)
 
 
-def add_slide_annotations(
-    store: Store, slide: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]
-) -> int:
-    """Store slide objects (kind, classification, color, geometry, name) in one transaction."""
-    n = 0
-    with store.transaction():
-        for obj in objects:
-            store.insert(
-                "slide_annotations",
-                {
-                    "slide_id": slide["id"],
-                    "object_type": obj["kind"],
-                    "classification": obj.get("classification"),
-                    "color": json.dumps(list(obj["color"])) if obj.get("color") else None,
-                    "geometry_json": json.dumps(obj["geometry"]),
-                    "measurements_json": json.dumps({"mpp": [slide["mpp_x"], slide["mpp_y"]]}),
-                    "name": obj.get("name"),
-                },
-            )
-            n += 1
-    return n
-
-
 def slide_annotations_of(store: Store, slide_id: str) -> list[SlideAnnotation]:
     rows = store.rows("slide_annotations", "slide_id = ?", [slide_id], order_by="created_at")
     return [as_slide_annotation(r) for r in rows]

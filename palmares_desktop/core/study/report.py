@@ -18,11 +18,20 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from palmares_desktop.core.agreement import feature_iccs, mask_agreement, robust_features
+from palmares_desktop.core.agreement import (
+    BlandAltman,
+    bland_altman,
+    feature_iccs,
+    mask_agreement,
+    robust_features,
+)
 from palmares_desktop.core.store import Store, records
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.segmentations import segmentation_row
 from palmares_desktop.core.study.rounds import RoundError
+
+# measure -> the pair columns of reading a and reading b
+BLAND_ALTMAN_COLUMNS = {"volume_ml": ("volume_a_ml", "volume_b_ml"), "suv_mean": ("suv_mean_a", "suv_mean_b")}
 
 
 @dataclass
@@ -35,6 +44,19 @@ class RoundReport:
     robust: dict[str, list[str]] = field(default_factory=dict)  # ICC kind -> robust feature names
     params_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def bland_altman(self, measure: str, scope: str = "inter-reader") -> BlandAltman:
+        """Bland-Altman of 'volume_ml' or (PET rounds) 'suv_mean' over the pairs of one scope."""
+        a_key, b_key = BLAND_ALTMAN_COLUMNS[measure]
+        chosen = [p for p in self.pairs if p["scope"] == scope]
+        return bland_altman(measure, [p.get(a_key) for p in chosen], [p.get(b_key) for p in chosen])
+
+    def icc_ranking(self, kind: str = "ICC(2,1)", scope: str = "inter-reader") -> list[dict]:
+        """The features of one ICC kind and scope, best first (for the ranking plot)."""
+        rows = [
+            f for f in self.features if f["kind"] == kind and f["scope"] == scope and f["icc"] is not None
+        ]
+        return sorted(rows, key=lambda f: -f["icc"])
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +74,16 @@ class RoundReport:
 def _mask(store: Store, seg: dict) -> tuple[np.ndarray, tuple[float, ...]]:
     image = sitk.ReadImage(str(store.path(seg["mask_path"])))
     return sitk.GetArrayFromImage(image) != 0, tuple(reversed(image.GetSpacing()))  # z, y, x
+
+
+def _volume(store: Store, series_id: str) -> np.ndarray:
+    """The stored volume of a series (PET in SUV), z, y, x."""
+    row = records.series_row(store, series_id)
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row["pixel_path"]))))
+
+
+def _mean_in(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
 
 
 def _clean(value):
@@ -80,6 +112,7 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
     reader_ids = sorted(readers, key=lambda r: readers[r])
     pairs = [((a, 1), (b, 1), "inter-reader") for a, b in itertools.combinations(reader_ids, 2)]
     pairs += [((r, k), (r, k + 1), "intra-reader") for r in reader_ids for k in range(1, rnd["repeats"])]
+    pet_volumes: dict[str, np.ndarray] = {}  # series id -> SUV array, read once
     for lesion_id, by_reading in sorted(readings.items(), key=lambda kv: lesion_names[kv[0]]):
         for first, second, scope in pairs:
             if first not in by_reading or second not in by_reading:
@@ -99,6 +132,9 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
             (ma, spacing), (mb, _) = _mask(store, a_seg), _mask(store, b_seg)
             numbers = mask_agreement(ma, mb, spacing)
             row.update({k: _clean(v) for k, v in numbers.__dict__.items()})
+            if rnd["modality"] == "PT":
+                suv = pet_volumes.setdefault(a_seg["series_id"], _volume(store, a_seg["series_id"]))
+                row["suv_mean_a"], row["suv_mean_b"] = _mean_in(suv, ma), _mean_in(suv, mb)
             report.pairs.append(row)
     _feature_agreement(store, report, readings, lesion_names, reader_ids, rnd["repeats"], threshold)
     return report
