@@ -228,6 +228,8 @@ def _check_rows(store: Store, conn: sqlite3.Connection, report: Report) -> None:
                 return
             if table == "masks" and not _mask_ok(row, report):
                 return
+            if table == "slide_detection_tiles" and not _tile_ok(row, report):
+                return
     if [r["code"] for r in exchange_rows.package_rows(conn, "sites")] not in ([], [site]):
         report.problems.append(f"site {site}'s package describes another site.")
         return
@@ -253,6 +255,17 @@ def _check_rows(store: Store, conn: sqlite3.Connection, report: Report) -> None:
                     return
     report.checked.append("references")
     _check_text(conn, report)
+
+
+def _tile_ok(row: dict, report: Report) -> bool:
+    data = row.get("data")
+    if not isinstance(data, bytes) or len(data) > MAX_MASK_BYTES:
+        report.problems.append(f"a detection tile blob is oversized or not binary (run {row.get('run_id')}).")
+        return False
+    if hashlib.sha256(data).hexdigest() != row.get("data_sha256"):
+        report.problems.append(f"a detection tile does not match its hash (run {row.get('run_id')}).")
+        return False
+    return True
 
 
 def _mask_ok(row: dict, report: Report) -> bool:

@@ -92,7 +92,45 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "geometry_json",
         "measurements_json",
         "name",
-    ],  # fmt: skip
+        "min_x",
+        "min_y",
+        "max_x",
+        "max_y",
+        "geometry_wkb",
+    ],
+    "slide_detection_runs": [
+        *_TRAVELLING,
+        "slide_id",
+        "annotation_id",
+        "method",
+        "classification",
+        "count",
+        "measurement_names_json",
+        "parameters_json",
+        "provenance_json",
+    ],
+    "slide_detection_tiles": [
+        *_TRAVELLING,
+        "run_id",
+        "slide_id",
+        "tile_x",
+        "tile_y",
+        "min_x",
+        "min_y",
+        "max_x",
+        "max_y",
+        "count",
+        "data",
+        "data_sha256",
+    ],
+    "slide_measurements": [
+        *_TRAVELLING,
+        "slide_id",
+        "annotation_id",
+        "kind",
+        "values_json",
+        "provenance_json",
+    ],
     "feature_sets": [
         *_TRAVELLING,
         "segmentation_id",
@@ -138,6 +176,9 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
     "masks": [("segmentation_id", "segmentations")],
     "slides": [("subject_id", "subjects")],
     "slide_annotations": [("slide_id", "slides")],
+    "slide_detection_runs": [("slide_id", "slides")],
+    "slide_detection_tiles": [("run_id", "slide_detection_runs"), ("slide_id", "slides")],
+    "slide_measurements": [("slide_id", "slides")],
     "feature_sets": [("segmentation_id", "segmentations")],
     "pet_metrics": [("subject_id", "subjects")],
 }
@@ -150,7 +191,8 @@ CENTRAL_TABLE = {
 }
 #: rows of the site's own making (filtered by `changed after`).
 CHANGING = ["subjects", "subject_status", "studies", "series", "lesions", "segmentations", "slides",
-            "slide_annotations", "feature_sets"]  # fmt: skip
+            "slide_annotations", "slide_detection_runs", "slide_detection_tiles", "slide_measurements",
+            "feature_sets"]  # fmt: skip
 
 
 def pk(table: str) -> str:
@@ -160,7 +202,7 @@ def pk(table: str) -> str:
 # ------------------------------------------------------------------------------ package database
 def create_package_db(conn: sqlite3.Connection) -> None:
     for table, columns in PACKAGE_TABLES.items():
-        cols = ", ".join(f'"{c}"' + (" BLOB" if c == "data" else "") for c in columns)
+        cols = ", ".join(f'"{c}"' + (" BLOB" if c in ("data", "geometry_wkb") else "") for c in columns)
         conn.execute(f'CREATE TABLE "{table}" ({cols}, PRIMARY KEY ("{pk(table)}"))')
 
 
