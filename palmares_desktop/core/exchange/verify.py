@@ -11,6 +11,7 @@ Nothing is pickled, evaluated or opened by a path taken from the package.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -118,7 +119,8 @@ def opened(store: Store, path: Path) -> Iterator[tuple[Report, sqlite3.Connectio
                     report.problems.append("the package database is damaged (SQLite integrity check).")
                 else:
                     _check_rows(store, conn, report)
-                    _privacy(store, conn, content, report)
+                    if not report.problems:
+                        _privacy(store, conn, content, report)
         except sqlite3.DatabaseError as exc:
             report.problems.append(f"the package database cannot be read ({exc}).")
         try:
@@ -126,6 +128,7 @@ def opened(store: Store, path: Path) -> Iterator[tuple[Report, sqlite3.Connectio
         finally:
             if conn is not None:
                 conn.close()
+            _cells_of.cache_clear()
 
 
 def verify(store: Store, path: Path) -> Report:
@@ -303,6 +306,12 @@ def _mask_ok(row: dict, report: Report) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=2)
+def _cells_of(conn: sqlite3.Connection) -> tuple[tuple[str, str, str], ...]:
+    """The text cells of one package connection, read once for both scans."""
+    return tuple(_text_cells(conn))
+
+
 def _text_cells(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
     """Every text value worth scanning: JSON of plain names and numbers only is passed over."""
     for table in exchange_rows.PACKAGE_TABLES:
@@ -315,7 +324,7 @@ def _text_cells(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
 
 
 def _check_text(conn: sqlite3.Connection, report: Report) -> None:
-    for table, column, value in _text_cells(conn):
+    for table, column, value in _cells_of(conn):
         if len(value) > MAX_TEXT:
             report.problems.append(f"an oversized text value in {table}.{column} ({len(value)} characters).")
             return
@@ -335,7 +344,7 @@ def _json_keys(value: object) -> Iterator[tuple[str, object]]:
 
 
 def _privacy(store: Store, conn: sqlite3.Connection, content: package.Opened, report: Report) -> None:
-    for table, column, value in _text_cells(conn):
+    for table, column, value in _cells_of(conn):
         where = f"{table}.{column}"
         if "^" in value and PERSON_NAME.search(value):
             report.privacy.append(f"{where} holds a value shaped like a DICOM person name ({value[:30]!r}).")
