@@ -176,9 +176,7 @@ def merge_one(store: Store, path: Path) -> Outcome:
             )
             lineage = exchange_rows.ancestors(store, outcome.package_id)
             for table in exchange_rows.PACKAGE_TABLES:
-                for row in exchange_rows.package_rows(conn, table):
-                    outcome.conflicts += _merge_row(store, table, row, outcome, lineage)
-                    outcome.rows += 1
+                _merge_table(store, table, list(exchange_rows.package_rows(conn, table)), outcome, lineage)
             store.audit(
                 "exchange merge",
                 {
@@ -191,6 +189,21 @@ def merge_one(store: Store, path: Path) -> Outcome:
             )
     outcome.status = "merged"
     return outcome
+
+
+def _merge_table(store: Store, table: str, rows: list[dict], outcome: Outcome, lineage: set[str]) -> None:
+    """Rows the centre has never seen go in bulk; the others one by one (versions, conflicts)."""
+    outcome.rows += len(rows)
+    if table in ONCE:
+        exchange_rows.add_once_many(store, table, rows, outcome.site)
+        return
+    key = exchange_rows.pk(table)
+    seen = exchange_rows.versions_of_many(store, table, [r[key] for r in rows])
+    new = [(content_sha(r), r) for r in rows if str(r[key]) not in seen]
+    exchange_rows.add_new_rows(store, table, outcome.package_id, new)
+    for row in rows:
+        if str(row[key]) in seen:
+            outcome.conflicts += _merge_row(store, table, row, outcome, lineage)
 
 
 def _merge_row(store: Store, table: str, row: dict, outcome: Outcome, lineage: set[str]) -> int:

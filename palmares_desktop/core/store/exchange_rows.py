@@ -422,6 +422,59 @@ def add_version(store: Store, table: str, row_id: str, sha: str, package_id: str
     )  # fmt: skip
 
 
+def versions_of_many(store: Store, table: str, row_ids: list) -> dict[str, list[dict]]:
+    """Row id -> its kept versions, for many rows at once (chunks of 500 ids)."""
+    out: dict[str, list[dict]] = {}
+    ids = [str(i) for i in row_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks_ = ", ".join("?" for _ in chunk)
+        for r in store.db.query(
+            "SELECT row_id, content_sha, package_id, revision, updated_at FROM exchange_versions"
+            f" WHERE table_name = ? AND row_id IN ({marks_})",
+            [table, *chunk],
+        ):
+            out.setdefault(r.pop("row_id"), []).append(r)
+    return out
+
+
+def add_new_rows(store: Store, table: str, package_id: str, rows: list[tuple[str, dict]]) -> None:
+    """Rows the centre has never seen: their first version and their row in the centre's table, in bulk."""
+    if not rows:
+        return
+    store.db.conn.executemany(
+        "INSERT INTO exchange_versions (table_name, row_id, content_sha, package_id, site_code, revision,"
+        " updated_at, row_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[table, str(row[pk(table)]), sha, package_id, row.get("site_code"), row.get("revision"),
+          row.get("updated_at") or row.get("created_at"), json.dumps(_jsonable(row), sort_keys=True)]
+         for sha, row in rows],
+    )  # fmt: skip
+    central = CENTRAL_TABLE.get(table, table)
+    columns = list(rows[0][1])
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks_ = ", ".join("?" for _ in columns)
+    store.db.conn.executemany(
+        f'INSERT INTO "{central}" ({names}) VALUES ({marks_})',
+        [[row[c] for c in columns] for _sha, row in rows],
+    )
+
+
+def add_once_many(store: Store, table: str, rows: list[dict], package_site: str) -> None:
+    """Masks, covariates and audit rows never change: insert those not present, in bulk."""
+    if not rows:
+        return
+    central = CENTRAL_TABLE[table]
+    if table == "audit_log":
+        rows = [{**r, "reader_site": r["site_code"], "site_code": package_site} for r in rows]
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks_ = ", ".join("?" for _ in columns)
+    store.db.conn.executemany(
+        f'INSERT OR IGNORE INTO "{central}" ({names}) VALUES ({marks_})',
+        [[r[c] for c in columns] for r in rows],
+    )
+
+
 def _jsonable(row: dict) -> dict:
     return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}
 
