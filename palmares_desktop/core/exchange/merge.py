@@ -50,9 +50,12 @@ class MergeResult:
         return [o for o in self.outcomes if o.status == "refused"]
 
 
-def content_sha(row: dict) -> str:
-    text = json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _canonical(row: dict) -> str:
+    return json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}, sort_keys=True)
+
+
+def content_sha(row: dict, text: str | None = None) -> str:
+    return hashlib.sha256((text or _canonical(row)).encode()).hexdigest()
 
 
 def _rank(revision, updated, sha) -> tuple:
@@ -199,7 +202,7 @@ def _merge_table(store: Store, table: str, rows: list[dict], outcome: Outcome, l
         return
     key = exchange_rows.pk(table)
     seen = exchange_rows.versions_of_many(store, table, [r[key] for r in rows])
-    new = [(content_sha(r), r) for r in rows if str(r[key]) not in seen]
+    new = [(content_sha(r, t), t, r) for r in rows if str(r[key]) not in seen for t in [_canonical(r)]]
     exchange_rows.add_new_rows(store, table, outcome.package_id, new)
     for row in rows:
         if str(row[key]) in seen:

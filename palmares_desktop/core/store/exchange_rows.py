@@ -438,7 +438,7 @@ def versions_of_many(store: Store, table: str, row_ids: list) -> dict[str, list[
     return out
 
 
-def add_new_rows(store: Store, table: str, package_id: str, rows: list[tuple[str, dict]]) -> None:
+def add_new_rows(store: Store, table: str, package_id: str, rows: list[tuple[str, str, dict]]) -> None:
     """Rows the centre has never seen: their first version and their row in the centre's table, in bulk."""
     if not rows:
         return
@@ -446,16 +446,15 @@ def add_new_rows(store: Store, table: str, package_id: str, rows: list[tuple[str
         "INSERT INTO exchange_versions (table_name, row_id, content_sha, package_id, site_code, revision,"
         " updated_at, row_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [[table, str(row[pk(table)]), sha, package_id, row.get("site_code"), row.get("revision"),
-          row.get("updated_at") or row.get("created_at"), json.dumps(_jsonable(row), sort_keys=True)]
-         for sha, row in rows],
+          row.get("updated_at") or row.get("created_at"), text] for sha, text, row in rows],
     )  # fmt: skip
     central = CENTRAL_TABLE.get(table, table)
-    columns = list(rows[0][1])
+    columns = list(rows[0][2])
     names = ", ".join(f'"{c}"' for c in columns)
     marks_ = ", ".join("?" for _ in columns)
     store.db.conn.executemany(
         f'INSERT INTO "{central}" ({names}) VALUES ({marks_})',
-        [[row[c] for c in columns] for _sha, row in rows],
+        [[row[c] for c in columns] for *_x, row in rows],
     )
 
 
