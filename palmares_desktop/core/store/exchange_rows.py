@@ -210,6 +210,9 @@ def build_package_db(path, tables: dict[str, list[dict]]) -> dict[str, int]:
     """Write a package database file holding `tables`; returns the row count per table."""
     conn = sqlite3.connect(path)
     try:
+        # A scratch file until it is read back whole: no journal, no fsync per statement.
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
         create_package_db(conn)
         counts = {t: write_package_rows(conn, t, tables.get(t, [])) for t in PACKAGE_TABLES}
         conn.commit()
@@ -329,11 +332,14 @@ def audit_rows_after(store: Store, seq: int) -> list[dict]:
     return _select(store, "audit_log", "seq > ?", [seq])
 
 
-def mask_path(store: Store, segmentation_id: str) -> str | None:
-    row = next(
-        iter(store.db.query("SELECT mask_path FROM segmentations WHERE id = ?", [segmentation_id])), None
-    )
-    return row["mask_path"] if row else None
+def mask_paths(store: Store, segmentation_ids: list[str]) -> dict[str, str]:
+    """Segmentation id -> its store-relative mask file (read from the site's store, never exported)."""
+    wanted = set(segmentation_ids)
+    return {
+        r["id"]: r["mask_path"]
+        for r in store.db.query("SELECT id, mask_path FROM segmentations WHERE status = 'final'")
+        if r["id"] in wanted and r["mask_path"]
+    }
 
 
 def marks(store: Store) -> tuple[str, int]:
