@@ -15,11 +15,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import shapely.geometry
+import shapely
 
 from palmares_desktop.core.exchange import keyring
 from palmares_desktop.core.exchange.package import export_package
-from palmares_desktop.core.store import Store, records, slide_objects
+from palmares_desktop.core.store import Store, records
+from palmares_desktop.core.store.slide_objects import add_measurement, save_annotations
 from tests.core.demo_fixture import demo_store
 
 _BUILT: dict[str, object] = {}
@@ -63,14 +64,13 @@ def _import_site(source: object, index: int, site: str, target: Path) -> Path:
             row = store.subject_by_code(code)
             slide = register_slide(store, row["id"], source.path(subject.slide), stain="H&E")
             objects = [
-                {"kind": "annotation", "classification": "Tumor", "geometry": {"type": "Polygon",
-                 "coordinates": [[[0, 0], [100, 0], [100, 100], [0, 0]]]}, "name": "tumour area 1"},
-                {"kind": "annotation", "classification": "Stroma", "geometry": {"type": "Polygon",
-                 "coordinates": [[[200, 200], [300, 200], [300, 300], [200, 200]]]}, "name": "stroma 1"},
+                {"kind": "annotation", "classification": "Tumor", "name": "tumour area 1",
+                 "geometry": shapely.Polygon([(0, 0), (100, 0), (100, 100)])},
+                {"kind": "annotation", "classification": "Stroma", "name": "stroma 1",
+                 "geometry": shapely.Polygon([(200, 200), (300, 200), (300, 300)])},
             ]  # fmt: skip
-            for o in objects:
-                o["geometry"] = shapely.geometry.shape(o["geometry"])
-            slide_objects.save_annotations(store, slide, objects)
+            ids = save_annotations(store, slide, objects)
+            add_measurement(store, slide["id"], ids[0], "tils", {"tils_percent": 20.0}, {"by": "pathologist"})
     return target
 
 

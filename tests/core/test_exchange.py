@@ -50,6 +50,7 @@ def test_two_orders_of_merging_give_equal_central_stores_with_the_conflict_liste
     assert a == b
     assert len(a["subjects"]) == 5 and len(a["segmentations"]) == 24 + 2 + 2
     assert len(a["exchange_packages"]) == 5 and len(a["exchange_masks"]) == 28
+    assert len(a["slide_annotations"]) == 2 and len(a["slide_measurements"]) == 1 and len(a["slides"]) == 4
     with Store.open(first, read_only=True) as store:
         (conflict,) = exchange_rows.conflicts(store, "open")
         assert conflict["table_name"] == "lesions" and conflict["site_code"] == "IT01"

@@ -50,9 +50,12 @@ class MergeResult:
         return [o for o in self.outcomes if o.status == "refused"]
 
 
-def content_sha(row: dict) -> str:
-    text = json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _canonical(row: dict) -> str:
+    return json.dumps({k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}, sort_keys=True)
+
+
+def content_sha(row: dict, text: str | None = None) -> str:
+    return hashlib.sha256((text or _canonical(row)).encode()).hexdigest()
 
 
 def _rank(revision, updated, sha) -> tuple:
@@ -176,9 +179,7 @@ def merge_one(store: Store, path: Path) -> Outcome:
             )
             lineage = exchange_rows.ancestors(store, outcome.package_id)
             for table in exchange_rows.PACKAGE_TABLES:
-                for row in exchange_rows.package_rows(conn, table):
-                    outcome.conflicts += _merge_row(store, table, row, outcome, lineage)
-                    outcome.rows += 1
+                _merge_table(store, table, list(exchange_rows.package_rows(conn, table)), outcome, lineage)
             store.audit(
                 "exchange merge",
                 {
@@ -191,6 +192,21 @@ def merge_one(store: Store, path: Path) -> Outcome:
             )
     outcome.status = "merged"
     return outcome
+
+
+def _merge_table(store: Store, table: str, rows: list[dict], outcome: Outcome, lineage: set[str]) -> None:
+    """Rows the centre has never seen go in bulk; the others one by one (versions, conflicts)."""
+    outcome.rows += len(rows)
+    if table in ONCE:
+        exchange_rows.add_once_many(store, table, rows, outcome.site)
+        return
+    key = exchange_rows.pk(table)
+    seen = exchange_rows.versions_of_many(store, table, [r[key] for r in rows])
+    new = [(content_sha(r, t), t, r) for r in rows if str(r[key]) not in seen for t in [_canonical(r)]]
+    exchange_rows.add_new_rows(store, table, outcome.package_id, new)
+    for row in rows:
+        if str(row[key]) in seen:
+            outcome.conflicts += _merge_row(store, table, row, outcome, lineage)
 
 
 def _merge_row(store: Store, table: str, row: dict, outcome: Outcome, lineage: set[str]) -> int:

@@ -142,22 +142,68 @@ def package_id_of(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------ export
-def _mask_row(store: Store, segmentation: dict) -> dict | None:
+_NRRD_TYPES = {"unsigned char": "|u1", "uchar": "|u1", "uint8": "|u1", "unsigned short": "<u2", "ushort": "<u2",
+               "uint16": "<u2", "short": "<i2", "int16": "<i2", "signed char": "|i1", "int8": "|i1"}  # fmt: skip
+
+
+def _read_nrrd(path: Path) -> tuple[np.ndarray, dict] | None:
+    """A mask the store wrote (SimpleITK's NRRD: LPS space, gzip or raw, data attached) read directly,
+    10x faster than through ITK; None for any other layout (then read through SimpleITK)."""
+    data = path.read_bytes()
+    head, sep, body = data.partition(b"\n\n")
+    if not sep or not head.startswith(b"NRRD"):
+        return None
+    fields = {}
+    for line in head.decode("ascii", "replace").splitlines()[1:]:
+        if line.startswith("#") or ": " not in line:
+            continue
+        key, value = line.split(": ", 1)
+        fields[key.strip()] = value.strip()
+    dtype = _NRRD_TYPES.get(fields.get("type", ""))
+    if (
+        dtype is None or fields.get("dimension") != "3" or fields.get("space") != "left-posterior-superior"
+        or fields.get("encoding") not in ("gzip", "raw") or "data file" in fields or "line skip" in fields
+        or fields.get("endian", "little") != "little"
+    ):  # fmt: skip
+        return None
+    try:
+        size = [int(x) for x in fields["sizes"].split()]
+        vectors = [
+            [float(v) for v in part.strip("()").split(",")] for part in fields["space directions"].split()
+        ]
+        origin = [float(v) for v in fields["space origin"].strip("()").split(",")]
+        raw = zlib.decompress(body, 47) if fields["encoding"] == "gzip" else body
+        array = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(size[::-1])
+    except (KeyError, ValueError, zlib.error):
+        return None
+    spacing = [float(np.linalg.norm(v)) for v in vectors]
+    columns = [np.asarray(v) / n for v, n in zip(vectors, spacing, strict=True)]
+    direction = np.stack(columns, axis=1).reshape(-1).tolist()  # ITK: row-major, columns are the axes
+    return array, {"size": size, "spacing": spacing, "origin": origin, "direction": direction}
+
+
+def _read_mask(path: Path) -> tuple[np.ndarray, dict]:
+    fast = _read_nrrd(path)
+    if fast is not None:
+        return fast
     import SimpleITK as sitk
 
-    relative = exchange_rows.mask_path(store, segmentation["id"])
-    if not relative:
-        return None
-    image = sitk.ReadImage(str(store.path(relative)))
+    image = sitk.ReadImage(str(path))
     array = np.ascontiguousarray(sitk.GetArrayFromImage(image))
-    raw = array.tobytes()
-    geometry = {
+    return array, {
         "size": list(image.GetSize()),
         "spacing": list(image.GetSpacing()),
         "origin": list(image.GetOrigin()),
         "direction": list(image.GetDirection()),
-        "shape_zyx": list(array.shape),
     }
+
+
+def _mask_row(store: Store, segmentation: dict, relative: str | None) -> dict | None:
+    if not relative:
+        return None
+    array, geometry = _read_mask(store.path(relative))
+    raw = np.ascontiguousarray(array).tobytes()
+    geometry["shape_zyx"] = list(array.shape)
     return {
         "segmentation_id": segmentation["id"],
         "site_code": segmentation["site_code"],
@@ -277,7 +323,8 @@ def export_package(store: Store, out: Path, since: Path | None = None) -> Export
     for table in exchange_rows.CHANGING:
         tables[table] = exchange_rows.site_rows(store, table, site, after)
     tables["acquisition"] = [_acquisition(store, s) for s in tables["series"]]
-    tables["masks"] = [m for s in tables["segmentations"] if (m := _mask_row(store, s)) is not None]
+    paths = exchange_rows.mask_paths(store, [s["id"] for s in tables["segmentations"]])
+    tables["masks"] = [m for s in tables["segmentations"] if (m := _mask_row(store, s, paths.get(s["id"])))]
     touched = {r["subject_id"] for t in ("series", "lesions") for r in tables[t]}
     touched |= {r["id"] for r in tables["subjects"]}
     if tables["segmentations"]:

@@ -87,8 +87,10 @@ def _latest_features(store: Store) -> dict[str, list[dict]]:
     return {k: list(v.values()) for k, v in out.items()}
 
 
-def build(store: Store, modality: str | None = None) -> tuple[list[dict], list[tuple]]:
-    """(wide rows, long values): the long values are (row index, variable, value, provenance)."""
+def build(
+    store: Store, modality: str | None = None, long_values: bool = False
+) -> tuple[list[dict], list[tuple]]:
+    """(wide rows, long values): the long values (row index, variable, value, provenance) only when asked."""
     want = code_of(modality) if modality else None
     covariates = _covariates(store)
     pet_lesions, pet_totals = _pet(store)
@@ -120,7 +122,7 @@ def build(store: Store, modality: str | None = None) -> tuple[list[dict], list[t
                 **extra,
             }
             index = len(rows)
-            for k, v in extra.items():
+            for k, v in extra.items() if long_values else ():
                 source = (
                     "site PET metrics" if k.startswith(("pet_", "subject_")) else f"series {seg['series_id']}"
                 )
@@ -131,7 +133,8 @@ def build(store: Store, modality: str | None = None) -> tuple[list[dict], list[t
                 for name, value in _dict(fs["features"]).items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         row[name] = float(value)
-                        long.append((index, name, float(value), note))
+                        if long_values:
+                            long.append((index, name, float(value), note))
             rows.append(row)
     if want in (None, "HE"):
         rows += _slide_rows(store, covariates, long, len(rows))
@@ -164,7 +167,7 @@ def write_table(
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise TableError(f"{out.name}: the table is written as .parquet or .csv.")
-    rows, long = build(store, modality)
+    rows, long = build(store, modality, long_format)
     if long_format:
         keys = ["site", "subject", "lesion", "modality", "reader", "params_sha256", "segmentation_id"]
         data = {k: [rows[i].get(k) for i, *_ in long] for k in keys}

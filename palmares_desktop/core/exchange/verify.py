@@ -11,6 +11,7 @@ Nothing is pickled, evaluated or opened by a path taken from the package.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -37,7 +38,13 @@ PATH_FRAGMENT = re.compile(
     r"|[A-Za-z]:\\(?![nrtu\"\\])\w|\\\\\w))"
 )
 PERSON_NAME = re.compile(r"\b[A-Za-z][A-Za-z'-]+\^[A-Za-z][A-Za-z'-]*\b")
-SLIDE_FILE = re.compile(r"[\w-]+\.(svs|ndpi|mrxs|scn|vms|vmu|bif|tiff?|czi|isyntax)\b", re.IGNORECASE)
+SLIDE_FILE = re.compile(r"(?<=[\w-])\.(svs|ndpi|mrxs|scn|vms|vmu|bif|tiff?|czi|isyntax)\b", re.IGNORECASE)
+_NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|NaN|-?Infinity|null|true|false)"
+_ITEM = r'"[A-Za-z0-9_.\-]{1,200}": ' + _NUMBER
+#: a JSON object of plain names and numbers only (feature values, sizes): nothing in it can identify.
+NUMBERS_ONLY = re.compile(
+    r"\{(?:" + _ITEM + r"(?:, " + _ITEM + r")*)?\}|\[(?:" + _NUMBER + r"(?:, " + _NUMBER + r")*)?\]"
+)
 #: DICOM attributes that identify a person or a place (PS3.15 E.1-1), as keys of stored JSON.
 PHI_KEYS = {
     k.lower()
@@ -112,7 +119,8 @@ def opened(store: Store, path: Path) -> Iterator[tuple[Report, sqlite3.Connectio
                     report.problems.append("the package database is damaged (SQLite integrity check).")
                 else:
                     _check_rows(store, conn, report)
-                    _privacy(store, conn, content, report)
+                    if not report.problems:
+                        _privacy(store, conn, content, report)
         except sqlite3.DatabaseError as exc:
             report.problems.append(f"the package database cannot be read ({exc}).")
         try:
@@ -120,6 +128,7 @@ def opened(store: Store, path: Path) -> Iterator[tuple[Report, sqlite3.Connectio
         finally:
             if conn is not None:
                 conn.close()
+            _cells_of.cache_clear()
 
 
 def verify(store: Store, path: Path) -> Report:
@@ -222,6 +231,8 @@ def _check_rows(store: Store, conn: sqlite3.Connection, report: Report) -> None:
                 return
             if table == "masks" and not _mask_ok(row, report):
                 return
+            if table == "slide_detection_tiles" and not _tile_ok(row, report):
+                return
     if [r["code"] for r in exchange_rows.package_rows(conn, "sites")] not in ([], [site]):
         report.problems.append(f"site {site}'s package describes another site.")
         return
@@ -247,6 +258,17 @@ def _check_rows(store: Store, conn: sqlite3.Connection, report: Report) -> None:
                     return
     report.checked.append("references")
     _check_text(conn, report)
+
+
+def _tile_ok(row: dict, report: Report) -> bool:
+    data = row.get("data")
+    if not isinstance(data, bytes) or len(data) > MAX_MASK_BYTES:
+        report.problems.append(f"a detection tile blob is oversized or not binary (run {row.get('run_id')}).")
+        return False
+    if hashlib.sha256(data).hexdigest() != row.get("data_sha256"):
+        report.problems.append(f"a detection tile does not match its hash (run {row.get('run_id')}).")
+        return False
+    return True
 
 
 def _mask_ok(row: dict, report: Report) -> bool:
@@ -284,16 +306,25 @@ def _mask_ok(row: dict, report: Report) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=2)
+def _cells_of(conn: sqlite3.Connection) -> tuple[tuple[str, str, str], ...]:
+    """The text cells of one package connection, read once for both scans."""
+    return tuple(_text_cells(conn))
+
+
 def _text_cells(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str]]:
+    """Every text value worth scanning: JSON of plain names and numbers only is passed over."""
     for table in exchange_rows.PACKAGE_TABLES:
         for row in exchange_rows.package_rows(conn, table):
             for column, value in row.items():
-                if isinstance(value, str):
+                if isinstance(value, str) and (
+                    len(value) > MAX_TEXT or not (value[:1] in "{[" and NUMBERS_ONLY.fullmatch(value))
+                ):
                     yield table, column, value
 
 
 def _check_text(conn: sqlite3.Connection, report: Report) -> None:
-    for table, column, value in _text_cells(conn):
+    for table, column, value in _cells_of(conn):
         if len(value) > MAX_TEXT:
             report.problems.append(f"an oversized text value in {table}.{column} ({len(value)} characters).")
             return
@@ -313,9 +344,9 @@ def _json_keys(value: object) -> Iterator[tuple[str, object]]:
 
 
 def _privacy(store: Store, conn: sqlite3.Connection, content: package.Opened, report: Report) -> None:
-    for table, column, value in _text_cells(conn):
+    for table, column, value in _cells_of(conn):
         where = f"{table}.{column}"
-        if PERSON_NAME.search(value):
+        if "^" in value and PERSON_NAME.search(value):
             report.privacy.append(f"{where} holds a value shaped like a DICOM person name ({value[:30]!r}).")
         if SLIDE_FILE.search(value):
             report.privacy.append(f"{where} holds a file name ({SLIDE_FILE.search(value).group(0)!r}).")

@@ -90,14 +90,14 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "classification",
         "color",
         "geometry_json",
-        "geometry_wkb",  # m012: new annotations keep only WKB
+        "measurements_json",
+        "name",
         "min_x",
         "min_y",
         "max_x",
         "max_y",
-        "measurements_json",
-        "name",
-    ],  # fmt: skip
+        "geometry_wkb",
+    ],
     "slide_detection_runs": [
         *_TRAVELLING,
         "slide_id",
@@ -108,7 +108,7 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "measurement_names_json",
         "parameters_json",
         "provenance_json",
-    ],  # fmt: skip
+    ],
     "slide_detection_tiles": [
         *_TRAVELLING,
         "run_id",
@@ -122,7 +122,7 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "count",
         "data",
         "data_sha256",
-    ],  # fmt: skip
+    ],
     "slide_measurements": [
         *_TRAVELLING,
         "slide_id",
@@ -190,11 +190,11 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
     "masks": [("segmentation_id", "segmentations")],
     "slides": [("subject_id", "subjects")],
     "slide_annotations": [("slide_id", "slides")],
-    "feature_sets": [("segmentation_id", "segmentations")],
-    "pet_metrics": [("subject_id", "subjects")],
     "slide_detection_runs": [("slide_id", "slides")],
     "slide_detection_tiles": [("run_id", "slide_detection_runs"), ("slide_id", "slides")],
     "slide_measurements": [("slide_id", "slides")],
+    "feature_sets": [("segmentation_id", "segmentations")],
+    "pet_metrics": [("subject_id", "subjects")],
     "round_assignments": [("round_id", "reading_rounds"), ("subject_id", "subjects")],
     "round_work": [("assignment_id", "round_assignments"), ("segmentation_id", "segmentations")],
 }
@@ -218,7 +218,7 @@ def pk(table: str) -> str:
 # ------------------------------------------------------------------------------ package database
 def create_package_db(conn: sqlite3.Connection) -> None:
     for table, columns in PACKAGE_TABLES.items():
-        cols = ", ".join(f'"{c}"' + (" BLOB" if c == "data" else "") for c in columns)
+        cols = ", ".join(f'"{c}"' + (" BLOB" if c in ("data", "geometry_wkb") else "") for c in columns)
         conn.execute(f'CREATE TABLE "{table}" ({cols}, PRIMARY KEY ("{pk(table)}"))')
 
 
@@ -226,6 +226,9 @@ def build_package_db(path, tables: dict[str, list[dict]]) -> dict[str, int]:
     """Write a package database file holding `tables`; returns the row count per table."""
     conn = sqlite3.connect(path)
     try:
+        # A scratch file until it is read back whole: no journal, no fsync per statement.
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
         create_package_db(conn)
         counts = {t: write_package_rows(conn, t, tables.get(t, [])) for t in PACKAGE_TABLES}
         conn.commit()
@@ -345,11 +348,14 @@ def audit_rows_after(store: Store, seq: int) -> list[dict]:
     return _select(store, "audit_log", "seq > ?", [seq])
 
 
-def mask_path(store: Store, segmentation_id: str) -> str | None:
-    row = next(
-        iter(store.db.query("SELECT mask_path FROM segmentations WHERE id = ?", [segmentation_id])), None
-    )
-    return row["mask_path"] if row else None
+def mask_paths(store: Store, segmentation_ids: list[str]) -> dict[str, str]:
+    """Segmentation id -> its store-relative mask file (read from the site's store, never exported)."""
+    wanted = set(segmentation_ids)
+    return {
+        r["id"]: r["mask_path"]
+        for r in store.db.query("SELECT id, mask_path FROM segmentations WHERE status = 'final'")
+        if r["id"] in wanted and r["mask_path"]
+    }
 
 
 def marks(store: Store) -> tuple[str, int]:
@@ -436,6 +442,58 @@ def add_version(store: Store, table: str, row_id: str, sha: str, package_id: str
         [table, str(row_id), sha, package_id, row.get("site_code"), row.get("revision"),
          row.get("updated_at") or row.get("created_at"), json.dumps(_jsonable(row), sort_keys=True)],
     )  # fmt: skip
+
+
+def versions_of_many(store: Store, table: str, row_ids: list) -> dict[str, list[dict]]:
+    """Row id -> its kept versions, for many rows at once (chunks of 500 ids)."""
+    out: dict[str, list[dict]] = {}
+    ids = [str(i) for i in row_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks_ = ", ".join("?" for _ in chunk)
+        for r in store.db.query(
+            "SELECT row_id, content_sha, package_id, revision, updated_at FROM exchange_versions"
+            f" WHERE table_name = ? AND row_id IN ({marks_})",
+            [table, *chunk],
+        ):
+            out.setdefault(r.pop("row_id"), []).append(r)
+    return out
+
+
+def add_new_rows(store: Store, table: str, package_id: str, rows: list[tuple[str, str, dict]]) -> None:
+    """Rows the centre has never seen: their first version and their row in the centre's table, in bulk."""
+    if not rows:
+        return
+    store.db.conn.executemany(
+        "INSERT INTO exchange_versions (table_name, row_id, content_sha, package_id, site_code, revision,"
+        " updated_at, row_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[table, str(row[pk(table)]), sha, package_id, row.get("site_code"), row.get("revision"),
+          row.get("updated_at") or row.get("created_at"), text] for sha, text, row in rows],
+    )  # fmt: skip
+    central = CENTRAL_TABLE.get(table, table)
+    columns = list(rows[0][2])
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks_ = ", ".join("?" for _ in columns)
+    store.db.conn.executemany(
+        f'INSERT INTO "{central}" ({names}) VALUES ({marks_})',
+        [[row[c] for c in columns] for *_x, row in rows],
+    )
+
+
+def add_once_many(store: Store, table: str, rows: list[dict], package_site: str) -> None:
+    """Masks, covariates and audit rows never change: insert those not present, in bulk."""
+    if not rows:
+        return
+    central = CENTRAL_TABLE[table]
+    if table == "audit_log":
+        rows = [{**r, "reader_site": r["site_code"], "site_code": package_site} for r in rows]
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks_ = ", ".join("?" for _ in columns)
+    store.db.conn.executemany(
+        f'INSERT OR IGNORE INTO "{central}" ({names}) VALUES ({marks_})',
+        [[r[c] for c in columns] for r in rows],
+    )
 
 
 def _jsonable(row: dict) -> dict:

@@ -391,8 +391,8 @@ class Store:
         """Store-relative paths of every file a row references."""
         out: set[str] = set()
         for row in self.db.query("SELECT id, pixel_path FROM series"):
-            out.add(self.files.relative(self.files.dicom(row["id"])))
-            if row["pixel_path"]:
+            if row["pixel_path"]:  # a series merged at the centre travels without its pixel files
+                out.add(self.files.relative(self.files.dicom(row["id"])))
                 out.add(row["pixel_path"])
         out.update(
             r["mask_path"] for r in self.db.query("SELECT mask_path FROM segmentations") if r["mask_path"]
