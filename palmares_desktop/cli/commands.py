@@ -14,4 +14,5 @@ COMMANDS = {
     "store": "palmares_desktop.cli.store_cmd:store",
     "study": "palmares_desktop.cli.study_cmd:study",
     "pet": "palmares_desktop.cli.pet_cmd:pet",
+    "plugins": "palmares_desktop.cli.plugins_cmd:plugins",
 }
