@@ -19,4 +19,5 @@ COMMANDS = {
     "verify": "palmares_desktop.cli.exchange_cmd:verify",
     "merge": "palmares_desktop.cli.exchange_cmd:merge",
     "table": "palmares_desktop.cli.exchange_cmd:table",
+    "plugins": "palmares_desktop.cli.plugins_cmd:plugins",
 }
