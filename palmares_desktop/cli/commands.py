@@ -19,4 +19,5 @@ COMMANDS = {
     "verify": "palmares_desktop.cli.exchange_cmd:verify",
     "merge": "palmares_desktop.cli.exchange_cmd:merge",
     "table": "palmares_desktop.cli.exchange_cmd:table",
+    "conflicts": "palmares_desktop.cli.exchange_cmd:conflicts",
 }

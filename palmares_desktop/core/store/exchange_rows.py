@@ -514,6 +514,18 @@ def conflicts(store: Store, status: str | None = None) -> list[dict]:
     )
 
 
+def conflict(store: Store, conflict_id: str) -> dict | None:
+    return next(iter(store.db.query("SELECT * FROM exchange_conflicts WHERE id = ?", [conflict_id])), None)
+
+
+def mark_resolved(store: Store, conflict_id: str, sha: str, reader_id: str) -> None:
+    store.db.execute(
+        "UPDATE exchange_conflicts SET status = 'resolved', resolution_sha = ?, resolved_by = ?, resolved_at = ?"
+        " WHERE id = ?",
+        [sha, reader_id, now(), conflict_id],
+    )
+
+
 def write_central(store: Store, table: str, row: dict, replace: bool) -> None:
     """Insert (or, for a newer version, replace) a merged row in the centre's table."""
     central = CENTRAL_TABLE.get(table, table)
