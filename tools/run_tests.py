@@ -70,6 +70,21 @@ def main() -> None:
     step("import-linter (core never imports Qt/napari)", ["lint-imports"])
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     step("pytest", [sys.executable, "-m", "pytest", "-q", *sys.argv[1:]])
+    if not sys.argv[1:]:
+        plugin_tests()
+
+
+def plugin_tests() -> None:
+    """Each separately installable plugin's own tests, with its source on the path."""
+    for plugin in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
+        folder = plugin.parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(folder / "src")])}
+        print(f"== plugin tests: {folder.name}", flush=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", str(folder / "tests")], cwd=folder, env=env
+        )
+        if result.returncode != 0:
+            sys.exit(f"plugin tests of {folder.name} failed (exit {result.returncode})")
 
 
 if __name__ == "__main__":

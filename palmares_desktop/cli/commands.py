@@ -19,5 +19,6 @@ COMMANDS = {
     "verify": "palmares_desktop.cli.exchange_cmd:verify",
     "merge": "palmares_desktop.cli.exchange_cmd:merge",
     "table": "palmares_desktop.cli.exchange_cmd:table",
-    "conflicts": "palmares_desktop.cli.exchange_cmd:conflicts",
+    "centre": "palmares_desktop.cli.centre_cmd:centre",
+    "plugins": "palmares_desktop.cli.plugins_cmd:plugins",
 }

@@ -94,33 +94,3 @@ def table(store_path: Path, out: Path, modality: str | None, long_format: bool) 
     with Store.open(store_path, create=False, read_only=True) as store:
         rows, columns = write_table(store, out, modality, long_format)
     click.echo(f"{rows} rows x {columns} columns written to {out}.")
-
-
-@click.command("conflicts")
-@click.option("--store", "store_path", required=True, type=click.Path(path_type=Path))
-@click.option("--resolve", "conflict_id", default=None, help="The conflict to resolve (its id).")
-@click.option(
-    "--keep", type=click.Choice(["a", "b"]), default=None, help="Which of its two versions to keep."
-)
-@reader_option
-def conflicts(store_path: Path, conflict_id: str | None, keep: str | None, reader_name: str | None) -> None:
-    """List the centre's open conflicts (both versions side by side), or resolve one (audited)."""
-    from palmares_desktop.core.exchange.merge import resolve_conflict
-    from palmares_desktop.core.store import Store, exchange_rows
-
-    if (conflict_id is None) != (keep is None):
-        raise click.UsageError("--resolve and --keep go together.")
-    with Store.open(store_path, create=False) as store:
-        if conflict_id:
-            choose_reader(store, reader_name, None)
-            done = resolve_conflict(store, conflict_id, keep)
-            click.echo(
-                f"Conflict {conflict_id} resolved: version {keep} of {done['table_name']} row {done['row_id']} kept."
-            )
-            return
-        for c in exchange_rows.conflicts(store, "open"):
-            a = exchange_rows.version_row(store, c["table_name"], c["row_id"], c["sha_a"]) or {}
-            b = exchange_rows.version_row(store, c["table_name"], c["row_id"], c["sha_b"]) or {}
-            click.echo(f"{c['id']}: {c['table_name']} row {c['row_id']} (site {c['site_code']})")
-            for key in sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)):
-                click.echo(f"  {key}: a = {a.get(key)!r} | b = {b.get(key)!r}")

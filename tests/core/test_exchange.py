@@ -91,28 +91,6 @@ def test_two_orders_of_merging_give_equal_central_stores_with_the_conflict_liste
     assert data["pet_suv_max"][it01[0]] > 1.0 and data["uptake_time_min"][it01[0]] > 10
     assert long_cols == 10 and long_rows > rows * 20
 
-    # the coordinator resolves the conflict: an audited row; both versions stay
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "conflicts", "--store", str(first)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0 and "recist_status: a = " in done.stdout
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "conflicts", "--store", str(first), "--resolve", conflict["id"], "--keep", "a",
-         "--reader", "Dr Coordinator"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    with Store.open(first, read_only=True) as store:
-        assert exchange_rows.conflicts(store, "open") == []
-        kept = exchange_rows.version_row(store, "lesions", conflict["row_id"], conflict["sha_a"])
-        assert store.get("lesions", conflict["row_id"])["recist_status"] == kept["recist_status"]
-        audit = [r for r in store.rows("audit_log") if r["action"] == "exchange conflict resolved"]
-        assert len(audit) == 1 and audit[0]["row_id"] == conflict["row_id"]
-        assert len(exchange_rows.versions(store, "lesions", conflict["row_id"])) == 3
-
 
 def test_verify_in_words_and_exit_codes_at_the_centre_and_at_the_site(world, tmp_path):
     central = centre_copy(world, tmp_path / "c")

@@ -249,28 +249,3 @@ def _diverged(store: Store, other: dict, row: dict, current: str, lineage: set[s
     if other["package_id"] in lineage or current in theirs:
         return False
     return bool(lineage & theirs)
-
-
-def resolve_conflict(store: Store, conflict_id: str, keep: str) -> dict:
-    """The coordinator keeps version `keep` ('a' or 'b') of a conflict: it becomes the row in the centre's
-    table, both versions stay kept, and the resolution is an audited row."""
-    found = exchange_rows.conflict(store, conflict_id)
-    if found is None:
-        raise MergeError(f"There is no conflict {conflict_id} in this store.")
-    if found["status"] != "open":
-        raise MergeError(f"Conflict {conflict_id} was already resolved.")
-    if keep not in ("a", "b"):
-        raise MergeError("Keep version a or b of the conflict.")
-    sha = found["sha_a"] if keep == "a" else found["sha_b"]
-    row = exchange_rows.version_row(store, found["table_name"], found["row_id"], sha)
-    reader = store._require_reader()
-    with store.transaction():
-        exchange_rows.write_central(store, found["table_name"], row, replace=True)
-        exchange_rows.mark_resolved(store, conflict_id, sha, reader.id)
-        store.audit(
-            "exchange conflict resolved",
-            {"conflict": conflict_id, "table": found["table_name"], "kept": sha},
-            table=found["table_name"],
-            row_id=found["row_id"],
-        )
-    return exchange_rows.conflict(store, conflict_id)

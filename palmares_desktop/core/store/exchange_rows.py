@@ -149,6 +149,20 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "elapsed_s",
     ],  # fmt: skip
     "pet_metrics": [*_TRAVELLING, "subject_id", "pet_series_id", "metrics_json"],
+    # Reading rounds (issue 10) travel so that a round can span centres.
+    "reading_rounds": [*_TRAVELLING, "name", "modality", "repeats", "min_delay_days", "blinded", "status"],
+    "round_assignments": [
+        *_TRAVELLING,
+        "round_id",
+        "subject_id",
+        "reader_id",
+        "repeat",
+        "case_label",
+        "position",
+        "status",
+        "done_at",
+    ],  # fmt: skip
+    "round_work": [*_TRAVELLING, "assignment_id", "segmentation_id", "lesion_id"],
     "audit_log": [
         "seq",
         "at",
@@ -181,6 +195,8 @@ REFERENCES: dict[str, list[tuple[str, str]]] = {
     "slide_measurements": [("slide_id", "slides")],
     "feature_sets": [("segmentation_id", "segmentations")],
     "pet_metrics": [("subject_id", "subjects")],
+    "round_assignments": [("round_id", "reading_rounds"), ("subject_id", "subjects")],
+    "round_work": [("assignment_id", "round_assignments"), ("segmentation_id", "segmentations")],
 }
 #: package table -> the centre's table (the main store tables unless named here).
 CENTRAL_TABLE = {
@@ -192,7 +208,7 @@ CENTRAL_TABLE = {
 #: rows of the site's own making (filtered by `changed after`).
 CHANGING = ["subjects", "subject_status", "studies", "series", "lesions", "segmentations", "slides",
             "slide_annotations", "slide_detection_runs", "slide_detection_tiles", "slide_measurements",
-            "feature_sets"]  # fmt: skip
+            "feature_sets", "reading_rounds", "round_assignments", "round_work"]  # fmt: skip
 
 
 def pk(table: str) -> str:
@@ -511,18 +527,6 @@ def conflicts(store: Store, status: str | None = None) -> list[dict]:
     where, args = ("WHERE status = ?", [status]) if status else ("", [])
     return list(
         store.db.query(f"SELECT * FROM exchange_conflicts {where} ORDER BY table_name, row_id, id", args)
-    )
-
-
-def conflict(store: Store, conflict_id: str) -> dict | None:
-    return next(iter(store.db.query("SELECT * FROM exchange_conflicts WHERE id = ?", [conflict_id])), None)
-
-
-def mark_resolved(store: Store, conflict_id: str, sha: str, reader_id: str) -> None:
-    store.db.execute(
-        "UPDATE exchange_conflicts SET status = 'resolved', resolution_sha = ?, resolved_by = ?, resolved_at = ?"
-        " WHERE id = ?",
-        [sha, reader_id, now(), conflict_id],
     )
 
 

@@ -1,0 +1,70 @@
+"""`palmares plugins`: installed, allowed, loaded and why not; allow/disallow in the store (the real
+command in a subprocess, with tiny real plugins on its PYTHONPATH)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from plugin_fixture import install_plugins
+
+CLI = "from palmares_desktop.cli.main import cli; cli()"
+
+
+def _run(site, *args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", CLI, "plugins", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+@pytest.mark.slow  # eight real command runs (~20 s on the shared 2-core machine)
+def test_list_allow_and_disallow(store, tmp_path):
+    site = install_plugins(tmp_path / "site", ("tiny", "broken"))
+    store.close()
+    root = str(store.root)
+
+    done = _run(site, "--store", root, "--json")
+    assert done.returncode == 0, done.stderr
+    listed = {p["name"]: p for p in json.loads(done.stdout)["plugins"]}
+    assert listed["tiny"]["allowed"] is False and listed["tiny"]["loaded"] is False
+    assert "allowed list" in listed["tiny"]["reason"]
+
+    for name in ("tiny", "broken", "ghost"):
+        done = _run(site, "allow", name, "--store", root, "--reader", "Dr Rossi")
+        assert done.returncode == 0, done.stderr
+    assert "no installed plugin is named ghost" in done.stderr
+
+    done = _run(site, "--store", root)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "tiny 0.3.1 (tiny-palmares-plugin): allowed, loaded" in lines
+    assert "    feature extractors: counts" in lines
+    assert any(
+        line.startswith(
+            "broken 1.0 (broken-palmares-plugin): allowed, not loaded: failed to load (RuntimeError"
+        )
+        for line in lines
+    )
+    assert "ghost: allowed by the site but not installed." in lines
+
+    done = _run(site, "disallow", "tiny", "--store", root)
+    assert done.returncode == 0 and "Allowed: broken, ghost" in done.stdout
+    report = json.loads(_run(site, "--store", root, "--json").stdout)
+    assert report["allowed"] == ["broken", "ghost"] and report["allowed_not_installed"] == ["ghost"]
+
+
+def test_without_a_store_nothing_runs(tmp_path):
+    site = install_plugins(tmp_path / "site", ("tiny",))
+    done = _run(site)
+    assert done.returncode == 0
+    assert "tiny 0.3.1 (tiny-palmares-plugin): allowed: unknown, not loaded" in done.stdout
+    assert "No --store given" in done.stdout
+
+
+def test_a_missing_store_is_one_sentence(tmp_path):
+    done = _run(tmp_path, "allow", "tiny", "--store", str(tmp_path / "nowhere"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1
