@@ -130,11 +130,10 @@ def build(
             if fs:
                 provenance = _dict(fs["provenance"])
                 note = f"feature set of segmentation {seg['segmentation_id']}, {fs['params_name']} ({fs['params_sha256'][:12]}), {provenance.get('pyradiomics_version') or provenance.get('versions') or ''}"
-                for name, value in _dict(fs["features"]).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        row[name] = float(value)
-                        if long_values:
-                            long.append((index, name, float(value), note))
+                numbers = {k: float(v) for k, v in _dict(fs["features"]).items() if type(v) in (int, float)}
+                row.update(numbers)
+                if long_values:
+                    long.extend((index, name, value, note) for name, value in numbers.items())
             rows.append(row)
     if want in (None, "HE"):
         rows += _slide_rows(store, covariates, long, len(rows))
