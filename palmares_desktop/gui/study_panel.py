@@ -88,7 +88,12 @@ def _table(titles: list[str]) -> QTableWidget:
 def draw_agreement(figure: Figure, report: Any) -> None:
     """Bland-Altman of volume (and SUVmean for PET) and the ICC ranking, from the core report."""
     figure.clear()
-    measures = [("volume_ml", "Volume (mL)")] + ([("suv_mean", "SUVmean")] if report.modality == "PT" else [])
+    if report.modality == "HE":
+        measures = [("area_mm2", "Area (mm²)")]
+    else:
+        measures = [("volume_ml", "Volume (mL)")] + (
+            [("suv_mean", "SUVmean")] if report.modality == "PT" else []
+        )
     axes = figure.subplots(1, len(measures) + 1)
     for ax, (measure, label) in zip(axes, measures, strict=False):
         ba = report.bland_altman(measure)

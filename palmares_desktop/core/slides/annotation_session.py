@@ -89,9 +89,12 @@ class AnnotationSession:
         self.mpp = (slide.get("mpp_x"), slide.get("mpp_y"))
         self.width, self.height = int(slide["width"]), int(slide["height"])
         self.classes = {c["name"]: tuple(c["colour"]) for c in study_classes()}
-        self.objects: dict[str, dict] = {
-            o["id"]: o for o in repo.annotations_of(store, slide["id"], kind="annotation")
-        }
+        found = repo.annotations_of(store, slide["id"], kind="annotation")
+        if store.reader is not None:  # a blinded reading round hides the others' work (core/study)
+            from palmares_desktop.core.study.rounds import visible_annotations
+
+            found = visible_annotations(store, store.reader.id, slide["subject_id"], found)
+        self.objects: dict[str, dict] = {o["id"]: o for o in found}
         self._undo: list[_Change] = []
         self._redo: list[_Change] = []
 

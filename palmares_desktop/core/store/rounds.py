@@ -95,3 +95,7 @@ def open_blinded_assignments(store: Store, subject_id: str, reader_id: str) -> l
             [subject_id, reader_id],
         )
     )
+
+
+def round_modality(store: Store, round_id: str) -> str:
+    return store.get("reading_rounds", round_id)["modality"]

@@ -25,13 +25,18 @@ from palmares_desktop.core.agreement import (
     mask_agreement,
     robust_features,
 )
+from palmares_desktop.core.agreement.regions import region_agreement
 from palmares_desktop.core.store import Store, records
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.segmentations import segmentation_row
 from palmares_desktop.core.study.rounds import RoundError
 
 # measure -> the pair columns of reading a and reading b
-BLAND_ALTMAN_COLUMNS = {"volume_ml": ("volume_a_ml", "volume_b_ml"), "suv_mean": ("suv_mean_a", "suv_mean_b")}
+BLAND_ALTMAN_COLUMNS = {
+    "volume_ml": ("volume_a_ml", "volume_b_ml"),
+    "suv_mean": ("suv_mean_a", "suv_mean_b"),
+    "area_mm2": ("area_a_mm2", "area_b_mm2"),  # H&E rounds: region area
+}
 
 
 @dataclass
@@ -97,7 +102,10 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
     readers = {a["reader_id"]: names.get(a["reader_id"], a["reader_id"]) for a in found}
     report = RoundReport(rnd["name"], rnd["modality"], readers)
     if rnd["modality"] == "HE":
-        report.notes.append("Agreement of slide annotations is not computed yet; only CT and PET rounds.")
+        _region_agreement(store, report, found, readers, rnd["repeats"])
+        if not report.pairs:
+            raise RoundError(f"No reader has annotated a slide in round {name!r} yet.")
+        report.notes.append("ICC of H&E features is not computed yet: only region overlap and area.")
         return report
     by_assignment = {a["id"]: a for a in found}
     readings: dict[str, dict[tuple[str, int], dict]] = {}  # lesion id -> (reader, repeat) -> segmentation
@@ -138,6 +146,64 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
             report.pairs.append(row)
     _feature_agreement(store, report, readings, lesion_names, reader_ids, rnd["repeats"], threshold)
     return report
+
+
+def _he_readings(store: Store, assignments: list[dict]) -> dict[tuple[str, str, int], dict[str, list]]:
+    """(subject id, reader id, repeat) -> classification -> polygons. A reading is the reader's
+    annotations on the subject's slides made after their previous repeat was marked done and not
+    after this one was (open readings: up to now)."""
+    from palmares_desktop.core.store.slide_objects import annotations_of
+
+    out: dict[tuple[str, str, int], dict[str, list]] = {}
+    by_reader_subject: dict[tuple[str, str], list[dict]] = {}
+    for a in assignments:
+        by_reader_subject.setdefault((a["subject_id"], a["reader_id"]), []).append(a)
+    for (subject_id, reader_id), chain in by_reader_subject.items():
+        objects = [
+            o
+            for slide in records.slides_of_subject(store, subject_id)
+            for o in annotations_of(store, slide["id"], kind="annotation")
+            if o["author_id"] == reader_id
+        ]
+        start = ""
+        for a in sorted(chain, key=lambda x: x["repeat"]):
+            end = a["done_at"] or "9999"
+            regions = out.setdefault((subject_id, reader_id, a["repeat"]), {})
+            for o in objects:
+                if start < o["created_at"] <= end:
+                    regions.setdefault(o["classification"] or "unclassified", []).append(o["geometry"])
+            start = end
+    return out
+
+
+def _region_agreement(store, report, assignments, readers, repeats) -> None:
+    """Per subject, region class and reading pair: Dice of the rasterised regions, area difference."""
+    readings = _he_readings(store, assignments)
+    reader_ids = sorted(readers, key=lambda r: readers[r])
+    pairs = [((a, 1), (b, 1), "inter-reader") for a, b in itertools.combinations(reader_ids, 2)]
+    pairs += [((r, k), (r, k + 1), "intra-reader") for r in reader_ids for k in range(1, repeats)]
+    for subject_id in sorted({a["subject_id"] for a in assignments}):
+        code = records.subject(store, subject_id).code
+        slides = records.slides_of_subject(store, subject_id)
+        mpp = slides[0].get("mpp_x") if slides else None
+        for (ra, ka), (rb, kb), scope in pairs:
+            a = readings.get((subject_id, ra, ka), {})
+            b = readings.get((subject_id, rb, kb), {})
+            for region in sorted(set(a) | set(b)):
+                numbers = region_agreement(a.get(region, []), b.get(region, []), mpp)
+                report.pairs.append(
+                    {
+                        "lesion": f"{code} {region}",
+                        "scope": scope,
+                        "reader_a": readers[ra],
+                        "reading_a": ka,
+                        "reader_b": readers[rb],
+                        "reading_b": kb,
+                        **{k: _clean(v) for k, v in numbers.__dict__.items()},
+                    }
+                )
+    if any(p["area_a_mm2"] is None for p in report.pairs):
+        report.notes.append("A slide has no µm per pixel: its areas are in pixels, not mm².")
 
 
 def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeats, threshold) -> None:

@@ -194,6 +194,23 @@ def visible_segmentations(store: Store, reader_id: str, subject_id: str, segment
     ]
 
 
+def visible_annotations(store: Store, reader_id: str, subject_id: str, objects: Iterable[dict]) -> list[dict]:
+    """Filter a subject's slide annotations to what this reader may see: in an open blinded round of
+    the subject, only their own annotations of their current reading (made after their previous
+    repeat was marked done); everything else of that subject is hidden."""
+    objects = list(objects)
+    current = current_assignment(store, reader_id, subject_id)
+    if current is None:
+        return objects
+    earlier = [
+        x["done_at"]
+        for x in rows.assignments(store, round_id=current["round_id"], reader_id=reader_id)
+        if x["subject_id"] == subject_id and x["repeat"] < current["repeat"] and x["done_at"]
+    ]
+    since = max(earlier, default="")
+    return [o for o in objects if o.get("author_id") == reader_id and (o.get("created_at") or "") > since]
+
+
 def check_visible(store: Store, reader_id: str, subject_id: str, segmentation: dict) -> None:
     """Refuse, in words, to show a segmentation the reader is blinded to."""
     if not visible_segmentations(store, reader_id, subject_id, [segmentation]):
@@ -214,10 +231,32 @@ def record_work(store: Store, assignment_id: str, segmentation: dict) -> dict:
 
 
 def finish(store: Store, assignment_id: str) -> dict:
+    """Mark a reading done. A CT/PET reading needs a saved segmentation; an H&E reading is the
+    reader's annotations on the subject's slides since their previous repeat (core/study/report.py)."""
     a = rows.assignment(store, assignment_id)
-    if not rows.work_of(store, [assignment_id]):
+    if rows.round_modality(store, a["round_id"]) == "HE":
+        if not _annotated_since(store, a):
+            raise RoundError("This reading has no annotation yet: annotate at least one region first.")
+    elif not rows.work_of(store, [assignment_id]):
         raise RoundError("This reading has no saved segmentation yet: save at least one lesion first.")
     return rows.finish_assignment(store, a["id"], now())
+
+
+def _annotated_since(store: Store, a: dict) -> bool:
+    from palmares_desktop.core.store import records
+    from palmares_desktop.core.store.slide_objects import annotations_of
+
+    earlier = [
+        x["done_at"]
+        for x in rows.assignments(store, round_id=a["round_id"], reader_id=a["reader_id"])
+        if x["subject_id"] == a["subject_id"] and x["repeat"] < a["repeat"] and x["done_at"]
+    ]
+    since = max(earlier, default="")
+    return any(
+        o["author_id"] == a["reader_id"] and o["created_at"] > since
+        for slide in records.slides_of_subject(store, a["subject_id"])
+        for o in annotations_of(store, slide["id"], kind="annotation")
+    )
 
 
 def close_round(store: Store, name: str) -> dict:
