@@ -7,7 +7,6 @@ the central row, and the resolution is itself an audited row (who, when, which v
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from palmares_desktop.core.errors import PalmaresError
@@ -60,16 +59,9 @@ def _central(store: Store) -> None:
 def packages_by_site(store: Store) -> list[SitePackages]:
     _central(store)
     by_site: dict[str, list[dict]] = {}
-    for p in exchange_rows.packages(store):
-        manifest = json.loads(p.get("manifest_json") or "{}")
+    for p in rows.packages(store):
         by_site.setdefault(p["site_code"], []).append(
-            {
-                "id": p["id"],
-                "exported_at": p["exported_at"],
-                "received_at": p["received_at"],
-                "since_id": p["since_id"],
-                "rows": sum((manifest.get("row_counts") or {}).values()),
-            }
+            {k: p[k] for k in ("id", "exported_at", "received_at", "since_id", "rows")}
         )
     return [SitePackages(site, tuple(found)) for site, found in sorted(by_site.items())]
 
