@@ -7,7 +7,6 @@ the central row, and the resolution is itself an audited row (who, when, which v
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from palmares_desktop.core.errors import PalmaresError
@@ -60,7 +59,7 @@ def packages_by_site(store: Store) -> list[SitePackages]:
     _central(store)
     by_site: dict[str, list[dict]] = {}
     for p in exchange_rows.packages(store):
-        manifest = json.loads(p.get("manifest_json") or "{}")
+        manifest = p["manifest"]
         by_site.setdefault(p["site_code"], []).append(
             {
                 "id": p["id"],
