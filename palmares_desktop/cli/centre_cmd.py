@@ -81,7 +81,7 @@ def conflicts(store_path: Path, show_all: bool, as_json: bool) -> None:
     if not found:
         click.echo("No open conflict.")
     for c in found:
-        click.echo(f"{c.id[:8]}  {c.table} {c.row_id} (site {c.site}), {c.status}")
+        click.echo(f"{c.id[:8]}  {c.label} (site {c.site}), {c.status}")
         for column in c.differences():
             click.echo(f"    {column}: a = {c.version_a.get(column)!r}   b = {c.version_b.get(column)!r}")
 

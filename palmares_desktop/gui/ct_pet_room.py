@@ -35,7 +35,11 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
-from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, uncalibrated_display_max
+from palmares_desktop.core.pet.display import (
+    DEFAULT_FUSION_OPACITY,
+    DEFAULT_SUV_MAX,
+    uncalibrated_display_max,
+)
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.store import Store
 from palmares_desktop.gui.napari_adapter import (
@@ -51,7 +55,7 @@ from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PET_OPACITY = 0.5
+DEFAULT_PET_OPACITY = DEFAULT_FUSION_OPACITY
 MODALITY_NAMES = {"CT": "CT", "PT": "PET"}
 #: Lesion outline colours: bright, and away from the PET's inferno/hot hues and from CT greys.
 LESION_COLOURS = ("#00e5ff", "#76ff03", "#ff4dff", "#4d9fff", "#00ffa3", "#c6a4ff", "#ffffff", "#b2ff59")

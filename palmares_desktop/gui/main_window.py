@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Refresh worklist", self.refresh_worklist, QKeySequence.StandardKey.Refresh)
         study_menu = self.menuBar().addMenu("&Study")
         self._action(study_menu, "&Reading rounds…", self.show_study_panel)
+        self._action(study_menu, "&Coordinating centre…", self.show_coordinator_room)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Show &log file location", self._show_log_location)
         self._action(help_menu, "&About", self._about)
@@ -228,6 +229,15 @@ class MainWindow(QMainWindow):
         panel.show()
         self._study_panel = panel  # keep a reference while it is open
         return panel
+
+    def show_coordinator_room(self):
+        """The centre's packages per site, completeness, conflicts, merge and table (central store)."""
+        from palmares_desktop.gui.coordinator_room import CoordinatorRoom
+
+        room = CoordinatorRoom(self.store, self.workers, self)
+        room.show()
+        self._coordinator_room = room
+        return room
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if any(Path(url.toLocalFile()).is_dir() for url in event.mimeData().urls()):

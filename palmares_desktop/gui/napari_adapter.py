@@ -23,6 +23,7 @@ import SimpleITK as sitk
 from napari.components import ViewerModel
 from napari.qt import QtViewer
 
+from palmares_desktop.core.pet.display import DEFAULT_FUSION_OPACITY, fusion_positions, fusion_table
 from palmares_desktop.core.placement import Placement
 from palmares_desktop.core.session import ReadingSession
 
@@ -139,19 +140,15 @@ def bridge_history(layer, session: ReadingSession) -> None:
     layer.undo, layer.redo = undo, redo  # napari's key bindings call layer.undo() / layer.redo()
 
 
-def fusion_colormap(name: str, transparent_below: float = 0.3):
-    """`name` with an alpha ramp at its low end: cold tissue leaves the CT untouched.
-
-    `transparent_below` is the fraction of the display range (0..SUV max) over which the PET fades
-    in; above it the colour is fully applied (then scaled by the layer opacity).
-    """
+def fusion_colormap(name: str):
+    """`name` as the fused view's colour table (core/pet/display.py): an alpha ramp at its low end, so
+    cold tissue leaves the CT untouched, and a saturated top, so the hottest colour shows over bone."""
     from napari.utils.colormaps import Colormap, ensure_colormap
 
     base = ensure_colormap(name)
-    positions = np.linspace(0.0, 1.0, 256)
-    colors = np.asarray(base.map(positions), dtype=np.float32).copy()
-    colors[:, 3] = np.clip(positions / max(transparent_below, 1e-6), 0.0, 1.0)
-    return Colormap(colors, name=f"{name} (fusion)", display_name=f"{name} (fusion)", controls=positions)
+    positions, samples = fusion_positions()
+    table = fusion_table(np.asarray(base.map(samples), dtype=np.float32), positions)
+    return Colormap(table, name=f"{name} (fusion)", display_name=f"{name} (fusion)", controls=positions)
 
 
 def _placement(volume: NapariVolume) -> dict[str, Any]:
@@ -211,16 +208,22 @@ class EmbeddedViewer:
         self._label_axes()
         return layer
 
-    def add_pet(self, volume: NapariVolume, suv_max: float, colormap: str = "inferno", opacity: float = 0.5):
+    def add_pet(
+        self,
+        volume: NapariVolume,
+        suv_max: float,
+        colormap: str = "inferno",
+        opacity: float = DEFAULT_FUSION_OPACITY,
+    ):
         self.remove(PET_LAYER)
-        # Additive blending: black (SUV 0) adds nothing, so CT anatomy shows through cold areas.
+        # A translucent colour overlay (not additive: CT + colour saturates to white over bone).
         layer = self.model.add_image(
             volume.data,
             name=PET_LAYER,
             colormap=fusion_colormap(colormap),
             contrast_limits=(0.0, suv_max),
             opacity=opacity,
-            blending="additive",
+            blending="translucent_no_depth",
             interpolation2d="linear",
             **_placement(volume),
         )
@@ -354,6 +357,12 @@ class EmbeddedViewer:
         extent = self.model.layers.extent.world
         if self.model.dims.ndim >= 3:
             self.model.dims.set_point(0, float((extent[0][0] + extent[1][0]) / 2))
+
+    def canvas_pixel(self, world_zyx: Sequence[float], shape: Sequence[int]) -> tuple[int, int]:
+        """(row, column) of a world point (mm) in a canvas screenshot of `shape` (2D slice view)."""
+        center = np.asarray(self.model.camera.center, dtype=float)[-2:]
+        offset = (np.asarray(world_zyx, dtype=float)[-2:] - center) * float(self.model.camera.zoom)
+        return int(round(shape[0] / 2 + offset[0])), int(round(shape[1] / 2 + offset[1]))
 
     def screenshot(self) -> np.ndarray:
         """RGBA image of the canvas only."""

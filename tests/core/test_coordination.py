@@ -47,6 +47,7 @@ def test_a_conflict_shows_both_versions_and_its_resolution_is_applied_and_audite
     with Store.open(central) as store:
         (conflict,) = conflicts(store)
         assert conflict.table == "lesions" and "recist_status" in conflict.differences()
+        assert conflict.label.startswith("lesion '") and conflict.label.endswith("of IT01-0001")
         assert {conflict.version_a["recist_status"], conflict.version_b["recist_status"]} == {
             "target",
             "non-target",

@@ -83,7 +83,7 @@ def test_open_subject_shows_fused_ct_pet_in_physical_space(main_window, qtbot, t
     # Same frame of reference: the PET's physical extent sits inside the CT's (demo: same study).
     ct_extent, pet_extent = ct.extent.world, pet.extent.world
     assert np.all(pet_extent[0] >= ct_extent[0] - 5) and np.all(pet_extent[1] <= ct_extent[1] + 5)
-    assert pet.blending == "additive" and 0.3 <= pet.opacity <= 0.7
+    assert pet.blending == "translucent_no_depth" and 0.3 <= pet.opacity <= 0.7
     assert tuple(ct.contrast_limits) == WINDOW_PRESETS["abdomen"].limits
     main_window.ct_pet.set_window("lung")
     assert tuple(ct.contrast_limits) == (-1350.0, 150.0)

@@ -43,6 +43,7 @@ class Conflict:
     resolution_sha: str | None
     sha_a: str
     sha_b: str
+    label: str = ""  # what the coordinator recognises, e.g. "lesion 'Liver' of IT01-0001"
 
     def differences(self) -> list[str]:
         """The columns whose values differ between the two versions."""
@@ -90,19 +91,34 @@ def completeness(store: Store) -> list[dict]:
     return out
 
 
+def _label(store: Store, table: str, version: dict) -> str:
+    subject_id = version.get("subject_id")
+    code = next((s["code"] for s in exchange_rows.site_rows(store, "subjects", version.get("site_code"), None)
+                 if s["id"] == subject_id), None) if subject_id else None  # fmt: skip
+    what = table.rstrip("s").replace("_", " ")
+    name = version.get("name") or version.get("display_name")
+    return (
+        f"{what} {name!r}" + (f" of {code}" if code else "")
+        if name
+        else f"{what} {version.get('id', '')[:8]}"
+    )
+
+
 def _as_conflict(row: dict, store: Store) -> Conflict:
     table, key = row["table_name"], row["row_id"]
+    version_a = exchange_rows.version_row(store, table, key, row["sha_a"]) or {}
     return Conflict(
         id=row["id"],
         table=table,
         row_id=key,
         site=row["site_code"],
         status=row["status"],
-        version_a=exchange_rows.version_row(store, table, key, row["sha_a"]) or {},
+        version_a=version_a,
         version_b=exchange_rows.version_row(store, table, key, row["sha_b"]) or {},
         resolution_sha=row["resolution_sha"],
         sha_a=row["sha_a"],
         sha_b=row["sha_b"],
+        label=_label(store, table, version_a),
     )
 
 

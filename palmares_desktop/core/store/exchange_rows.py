@@ -52,6 +52,7 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "recist_status",
         "bone_character",
         "notes",
+        "deleted_at",  # m013: a lesion deleted at the site (undoable there) is kept, marked, at the centre
     ],  # fmt: skip
     "segmentations": [
         *_TRAVELLING,
@@ -635,7 +636,7 @@ _QUERIES = {
         " g.reader_id AS reader_id, r.name AS reader, se.modality AS modality, se.id AS series_id,"
         " g.volume_ml AS volume_ml FROM segmentations g JOIN lesions l ON l.id = g.lesion_id"
         " JOIN subjects s ON s.id = l.subject_id JOIN series se ON se.id = g.series_id"
-        " LEFT JOIN readers r ON r.id = g.reader_id WHERE g.status = 'final'"
+        " LEFT JOIN readers r ON r.id = g.reader_id WHERE g.status = 'final' AND l.deleted_at IS NULL"
         " AND g.version = (SELECT max(h.version) FROM segmentations h WHERE h.lesion_id = g.lesion_id"
         " AND h.series_id = g.series_id AND h.reader_id = g.reader_id AND h.status = 'final')"
         " ORDER BY s.code, l.name, se.modality, r.name"

@@ -265,7 +265,7 @@ def series_of_subject(store: Store, subject_id: str, modality: str) -> list[Seri
 
 # ---------------------------------------------------------------------------------- lesions
 def lesion_named(store: Store, subject_id: str, name: str) -> Lesion | None:
-    rows = store.rows("lesions", "subject_id = ? and name = ?", [subject_id, name])
+    rows = store.rows("lesions", "subject_id = ? and name = ? and deleted_at is null", [subject_id, name])
     return as_lesion(rows[0]) if rows else None
 
 
@@ -347,8 +347,19 @@ def store_site(store: Store) -> str:
 
 
 def lesions_of_subject(store: Store, subject_id: str) -> list[dict]:
-    """The subject's lesions, by name."""
-    return store.rows("lesions", "subject_id = ?", [subject_id], order_by="name")
+    """The subject's lesions (not the deleted ones), by name."""
+    return store.rows("lesions", "subject_id = ? and deleted_at is null", [subject_id], order_by="name")
+
+
+def rename_lesion(store: Store, lesion_id: str, name: str) -> dict:
+    return store.update("lesions", lesion_id, {"name": name}, action="rename")
+
+
+def set_lesion_deleted(store: Store, lesion_id: str, deleted_at: str | None) -> dict:
+    """Mark a lesion deleted (a time) or restore it (None); audited as a delete or restore."""
+    return store.update(
+        "lesions", lesion_id, {"deleted_at": deleted_at}, action="delete" if deleted_at else "restore"
+    )
 
 
 def segmentation_versions(store: Store, lesion_id: str, series_id: str) -> list[dict]:

@@ -484,6 +484,13 @@ def m012_slide_objects(db: Database) -> None:
     )
 
 
+@migrations()
+def m013_lesion_deleted_at(db: Database) -> None:
+    """A deleted lesion keeps its row (its segmentation versions and features refer to it) and is
+    marked with the time of deletion, so the reader can undo the delete; lists and exports skip it."""
+    db.execute("ALTER TABLE lesions ADD COLUMN deleted_at TEXT")
+
+
 class SchemaDriftError(PalmaresError):
     """The database was not made by this version's migrations (message is a plain sentence)."""
 

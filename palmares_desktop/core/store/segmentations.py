@@ -150,7 +150,7 @@ def latest_finals_of_subject(store: Store, subject_id: str) -> list[dict]:
     rows = store.db.query(
         """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
            from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
-           where l.subject_id = ? and s.status = 'final' order by l.name, se.modality, s.version desc""",
+           where l.subject_id = ? and l.deleted_at is null and s.status = 'final' order by l.name, se.modality, s.version desc""",
         [subject_id],
     )
     latest: dict[tuple[str, str, str], dict] = {}

@@ -1,0 +1,66 @@
+"""The CT/PET reading room on the real demo store: fusion over bone, lesions panel, tools.
+
+Runs under Xvfb (pytest-xvfb); napari draws with Mesa llvmpipe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from palmares_desktop.core.demo.demo_store import PET_GRID
+from palmares_desktop.core.demo.phantom import make_subject
+from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
+
+pytestmark = pytest.mark.gui
+
+LOAD_TIMEOUT_MS = 60_000
+
+
+def open_subject(window, qtbot, index: int = 0) -> dict:
+    rows = [r for r in window.store.worklist() if {"CT", "PT"} <= set(r["modalities"])]
+    code = rows[index]["code"]
+    with qtbot.waitSignal(window.ct_pet.subject_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.worklist.table.doubleClicked.emit(
+            window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
+        )
+    return window.store.subject_by_code(code)
+
+
+def planted(index: int, name: str):
+    """The demo phantom's planted lesion (subject `index`, 1-based): centre (x, y, z) LPS mm, SUVmax."""
+    return next(x for x in make_subject(index, PET_GRID).lesions if x.name == name)
+
+
+def _patch(image: np.ndarray, row: int, col: int, half: int = 1) -> np.ndarray:
+    return image[row - half : row + half + 1, col - half : col + half + 1, :3].astype(float).mean(axis=(0, 1))
+
+
+def test_fused_pet_shows_the_blastic_vertebral_metastasis_over_white_bone(main_window, qtbot):
+    lesion = planted(1, "vertebral metastasis")
+    assert lesion.character == "blastic" and lesion.suv_max == pytest.approx(9.22)
+    open_subject(main_window, qtbot)
+    room = main_window.ct_pet
+    room.masks_visible.setChecked(False)  # outlines would differ between the two shots
+    room.set_window("abdomen")
+    world = (lesion.centre[2], lesion.centre[1], lesion.centre[0])  # (z, y, x) mm
+    room.viewer.go_to_slice(world)
+    pet = room.viewer.layer(PET_LAYER)
+    assert pet.blending == "translucent_no_depth"
+    qtbot.wait(200)
+    fused = room.viewer.screenshot()
+    room.pet_visible.setChecked(False)
+    qtbot.wait(200)
+    ct_only = room.viewer.screenshot()
+    room.pet_visible.setChecked(True)
+    row, col = room.viewer.canvas_pixel(world, fused.shape)
+    ct_rgb, fused_rgb = _patch(ct_only, row, col), _patch(fused, row, col)
+    # The CT there is bone at HU 480, above the abdomen window's top (250 HU): white.
+    assert ct_rgb.min() > 240, ct_rgb
+    # Fused: an orange-yellow over the white (core: blue 108 at SUV >= 6, opacity 0.6), not white on white.
+    assert np.abs(fused_rgb - ct_rgb).max() > 100, (ct_rgb, fused_rgb)
+    assert fused_rgb[2] < 150 and fused_rgb[0] > 200, fused_rgb
+    # Away from the hot spot (soft tissue 40 mm anterior, SUV ~1) the CT is barely tinted.
+    soft_row, soft_col = room.viewer.canvas_pixel((world[0], world[1] - 40.0, world[2]), fused.shape)
+    assert np.abs(_patch(fused, soft_row, soft_col) - _patch(ct_only, soft_row, soft_col)).max() < 60
+    assert room.viewer.layer(CT_LAYER).visible
