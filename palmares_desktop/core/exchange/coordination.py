@@ -59,9 +59,13 @@ def _central(store: Store) -> None:
 def packages_by_site(store: Store) -> list[SitePackages]:
     _central(store)
     by_site: dict[str, list[dict]] = {}
-    for p in rows.packages(store):
+    for p in exchange_rows.packages(store):
+        counts = p["manifest"].get("row_counts") or {}
         by_site.setdefault(p["site_code"], []).append(
-            {k: p[k] for k in ("id", "exported_at", "received_at", "since_id", "rows")}
+            {
+                **{k: p[k] for k in ("id", "exported_at", "received_at", "since_id")},
+                "rows": sum(counts.values()),
+            }
         )
     return [SitePackages(site, tuple(found)) for site, found in sorted(by_site.items())]
 

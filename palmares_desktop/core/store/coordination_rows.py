@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 from palmares_desktop.core.store.store import Store, now
-
-
-def packages(store: Store) -> list[dict]:
-    """The merged packages, by site and export time, each with its manifest's total row count."""
-    out = []
-    for p in store.db.query("SELECT * FROM exchange_packages ORDER BY site_code, exported_at, id"):
-        manifest = json.loads(p["manifest_json"] or "{}")
-        out.append({**dict(p), "rows": sum((manifest.get("row_counts") or {}).values())})
-    return out
 
 
 def completeness_rows(store: Store) -> list[dict]:

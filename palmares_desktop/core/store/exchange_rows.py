@@ -411,7 +411,12 @@ def known_package(store: Store, package_id: str) -> dict | None:
 
 
 def packages(store: Store) -> list[dict]:
-    return list(store.db.query("SELECT * FROM exchange_packages ORDER BY site_code, exported_at, id"))
+    """The packages merged at the centre; each with its manifest parsed (`manifest`)."""
+    out = []
+    for row in store.db.query("SELECT * FROM exchange_packages ORDER BY site_code, exported_at, id"):
+        row["manifest"] = _parsed(row.pop("manifest_json")) or {}
+        out.append(row)
+    return out
 
 
 def record_package(store: Store, row: dict) -> None:
