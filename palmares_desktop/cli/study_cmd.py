@@ -117,10 +117,14 @@ def report(store_path, name, out, threshold, as_json):
         return
     click.echo(f"Round {name!r} ({result.modality}), readers: {', '.join(sorted(result.readers.values()))}")
     for p in result.pairs:
-        hd95 = f"{p['hd95_mm']:.1f} mm" if p["hd95_mm"] is not None else "n/a"
+        if result.modality == "HE":
+            area = p["area_difference_mm2"]
+            size = f"area difference {area:+.3f} mm²" if area is not None else "area in pixels only (no MPP)"
+        else:
+            hd95 = f"{p['hd95_mm']:.1f} mm" if p["hd95_mm"] is not None else "n/a"
+            size = f"HD95 {hd95}, volume difference {p['volume_difference_ml']:+.2f} mL"
         click.echo(
-            f"  {p['lesion']:<20} {p['scope']:<13} {p['reader_a']} / {p['reader_b']}: Dice {p['dice']:.3f}, "
-            f"HD95 {hd95}, volume difference {p['volume_difference_ml']:+.2f} mL"
+            f"  {p['lesion']:<20} {p['scope']:<13} {p['reader_a']} / {p['reader_b']}: Dice {p['dice']:.3f}, {size}"
         )
     for scope, robust in result.robust.items():
         total = sum(1 for f in result.features if f"{f['scope']} {f['kind']}" == scope)
