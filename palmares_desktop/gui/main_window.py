@@ -154,7 +154,9 @@ class MainWindow(QMainWindow):
         return self.open_store(Path(path))
 
     def refresh_worklist(self) -> None:
-        self.worklist.set_rows(self.store.worklist())
+        from palmares_desktop.core.study.rounds import reader_worklist
+
+        self.worklist.set_rows(reader_worklist(self.store))
 
     def choose_store(self) -> None:
         chosen = QFileDialog.getExistingDirectory(

@@ -26,7 +26,7 @@ STATUS_COLOURS = {
     "in progress": QColor("#ffe08a"),
     "done": QColor("#a8e6a3"),
 }
-COLUMNS = ["Subject", "Site", "Modalities", "CT", "PET", "H&E"]
+COLUMNS = ["Subject", "Site", "Modalities", "CT", "PET", "H&E", "Reading round"]
 STATUS_COLUMN_MODALITY = {3: "CT", 4: "PT", 5: "HE"}
 
 
@@ -65,7 +65,9 @@ class WorklistModel(QAbstractTableModel):
         status = row["status"].get(modality) if modality else None
         if role == Qt.ItemDataRole.DisplayRole:
             if column == 0:
-                return row["code"]
+                return row.get("display") or row["code"]  # a blinded reading shows its case label
+            if column == 6:
+                return row.get("reading", "")
             if column == 1:
                 return row["site_code"]
             if column == 2:
@@ -75,7 +77,7 @@ class WorklistModel(QAbstractTableModel):
             return QBrush(STATUS_COLOURS.get(status, QColor("white")))
         if role == Qt.ItemDataRole.ForegroundRole and status:
             return QBrush(QColor("#1b1b1b"))  # readable on the pastel status colours in dark themes too
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 3:
+        if role == Qt.ItemDataRole.TextAlignmentRole and 3 <= column <= 5:
             return int(Qt.AlignmentFlag.AlignCenter)
         if role == Qt.ItemDataRole.ToolTipRole and modality:
             name = MODALITY_NAMES[modality]

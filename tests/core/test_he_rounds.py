@@ -12,7 +12,13 @@ from palmares_desktop.core.slides.registry import register_slide
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store.slide_objects import save_annotations
 from palmares_desktop.core.study.report import round_report
-from palmares_desktop.core.study.rounds import close_round, create_round, current_assignment, finish
+from palmares_desktop.core.study.rounds import (
+    close_round,
+    create_round,
+    current_assignment,
+    finish,
+    reader_worklist,
+)
 
 
 def _exact_dice(a, b) -> float:
@@ -58,6 +64,9 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     from palmares_desktop.core.slides.annotation_session import AnnotationSession
 
     assert AnnotationSession(store, slide).objects == {}
+    (row,) = reader_worklist(store)  # the worklist names the blinded case, never the subject code
+    assert row["display"] == "Case 01 (reading 2)" and "IT03" not in row["display"] + row["reading"]
+    assert row["reading"] == "HE inter: Case 01 (reading 2)"
     store.use_reader(readers["Dr Alpha"])  # round open: Alpha sees only their last reading
     (only,) = AnnotationSession(store, slide).objects.values()
     assert only["geometry"].equals(tumour[("Dr Alpha", 2)])

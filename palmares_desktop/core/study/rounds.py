@@ -262,3 +262,28 @@ def _annotated_since(store: Store, a: dict) -> bool:
 def close_round(store: Store, name: str) -> dict:
     """End a round: blinding is lifted; the results can be reported."""
     return rows.set_round_status(store, rows.round_named(store, name)["id"], "closed")
+
+
+def reader_worklist(store: Store) -> list[dict]:
+    """The store's worklist as the current reader sees it: each subject they have an open reading of
+    carries `reading` (its label and status); in a blinded round `display` is the case label (no
+    subject code), and the list is ordered so that blinded cases do not sit in code order."""
+    rows_ = store.worklist()
+    if store.reader is None:
+        return rows_
+    open_rounds = {r["id"] for r in rows.rounds(store) if r["status"] == "open"}
+    mine = [a for a in assignments_of(store, reader_id=store.reader.id) if a.status != "done"]
+    current: dict[str, Assignment] = {}
+    for a in sorted(mine, key=lambda x: x.repeat):
+        if rows.assignment(store, a.id)["round_id"] in open_rounds:
+            current.setdefault(a.subject_id, a)
+    for row in rows_:
+        a = current.get(row["subject_id"])
+        if a is None:
+            continue
+        wait = "" if a.available else ", not yet"
+        row["reading"] = f"{a.round_name}: {a.label}{wait}"
+        if a.blinded:
+            row["display"] = a.case_label
+    # Blinded cases by case label (a per-reader shuffled order), after the others by code.
+    return sorted(rows_, key=lambda r: (1, r["display"]) if "display" in r else (0, r["code"]))
