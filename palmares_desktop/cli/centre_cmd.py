@@ -13,6 +13,15 @@ from palmares_desktop.cli.reader_option import choose_reader, reader_option
 STORE = click.option(
     "--store", "store_path", required=True, type=click.Path(path_type=Path), help="The central store."
 )
+JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _read(store_path: Path, query):
+    """`query(store)` on the central store opened read-only (showing never writes)."""
+    from palmares_desktop.core.store import Store
+
+    with Store.open(store_path, create=False, read_only=True) as store:
+        return query(store)
 
 
 @click.group("centre")
@@ -22,14 +31,12 @@ def centre() -> None:
 
 @centre.command("packages")
 @STORE
-@click.option("--json", "as_json", is_flag=True)
+@JSON
 def packages(store_path: Path, as_json: bool) -> None:
     """Packages received per site, with their export dates."""
     from palmares_desktop.core.exchange.coordination import packages_by_site
-    from palmares_desktop.core.store import Store
 
-    with Store.open(store_path, create=False, read_only=True) as store:
-        found = packages_by_site(store)
+    found = _read(store_path, packages_by_site)
     if as_json:
         click.echo(json.dumps([{"site": s.site, "packages": list(s.packages)} for s in found], indent=2))
         return
@@ -45,14 +52,12 @@ def packages(store_path: Path, as_json: bool) -> None:
 
 @centre.command("completeness")
 @STORE
-@click.option("--json", "as_json", is_flag=True)
+@JSON
 def completeness(store_path: Path, as_json: bool) -> None:
     """Per site and subject: CT / PET segmented, H&E annotated, features computed, reading done."""
     from palmares_desktop.core.exchange.coordination import completeness as table
-    from palmares_desktop.core.store import Store
 
-    with Store.open(store_path, create=False, read_only=True) as store:
-        rows = table(store)
+    rows = _read(store_path, table)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -65,14 +70,12 @@ def completeness(store_path: Path, as_json: bool) -> None:
 @centre.command("conflicts")
 @STORE
 @click.option("--all", "show_all", is_flag=True, help="Resolved conflicts too.")
-@click.option("--json", "as_json", is_flag=True)
+@JSON
 def conflicts(store_path: Path, show_all: bool, as_json: bool) -> None:
     """Rows two sites (or two branches of a site's chain) changed differently: both versions are kept."""
     from palmares_desktop.core.exchange.coordination import conflicts as listed
-    from palmares_desktop.core.store import Store
 
-    with Store.open(store_path, create=False, read_only=True) as store:
-        found = listed(store, None if show_all else "open")
+    found = _read(store_path, lambda store: listed(store, None if show_all else "open"))
     if as_json:
         click.echo(
             json.dumps([c.__dict__ | {"differences": c.differences()} for c in found], indent=2, default=str)

@@ -43,6 +43,25 @@ def test_packages_and_completeness_per_site(central):
     assert any(r["features"] for r in table) and not all(r["features"] for r in table)  # none at IT99
 
 
+def test_the_centre_commands_show_packages_completeness_and_the_open_conflict(central):
+    import json
+
+    from click.testing import CliRunner
+
+    from palmares_desktop.cli.main import _register, main
+
+    _register()
+    runner = CliRunner()
+    shown = runner.invoke(main, ["centre", "packages", "--store", str(central), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert sorted(s["site"] for s in json.loads(shown.output)) == ["IT01", "IT02", "IT99"]
+    table = runner.invoke(main, ["centre", "completeness", "--store", str(central)])
+    assert table.exit_code == 0 and len(table.output.splitlines()) == 1 + 5
+    listed = runner.invoke(main, ["centre", "conflicts", "--store", str(central)])
+    assert listed.exit_code == 0 and "of IT01-0001 (site IT01), open" in listed.output
+    assert "recist_status: a = " in listed.output
+
+
 def test_a_conflict_shows_both_versions_and_its_resolution_is_applied_and_audited(central):
     with Store.open(central) as store:
         (conflict,) = conflicts(store)

@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,22 @@ def reseal(
     return out
 
 
-def _refused(world, tmp_path, packages, reason: str, before=None) -> None:
+@dataclass
+class Refusal:
+    """The last package's merge outcome, and whether the centre's database file stayed the same."""
+
+    status: str
+    reason: str
+    unchanged: bool
+
+    def says(self, words: str) -> bool:
+        """Refused, for a reason containing `words`, with the central database byte-for-byte as before."""
+        assert self.status == "refused", self.status
+        assert words in self.reason, self.reason
+        return self.unchanged
+
+
+def _merge_refusal(world, tmp_path, packages, before=None) -> Refusal:
     central = tmp_path / "central"
     if not central.exists():
         centre_copy(world, central)
@@ -74,11 +90,12 @@ def _refused(world, tmp_path, packages, reason: str, before=None) -> None:
     image = (central / "palmares.db").read_bytes()
     with Store.open(central) as store:
         store.use_system_reader("coordinator")
-        result = merge_files(store, list(packages))
-    assert [o.status for o in result.outcomes][-1] == "refused"
-    assert reason in result.outcomes[-1].reason, result.outcomes[-1].reason
-    assert (central / "palmares.db").read_bytes() == image  # byte-for-byte unchanged
-    assert not (central / "palmares.db-wal").exists() or (central / "palmares.db-wal").stat().st_size == 0
+        last = merge_files(store, list(packages)).outcomes[-1]
+    wal = central / "palmares.db-wal"
+    unchanged = (central / "palmares.db").read_bytes() == image and (
+        not wal.exists() or wal.stat().st_size == 0
+    )
+    return Refusal(last.status, last.reason, unchanged)
 
 
 def test_a_forged_signature_is_refused(world, tmp_path):
@@ -88,7 +105,7 @@ def test_a_forged_signature_is_refused(world, tmp_path):
         (rogue / name).unlink()
     crypto.create_keys(rogue)  # another key claiming to be site IT01
     forged = reseal(world, world.packages["IT01"], tmp_path / "forged.pkg", sign_root=rogue)
-    _refused(world, tmp_path, [forged], "does not match site IT01's registered key")
+    assert _merge_refusal(world, tmp_path, [forged]).says("does not match site IT01's registered key")
 
 
 def test_an_unknown_site_key_is_refused(world, tmp_path):
@@ -100,33 +117,35 @@ def test_an_unknown_site_key_is_refused(world, tmp_path):
         (tmp_path / "c.pub").write_text(world.root.joinpath("centre.pub").read_text())
         keyring.trust_file(s, tmp_path / "c.pub")
         package.export_package(s, tmp_path / "IT77.pkg")
-    _refused(world, tmp_path, [tmp_path / "IT77.pkg"], "whose key this centre does not trust")
+    assert _merge_refusal(world, tmp_path, [tmp_path / "IT77.pkg"]).says(
+        "whose key this centre does not trust"
+    )
 
 
 def test_a_hash_mismatch_and_a_truncated_file_are_refused(world, tmp_path):
     bad = reseal(world, world.packages["IT02"], tmp_path / "hash.pkg", site="IT02",
                  edit_manifest=lambda m: m.update(sha256="0" * 64))  # fmt: skip
-    _refused(world, tmp_path, [bad], "does not match the SHA-256")
+    assert _merge_refusal(world, tmp_path, [bad]).says("does not match the SHA-256")
     data = world.packages["IT02"].read_bytes()
     for cut in (10, 200, len(data) // 2, len(data) - 1):
         short = tmp_path / f"short{cut}.pkg"
         short.write_bytes(data[:cut])
-        _refused(world, tmp_path, [short], "")
+        assert _merge_refusal(world, tmp_path, [short]).says("")
     short = tmp_path / "short.pkg"
     short.write_bytes(data[: len(data) - 100])
-    _refused(world, tmp_path, [short], "altered or truncated")
+    assert _merge_refusal(world, tmp_path, [short]).says("altered or truncated")
 
 
 def test_a_foreign_or_newer_schema_is_refused(world, tmp_path):
     newer = reseal(world, world.packages["IT02"], tmp_path / "newer.pkg", site="IT02",
                    edit_manifest=lambda m: m["schema"].append("m099_future"))  # fmt: skip
-    _refused(world, tmp_path, [newer], "newer schema (change m099_future")
+    assert _merge_refusal(world, tmp_path, [newer]).says("newer schema (change m099_future")
     foreign = reseal(world, world.packages["IT02"], tmp_path / "foreign.pkg", site="IT02",
                      edit_db=lambda c: c.execute("CREATE TABLE extra (x)"))  # fmt: skip
-    _refused(world, tmp_path, [foreign], "foreign schema")
+    assert _merge_refusal(world, tmp_path, [foreign]).says("foreign schema")
     trigger = reseal(world, world.packages["IT02"], tmp_path / "trigger.pkg", site="IT02",
                      edit_db=lambda c: c.execute("CREATE VIEW v AS SELECT 1"))  # fmt: skip
-    _refused(world, tmp_path, [trigger], "foreign schema")
+    assert _merge_refusal(world, tmp_path, [trigger]).says("foreign schema")
 
 
 def test_rows_referring_to_missing_rows_are_refused(world, tmp_path):
@@ -135,7 +154,7 @@ def test_rows_referring_to_missing_rows_are_refused(world, tmp_path):
         conn.execute("DELETE FROM pet_metrics")
 
     bad = reseal(world, world.packages["IT02"], tmp_path / "orphan.pkg", site="IT02", edit_db=orphan)
-    _refused(world, tmp_path, [bad], "refers to a subjects row")
+    assert _merge_refusal(world, tmp_path, [bad]).says("refers to a subjects row")
 
 
 def test_an_oversized_or_lying_mask_blob_is_refused(world, tmp_path):
@@ -144,13 +163,13 @@ def test_an_oversized_or_lying_mask_blob_is_refused(world, tmp_path):
         conn.execute("UPDATE masks SET geometry_json = ?", [geometry])
 
     bad = reseal(world, world.packages["IT02"], tmp_path / "huge.pkg", site="IT02", edit_db=huge)
-    _refused(world, tmp_path, [bad], "oversized")
+    assert _merge_refusal(world, tmp_path, [bad]).says("oversized")
 
     def bomb(conn):
         conn.execute("UPDATE masks SET data = zeroblob(70000000)")
 
     bad = reseal(world, world.packages["IT02"], tmp_path / "bomb.pkg", site="IT02", edit_db=bomb)
-    _refused(world, tmp_path, [bad], "oversized")
+    assert _merge_refusal(world, tmp_path, [bad]).says("oversized")
 
 
 @pytest.mark.parametrize(
@@ -159,13 +178,13 @@ def test_an_oversized_or_lying_mask_blob_is_refused(world, tmp_path):
 def test_strings_carrying_sql_or_path_fragments_are_refused(world, tmp_path, text):
     bad = reseal(world, world.packages["IT02"], tmp_path / "sql.pkg", site="IT02",
                  edit_db=lambda c: c.execute("UPDATE lesions SET notes = ?", [text]))  # fmt: skip
-    _refused(world, tmp_path, [bad], "SQL or path fragment")
+    assert _merge_refusal(world, tmp_path, [bad]).says("SQL or path fragment")
 
 
 def test_a_site_claiming_another_sites_rows_is_refused(world, tmp_path):
     bad = reseal(world, world.packages["IT02"], tmp_path / "claim.pkg", site="IT02",
                  edit_db=lambda c: c.execute("UPDATE lesions SET site_code = 'IT01'"))  # fmt: skip
-    _refused(world, tmp_path, [bad], "carries a lesions row of site 'IT01'")
+    assert _merge_refusal(world, tmp_path, [bad]).says("carries a lesions row of site 'IT01'")
 
     # IT01's subject id under IT02's name: the centre already holds that id from IT01
     with Store.open(world.sites["IT01"], read_only=True) as it01:
@@ -180,14 +199,16 @@ def test_a_site_claiming_another_sites_rows_is_refused(world, tmp_path):
             conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [subject_id, old])
 
     bad = reseal(world, world.packages["IT02"], tmp_path / "take.pkg", site="IT02", edit_db=take)
-    _refused(world, tmp_path, [bad], "holds from another site", before=[world.packages["IT01"]])
+    assert _merge_refusal(world, tmp_path, [bad], before=[world.packages["IT01"]]).says(
+        "holds from another site"
+    )
 
 
 def test_a_replayed_or_out_of_chain_package_is_refused(world, tmp_path):
     p = world.packages
     replay = reseal(world, p["IT02"], tmp_path / "replay.pkg", site="IT02",
                     edit_db=lambda c: c.execute("UPDATE lesions SET notes = 'changed'"))  # fmt: skip
-    _refused(world, tmp_path, [replay], "replayed", before=[p["IT02"]])
+    assert _merge_refusal(world, tmp_path, [replay], before=[p["IT02"]]).says("replayed")
 
     def follows_it99(m):
         m["since"] = m_it99
@@ -196,11 +217,11 @@ def test_a_replayed_or_out_of_chain_package_is_refused(world, tmp_path):
         m_it99 = package.open_file(s99, package.read_file(p["IT99"])).manifest["package_id"]
     chain = reseal(world, p["IT02"], tmp_path / "chain.pkg", site="IT02",
                    edit_manifest=lambda m: (m.update(package_id="6c1e7f0a-0000-4000-8000-000000000001"), follows_it99(m)))  # fmt: skip
-    _refused(world, tmp_path / "x", [chain], "out of chain", before=[p["IT99"]])
+    assert _merge_refusal(world, tmp_path / "x", [chain], before=[p["IT99"]]).says("out of chain")
 
 
 def test_a_gap_in_a_sites_chain_is_refused_and_named(world, tmp_path):
     p = world.packages
     with Store.open(world.sites["IT01"], read_only=True) as s:
         first = package.open_file(s, package.read_file(p["IT01"])).manifest["package_id"]
-    _refused(world, tmp_path, [p["IT01b"]], f"follows package {first}")
+    assert _merge_refusal(world, tmp_path, [p["IT01b"]]).says(f"follows package {first}")

@@ -69,6 +69,20 @@ def main_window(qtbot, demo_store_dir, radiologist):
     store.close()
 
 
+@pytest.fixture
+def new_store_window(qtbot, tmp_path, radiologist):
+    """The real MainWindow on a new, empty store (for import tests); torn down explicitly."""
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.gui.main_window import MainWindow
+
+    store = Store.open(tmp_path / "store")
+    window = MainWindow(store, radiologist)
+    window.show()
+    yield window
+    _close_window(window, qtbot)
+    store.close()
+
+
 def series_geometry(row: dict) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """(size xyz, spacing xyz) recorded in a series row."""
     return tuple(json.loads(row["size_json"])), tuple(json.loads(row["spacing_json"]))

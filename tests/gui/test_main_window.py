@@ -242,82 +242,66 @@ def test_bad_store_path_gives_a_message_not_a_traceback(qtbot, tmp_path):
     assert seen and "There is no PALMARES store" in seen[0]
 
 
-def test_import_dialog_previews_imports_and_summarises(
-    qtbot, tmp_path, shared_data, radiologist, close_window
-):
-    from palmares_desktop.core.store import Store
-    from palmares_desktop.gui.main_window import MainWindow
+def _scanned_dialog(qtbot, window, folder):
+    """The window's import dialog after scanning `folder`."""
+    dialog = window.show_import_dialog()
+    with qtbot.waitSignal(dialog.scanned, timeout=LOAD_TIMEOUT_MS):
+        dialog.folder.setText(str(folder))
+        dialog.scan()
+    return dialog
 
-    store = Store.open(tmp_path / "store")
-    window = MainWindow(store, radiologist)
-    window.show()
-    try:
-        dialog = window.show_import_dialog()
-        assert dialog.subject.text() == "IT03-0001"  # next progressive code at the reader's site
-        with qtbot.waitSignal(dialog.scanned, timeout=LOAD_TIMEOUT_MS):
-            dialog.folder.setText(str(shared_data / "petct_sts_001"))
-            dialog.scan()
-        modalities = sorted(dialog.series.item(r, 0).text() for r in range(dialog.series.rowCount()))
-        assert modalities == ["CT", "PET"]
-        assert dialog.series.item(0, 2).text() == "59"
-        assert not dialog.patient.isVisible()  # one patient: no picker
-        assert "skipped" in dialog.scan_note.text()  # the RTSTRUCTs and text files
-        assert dialog.import_button.isEnabled()
-        with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
-            dialog.start_import()
-        assert dialog.summary_text.toPlainText().strip()
-        rows = window.store.worklist()
-        assert [r["code"] for r in rows] == ["IT03-0001"] and rows[0]["modalities"] == ["CT", "PT"]
-        assert window.worklist.model.rowCount() == 1
-        dialog.close()
-    finally:
-        close_window(window, qtbot)
-        store.close()
+
+def test_import_dialog_previews_imports_and_summarises(qtbot, shared_data, new_store_window):
+    window = new_store_window
+    dialog = _scanned_dialog(qtbot, window, shared_data / "petct_sts_001")
+    assert dialog.subject.text() == "IT03-0001"  # next progressive code at the reader's site
+    modalities = sorted(dialog.series.item(r, 0).text() for r in range(dialog.series.rowCount()))
+    assert modalities == ["CT", "PET"]
+    assert dialog.series.item(0, 2).text() == "59"
+    assert not dialog.patient.isVisible()  # one patient: no picker
+    assert "skipped" in dialog.scan_note.text()  # the RTSTRUCTs and text files
+    assert dialog.import_button.isEnabled()
+    with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
+        dialog.start_import()
+    assert dialog.summary_text.toPlainText().strip()
+    rows = window.store.worklist()
+    assert [r["code"] for r in rows] == ["IT03-0001"] and rows[0]["modalities"] == ["CT", "PT"]
+    assert window.worklist.model.rowCount() == 1
+    dialog.close()
 
 
 def test_import_dialog_judges_like_the_cli_and_picks_one_of_two_patients(
-    qtbot, tmp_path, shared_data, radiologist, close_window
+    qtbot, shared_data, new_store_window
 ):
     """pet_bqml_orthanc: a 1-slice PET, a 2-of-83-slice PET with weight 0, two patients."""
-    from palmares_desktop.core.store import Store
     from palmares_desktop.gui.import_dialog import SERIES_COLUMNS
-    from palmares_desktop.gui.main_window import MainWindow
 
-    store = Store.open(tmp_path / "store")
-    window = MainWindow(store, radiologist)
-    window.show()
-    try:
-        dialog = window.show_import_dialog()
-        with qtbot.waitSignal(dialog.scanned, timeout=LOAD_TIMEOUT_MS):
-            dialog.folder.setText(str(shared_data / "pet_bqml_orthanc"))
-            dialog.scan()
-        col = {name: SERIES_COLUMNS.index(name) for name in SERIES_COLUMNS}
-        rows = {
-            dialog.series.item(r, col["Description"]).text(): {
-                name: dialog.series.item(r, c).text() for name, c in col.items()
-            }
-            for r in range(dialog.series.rowCount())
+    window = new_store_window
+    dialog = _scanned_dialog(qtbot, window, shared_data / "pet_bqml_orthanc")
+    col = {name: SERIES_COLUMNS.index(name) for name in SERIES_COLUMNS}
+    rows = {
+        dialog.series.item(r, col["Description"]).text(): {
+            name: dialog.series.item(r, c).text() for name, c in col.items()
         }
-        assert rows["F18 FDG"]["Usable"] == "limited" and "Only one slice" in rows["F18 FDG"]["Problems"]
-        assert rows["PET WB"]["Usable"] == "limited" and "No SUV (PatientWeight" in rows["PET WB"]["Problems"]
-        assert rows["CT HEAD/NK 5.0 B30s"]["Usable"] == "yes"
-        assert rows["CT HEAD/NK 5.0 B30s"]["Matrix"] == "512 × 512"
-        assert dialog.patient.isVisible()
-        assert [dialog.patient.itemText(i) for i in range(dialog.patient.count())] == [
-            "13020110201186",
-            "fYET5.0",
-        ]
-        dialog.patient.setCurrentIndex(1)
-        with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
-            dialog.start_import()
-        assert "2 series imported" in dialog.summary_text.toPlainText()
-        # Only the chosen patient's CT and PET (the de-identified description drops "HEAD/NK").
-        assert sorted(r["modality"] for r in window.store.rows("series")) == ["CT", "PT"]
-        assert "PET WB" in [r["description"] for r in window.store.rows("series")]
-        dialog.close()
-    finally:
-        close_window(window, qtbot)
-        store.close()
+        for r in range(dialog.series.rowCount())
+    }
+    assert rows["F18 FDG"]["Usable"] == "limited" and "Only one slice" in rows["F18 FDG"]["Problems"]
+    assert rows["PET WB"]["Usable"] == "limited" and "No SUV (PatientWeight" in rows["PET WB"]["Problems"]
+    assert rows["CT HEAD/NK 5.0 B30s"]["Usable"] == "yes"
+    assert rows["CT HEAD/NK 5.0 B30s"]["Matrix"] == "512 × 512"
+    assert dialog.patient.isVisible()
+    assert [dialog.patient.itemText(i) for i in range(dialog.patient.count())] == [
+        "13020110201186",
+        "fYET5.0",
+    ]
+    dialog.patient.setCurrentIndex(1)
+    with qtbot.waitSignal(dialog.imported, timeout=LOAD_TIMEOUT_MS):
+        dialog.start_import()
+    assert "2 series imported" in dialog.summary_text.toPlainText()
+    # Only the chosen patient's CT and PET (the de-identified description drops "HEAD/NK").
+    assert sorted(r["modality"] for r in window.store.rows("series")) == ["CT", "PT"]
+    assert "PET WB" in [r["description"] for r in window.store.rows("series")]
+    dialog.close()
 
 
 def _marker_volume() -> sitk.Image:

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from palmares_desktop.core.store.integrity import HASHED_FIELDS
 from palmares_desktop.core.store.store import Store, now
 
 _TRAVELLING = ["id", "site_code", "author_id", "revision", "created_at", "updated_at"]
@@ -164,20 +165,7 @@ PACKAGE_TABLES: dict[str, list[str]] = {
         "done_at",
     ],  # fmt: skip
     "round_work": [*_TRAVELLING, "assignment_id", "segmentation_id", "lesion_id"],
-    "audit_log": [
-        "seq",
-        "at",
-        "reader_id",
-        "site_code",
-        "action",
-        "table_name",
-        "row_id",
-        "before_id",
-        "after_id",
-        "detail_json",
-        "prev_hash",
-        "row_hash",
-    ],  # fmt: skip
+    "audit_log": [*HASHED_FIELDS, "prev_hash", "row_hash"],  # the chain travels whole (integrity.py)
 }
 PRIMARY_KEY = {"sites": "code", "acquisition": "series_id", "masks": "segmentation_id", "audit_log": "seq"}
 #: child table -> [(column, parent table)] checked by verify.
