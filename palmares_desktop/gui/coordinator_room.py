@@ -13,27 +13,24 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtGui import QBrush, QColor
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.tables import cell, read_only_table
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
@@ -41,25 +38,6 @@ log = logging.getLogger(__name__)
 YES_COLOUR, NO_COLOUR = QColor("#d5f5e3"), QColor("#fadbd8")
 COMPLETENESS = [("Site", "site"), ("Subject", "subject"), ("CT", "ct"), ("PET", "pet"), ("H&E", "he"),
                 ("Features", "features"), ("Done", "done")]  # fmt: skip
-
-
-def _table(titles: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(titles))
-    table.setHorizontalHeaderLabels(titles)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
-
-
-def _cell(text: object, colour: QColor | None = None) -> QTableWidgetItem:
-    item = QTableWidgetItem("" if text is None else str(text))
-    if colour is not None:
-        item.setBackground(QBrush(colour))
-        item.setForeground(QBrush(QColor("#1b1b1b")))
-    return item
 
 
 class CoordinatorRoom(QDialog):
@@ -90,11 +68,11 @@ class CoordinatorRoom(QDialog):
         top.addWidget(self.table_button)
         top.addWidget(self.progress, 1)
 
-        self.packages = _table(["Site", "Package", "Exported", "Received", "Follows", "Rows"])
-        self.completeness = _table([t for t, _ in COMPLETENESS])
+        self.packages = read_only_table(["Site", "Package", "Exported", "Received", "Follows", "Rows"])
+        self.completeness = read_only_table([t for t, _ in COMPLETENESS])
         self.conflicts = QListWidget()
         self.conflicts.currentRowChanged.connect(self._show_conflict)
-        self.versions = _table(["Column", "Version A", "Version B"])
+        self.versions = read_only_table(["Column", "Version A", "Version B"])
         self.keep_a = QPushButton("Keep version A")
         self.keep_b = QPushButton("Keep version B")
         self.keep_a.clicked.connect(lambda: self.resolve("a"))
@@ -153,17 +131,17 @@ class CoordinatorRoom(QDialog):
                 p["rows"],
             ]
             for c, value in enumerate(values):
-                self.packages.setItem(r, c, _cell(value))
+                self.packages.setItem(r, c, cell(value))
         self.completeness.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, (_title, key) in enumerate(COMPLETENESS):
                 value = row[key]
                 if isinstance(value, bool):
                     self.completeness.setItem(
-                        r, c, _cell("yes" if value else "no", YES_COLOUR if value else NO_COLOUR)
+                        r, c, cell("yes" if value else "no", YES_COLOUR if value else NO_COLOUR)
                     )
                 else:
-                    self.completeness.setItem(r, c, _cell(value))
+                    self.completeness.setItem(r, c, cell(value))
         self.conflicts.clear()
         for c in self.conflict_list:
             item = QListWidgetItem(f"{c.label} (site {c.site}, {c.id[:8]}): {', '.join(c.differences())}")
@@ -194,9 +172,9 @@ class CoordinatorRoom(QDialog):
         columns = c.differences()
         self.versions.setRowCount(len(columns))
         for r, column in enumerate(columns):
-            self.versions.setItem(r, 0, _cell(column))
-            self.versions.setItem(r, 1, _cell(c.version_a.get(column)))
-            self.versions.setItem(r, 2, _cell(c.version_b.get(column)))
+            self.versions.setItem(r, 0, cell(column))
+            self.versions.setItem(r, 1, cell(c.version_a.get(column)))
+            self.versions.setItem(r, 2, cell(c.version_b.get(column)))
 
     # ---------------------------------------------------------------- actions
     def resolve(self, keep: str) -> None:
@@ -258,13 +236,13 @@ class CoordinatorRoom(QDialog):
             )
         if not out:
             return
-        from palmares_desktop.core.exchange.table import write_table
+        from palmares_desktop.core.exchange import table
 
         target, root = Path(out), self.store.root
 
         def job():
             with Store.open(root, read_only=True) as store:
-                return write_table(store, target)
+                return table.write_table(store, target)
 
         self.progress.setRange(0, 0)
         self.table_button.setEnabled(False)

@@ -16,16 +16,13 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -33,6 +30,7 @@ from qtpy.QtWidgets import (
 
 from palmares_desktop.core.modalities import display_of
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.tables import cell, read_only_table
 from palmares_desktop.gui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -71,18 +69,7 @@ def _fill(table: QTableWidget, rows: list[dict], columns: list[tuple[str, str, s
             text = "n/a" if value is None else ("yes" if value is True else "no" if value is False else None)
             if text is None:
                 text = fmt.format(value)
-            table.setItem(r, c, QTableWidgetItem(text))
-
-
-def _table(titles: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(titles))
-    table.setHorizontalHeaderLabels(titles)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSortingEnabled(False)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    return table
+            table.setItem(r, c, cell(text))
 
 
 def draw_agreement(figure: Figure, report: Any) -> None:
@@ -156,9 +143,9 @@ class StudyPanel(QDialog):
         top.addWidget(self.threshold)
         top.addWidget(self.compute_button)
 
-        self.masks = _table([c[0] for c in MASK_COLUMNS])
-        self.features = _table([c[0] for c in FEATURE_COLUMNS])
-        self.readings = _table(READING_COLUMNS)
+        self.masks = read_only_table([c[0] for c in MASK_COLUMNS])
+        self.features = read_only_table([c[0] for c in FEATURE_COLUMNS])
+        self.readings = read_only_table(READING_COLUMNS)
         self.figure = Figure(figsize=(11, 4.2), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.tabs = QTabWidget()

@@ -202,13 +202,19 @@ def visible_annotations(store: Store, reader_id: str, subject_id: str, objects: 
     current = current_assignment(store, reader_id, subject_id)
     if current is None:
         return objects
+    since = reading_start(store, current)
+    return [o for o in objects if o.get("author_id") == reader_id and (o.get("created_at") or "") > since]
+
+
+def reading_start(store: Store, assignment: dict) -> str:
+    """When an H&E reading begins: the time the reader's previous repeat of that subject in that round
+    was marked done ("" for a first reading). Its annotations are those made after it."""
     earlier = [
         x["done_at"]
-        for x in rows.assignments(store, round_id=current["round_id"], reader_id=reader_id)
-        if x["subject_id"] == subject_id and x["repeat"] < current["repeat"] and x["done_at"]
+        for x in rows.assignments(store, round_id=assignment["round_id"], reader_id=assignment["reader_id"])
+        if x["subject_id"] == assignment["subject_id"] and x["repeat"] < assignment["repeat"] and x["done_at"]
     ]
-    since = max(earlier, default="")
-    return [o for o in objects if o.get("author_id") == reader_id and (o.get("created_at") or "") > since]
+    return max(earlier, default="")
 
 
 def check_visible(store: Store, reader_id: str, subject_id: str, segmentation: dict) -> None:
@@ -246,12 +252,7 @@ def _annotated_since(store: Store, a: dict) -> bool:
     from palmares_desktop.core.store import records
     from palmares_desktop.core.store.slide_objects import annotations_of
 
-    earlier = [
-        x["done_at"]
-        for x in rows.assignments(store, round_id=a["round_id"], reader_id=a["reader_id"])
-        if x["subject_id"] == a["subject_id"] and x["repeat"] < a["repeat"] and x["done_at"]
-    ]
-    since = max(earlier, default="")
+    since = reading_start(store, a)
     return any(
         o["author_id"] == a["reader_id"] and o["created_at"] > since
         for slide in records.slides_of_subject(store, a["subject_id"])
@@ -271,11 +272,11 @@ def reader_worklist(store: Store) -> list[dict]:
     rows_ = store.worklist()
     if store.reader is None:
         return rows_
-    open_rounds = {r["id"] for r in rows.rounds(store) if r["status"] == "open"}
+    open_rounds = {r["name"] for r in rows.rounds(store) if r["status"] == "open"}
     mine = [a for a in assignments_of(store, reader_id=store.reader.id) if a.status != "done"]
     current: dict[str, Assignment] = {}
     for a in sorted(mine, key=lambda x: x.repeat):
-        if rows.assignment(store, a.id)["round_id"] in open_rounds:
+        if a.round_name in open_rounds:
             current.setdefault(a.subject_id, a)
     for row in rows_:
         a = current.get(row["subject_id"])
