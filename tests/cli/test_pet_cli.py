@@ -15,11 +15,11 @@ import SimpleITK as sitk
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from demo_fixture import demo_store, writable_copy  # noqa: E402
 from series_fixture import insert_series  # noqa: E402
 
 from palmares_desktop.cli.main import _register, main  # noqa: E402
 from palmares_desktop.core.store import Store  # noqa: E402
+from tests.core.demo_fixture import demo_store, writable_copy  # noqa: E402
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from palmares_desktop.core.lesions import (
     suggested_status,
 )
 from palmares_desktop.core.store import Store, records
-from tests.core.demo_fixture import demo_store
 
 
 def test_sites_carry_snomed_ct_codes():
@@ -116,14 +115,6 @@ def test_add_rename_describe_delete_and_restore_a_lesion(store: Store):
         restore_lesion(store, lesion["id"])
     actions = [r["action"] for r in store.rows("audit_log", "table_name = 'lesions'", order_by="seq")]
     assert actions.count("delete") == 2 and actions.count("restore") == 1 and "rename" in actions
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root, manifest = demo_store(tmp_path_factory)
-    store = Store.open(root, create=False)
-    yield store, manifest
-    store.close()
 
 
 def test_lesion_numbers_match_the_planted_demo_lesions(demo):

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_fixture import demo_store  # noqa: E402
 
 from palmares_desktop.core.pet.bodysize import lbm_janmahasatian_kg  # noqa: E402
 from palmares_desktop.core.pet.candidates import find_candidates  # noqa: E402
@@ -35,6 +30,7 @@ from palmares_desktop.core.pet.threshold import (  # noqa: E402
 )
 from palmares_desktop.core.segmentation.geometry import Grid  # noqa: E402
 from palmares_desktop.core.store import Store  # noqa: E402
+from tests.core.demo_fixture import demo_store  # noqa: E402
 
 
 def _pet(array, spacing=(2.0, 2.0, 2.0), origin=(0.0, 0.0, 0.0), sul_ratio=None) -> PetVolume:
@@ -196,12 +192,6 @@ def test_sul_from_the_stored_suv_provenance():
 
 
 # ------------------------------------------------------------------------------ demo store
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root, manifest = demo_store(tmp_path_factory)
-    store = Store.open(root, create=False)
-    yield store, manifest
-    store.close()
 
 
 def _planted(manifest, subject):
@@ -326,9 +316,8 @@ def test_metrics_of_the_planted_demo_lesions_and_subject_totals(demo):
 
 
 def test_a_lesion_drawn_only_on_ct_gets_pet_metrics_on_the_pet_grid(tmp_path_factory, tmp_path):
-    from demo_fixture import writable_copy
-
     from palmares_desktop.core.segmentation.labelmaps import add_segmentation
+    from tests.core.demo_fixture import writable_copy
 
     source, manifest = demo_store(tmp_path_factory)
     root = writable_copy(source, tmp_path / "store")

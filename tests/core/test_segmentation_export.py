@@ -5,7 +5,6 @@ NRRD label maps read back by SimpleITK on the series' own grid."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import highdicom as hd
@@ -14,23 +13,11 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_fixture import demo_store  # noqa: E402
-
 from palmares_desktop.core.importer import import_dicom  # noqa: E402
 from palmares_desktop.core.pet.subject_pet import load_pet, threshold_lesion  # noqa: E402
 from palmares_desktop.core.segmentation.export import export_subject  # noqa: E402
 from palmares_desktop.core.segmentation.geometry import SegmentationError  # noqa: E402
 from palmares_desktop.core.segmentation.labelmaps import binary_mask, read_label_map  # noqa: E402
-from palmares_desktop.core.store import Store  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root, manifest = demo_store(tmp_path_factory)
-    store = Store.open(root, create=False)
-    yield store, manifest
-    store.close()
 
 
 def _sources_in_slice_order(store, series) -> list[pydicom.Dataset]:
