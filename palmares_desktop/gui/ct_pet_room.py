@@ -247,17 +247,18 @@ class CtPetRoom(QWidget):
         self.loaded = None
         ct, pet, notes = subject_series(store, subject["id"])
         segmentations = subject_segmentations(store, subject["id"])
-        self.title.setText(f"{subject['code']} — loading CT/PET…")
+        name = subject.get("shown") or subject["code"]  # a blinded case: its label (main_window)
+        self.title.setText(f"{name} — loading CT/PET…")
         self.notes.setText("")
         if ct is None and pet is None:
-            self.title.setText(f"{subject['code']} — no CT or PET in the store for this subject.")
+            self.title.setText(f"{name} — no CT or PET in the store for this subject.")
             return
         root = store.root
         self.workers.start(
             lambda: read_subject(root, subject, ct, pet, segmentations, notes),
             on_success=lambda loaded: self._show(loaded, generation),
-            on_failure=lambda exc: self._failed(subject["code"], exc, generation),
-            name=f"load {subject['code']}",
+            on_failure=lambda exc: self._failed(name, exc, generation),
+            name=f"load {name}",
         )
 
     def _failed(self, code: str, exc: Exception, generation: int) -> None:
@@ -294,7 +295,7 @@ class CtPetRoom(QWidget):
             self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
         parts = [MODALITY_NAMES[row["modality"]] for row in (loaded.ct, loaded.pet) if row]
         self.title.setText(
-            f"{loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
+            f"{loaded.subject.get('shown') or loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
         )
         self.notes.setText("\n".join(loaded.notes))
         self.notes.setVisible(bool(loaded.notes))

@@ -203,13 +203,17 @@ class MainWindow(QMainWindow):
         if subject is None:
             QMessageBox.warning(self, "Unknown subject", f"There is no subject {code} in this store.")
             return
+        from palmares_desktop.core.study.rounds import subject_shown
+
         self.current_subject = subject
-        self.subject_label.setText(f"Subject {code}")
-        self.ct_pet.load_subject(self.store, subject)
-        self.slide.load_subject(self.store, subject)
+        # In a blinded reading round the rooms name the case, never the subject code.
+        shown = {**subject, "shown": subject_shown(self.store, subject)}
+        self.subject_label.setText(f"Subject {shown['shown']}")
+        self.ct_pet.load_subject(self.store, shown)
+        self.slide.load_subject(self.store, shown)
         self.tabs.setCurrentIndex(CT_PET_TAB)
         self.subject_opened.emit(code)
-        log.info("opened subject %s", code)
+        log.info("opened subject %s", shown["shown"])
 
     def show_import_dialog(self, folder: str | Path | None = None):
         from palmares_desktop.gui.import_dialog import ImportDialog

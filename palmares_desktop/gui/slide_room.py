@@ -50,7 +50,7 @@ class SlideRoom(QWidget):
         self.slides: list[dict] = []
         self.info: dict | None = None
         self._generation = 0
-        self._subject_code = ""
+        self._subject_code = self._real_code = ""
         self._fit_pending = False
 
         self.title = QLabel("No subject open.")
@@ -91,17 +91,18 @@ class SlideRoom(QWidget):
         self.viewer.clear()
         self.info = None
         self.details.clear()
-        self._subject_code = subject["code"]
+        self._subject_code = subject.get("shown") or subject["code"]  # a blinded case: its label
+        self._real_code = subject["code"]
         self.picker.blockSignals(True)
         self.picker.clear()
         for row in self.slides:
-            self.picker.addItem(row["display_name"])  # blind: subject code + stain, never the file name
+            self.picker.addItem(self._name(row))  # blind: subject code + stain, never the file name
         self.picker.blockSignals(False)
         self.picker.setVisible(len(self.slides) > 1)
         if not self.slides:
             self._generation += 1
             self.panel.unbind()
-            self.title.setText(f"{subject['code']} — no slide in the store for this subject.")
+            self.title.setText(f"{self._subject_code} — no slide in the store for this subject.")
             return
         self._load_selected(0)
 
@@ -111,7 +112,7 @@ class SlideRoom(QWidget):
         self._generation += 1
         generation = self._generation
         row = self.slides[index]
-        name = row["display_name"]
+        name = self._name(row)
         try:
             path = slide_path(self.store, row)
         except StoreError as exc:
@@ -140,7 +141,7 @@ class SlideRoom(QWidget):
     ) -> None:
         if generation != self._generation:
             return
-        name = row["display_name"]
+        name = self._name(row)
         levels, mpp, info = result
         self.info = info
         units = ("um", "um") if info["calibrated"] else ("pixel", "pixel")
@@ -157,6 +158,11 @@ class SlideRoom(QWidget):
             f"{info['width']} × {info['height']} px, {len(levels)} levels, {pixel}, {info['format'].upper()}"
         )
         self.slide_loaded.emit(name)
+
+    def _name(self, row: dict) -> str:
+        """The slide's display name (subject code + stain), with a blinded case's label for the code."""
+        name = row["display_name"] or ""
+        return name.replace(self._real_code, self._subject_code) if self._real_code else name
 
     def _heading(self, name: str) -> str:
         """'IT03-0001 — slide.svs', or just the name when it already starts with the subject code."""

@@ -18,6 +18,7 @@ from palmares_desktop.core.study.rounds import (
     current_assignment,
     finish,
     reader_worklist,
+    subject_shown,
 )
 
 
@@ -67,6 +68,7 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     (row,) = reader_worklist(store)  # the worklist names the blinded case, never the subject code
     assert row["display"] == "Case 01 (reading 2)" and "IT03" not in row["display"] + row["reading"]
     assert row["reading"] == "HE inter: Case 01 (reading 2)"
+    assert subject_shown(store, subject) == "Case 01 (reading 2)"  # what the rooms' titles say
     store.use_reader(readers["Dr Alpha"])  # round open: Alpha sees only their last reading
     (only,) = AnnotationSession(store, slide).objects.values()
     assert only["geometry"].equals(tumour[("Dr Alpha", 2)])
@@ -86,6 +88,7 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     close_round(store, "HE inter")
     store.use_reader(readers["Dr Beta"])
     assert len(AnnotationSession(store, slide).objects) == 4  # closing lifts blinding
+    assert subject_shown(store, subject) == "IT03-0001"
     ba = report.bland_altman("area_mm2")
     assert ba.n == 2 and ba.bias == pytest.approx((stroma.area * -1) * (mpp / 1000) ** 2 / 2)
     store.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import subprocess
 import sys
 
 import numpy as np
@@ -408,16 +409,12 @@ def test_cancelling_an_import_stops_it_and_leaves_the_store_consistent(
 
 
 def test_screenshot_mode_opens_the_first_subject_saves_every_room_and_quits(demo_store_dir, tmp_path):
-    from palmares_desktop.gui.app import main
-
-    previous = sys.excepthook
-    try:
-        code = main(
-            ["--store", str(demo_store_dir), "--screenshot", str(tmp_path / "shot.png"), "--room", "all"]
-        )
-    finally:
-        sys.excepthook = previous
-    assert code == 0
+    # Its own process, as users run it: quitting a QApplication inside the test process would leave
+    # queued worker signals undelivered in every later test.
+    command = [sys.executable, "-m", "palmares_desktop.gui.app", "--store", str(demo_store_dir)]
+    command += ["--screenshot", str(tmp_path / "shot.png"), "--room", "all"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
     # The worklist is mostly white table; the rooms are mostly image.
     for room, least_std in (("worklist", 5), ("ct-pet", 20), ("slide", 20)):
         image = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"shot-{room}.png")))

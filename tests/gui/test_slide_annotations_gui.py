@@ -42,7 +42,10 @@ def _open_slide(window, qtbot) -> dict:
     code = next(r["code"] for r in rows if "HE" in r["modalities"])
     index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
     window.worklist.table.doubleClicked.emit(index)
-    qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
+    try:
+        qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
+    except Exception as exc:  # say what the room showed instead of a bare timeout
+        raise AssertionError(f"{window.slide.title.text()!r} {window.slide.details.text()!r}") from exc
     window.tabs.setCurrentIndex(2)
     qtbot.wait(200)
     subject = window.store.subject_by_code(code)

@@ -288,3 +288,13 @@ def reader_worklist(store: Store) -> list[dict]:
             row["display"] = a.case_label
     # Blinded cases by case label (a per-reader shuffled order), after the others by code.
     return sorted(rows_, key=lambda r: (1, r["display"]) if "display" in r else (0, r["code"]))
+
+
+def subject_shown(store: Store, subject: dict) -> str:
+    """What the rooms call a subject for the current reader: the case label of their reading in a
+    blinded open round (never the code there), else the subject code."""
+    if store.reader is not None:
+        current = current_assignment(store, store.reader.id, subject["id"])
+        if current is not None:
+            return current["case_label"]
+    return subject["code"]
