@@ -4,6 +4,8 @@ area difference is in mm² from the slide's MPP. Blinding lifts only when the ro
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import shapely
 
@@ -91,4 +93,57 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     assert subject_shown(store, subject) == "IT03-0001"
     ba = report.bland_altman("area_mm2")
     assert ba.n == 2 and ba.bias == pytest.approx((stroma.area * -1) * (mpp / 1000) ** 2 / 2)
+    store.close()
+
+
+def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shared_data):
+    pg = pytest.importorskip("pingouin")
+    import pandas as pd
+
+    from palmares_desktop.core.study.report import region_features
+
+    store = Store.open(tmp_path / "store")
+    store.use_system_reader("coordinator", site_code="IT03")
+    codes = [f"IT03-000{i}" for i in range(1, 5)]
+    slides = {}
+    for code in codes:
+        subject = store.ensure_subject(code)
+        slides[code] = register_slide(
+            store, subject["id"], shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
+        )
+    readers = {n: store.add_reader(n, "pathologist", "IT03") for n in ("Dr Alpha", "Dr Beta")}
+    create_round(store, "HE icc", "he", codes, list(readers), repeats=1, min_delay_days=0, blinded=True)
+    # Tumours of different sizes per subject; Beta's outline is wider by a subject-dependent margin.
+    boxes = {}
+    for i, code in enumerate(codes):
+        side = 300 + 250 * i
+        boxes[("Dr Alpha", code)] = shapely.box(100, 100, 100 + side, 100 + side)
+        boxes[("Dr Beta", code)] = shapely.box(100, 100, 100 + side + 20 * (i % 2) + 10, 100 + side)
+    for name, reader in readers.items():
+        store.use_reader(reader)
+        for code in codes:
+            subject = store.subject_by_code(code)
+            objects = [{"geometry": boxes[(name, code)], "classification": "Invasive tumour"}]
+            save_annotations(store, slides[code], objects)
+            finish(store, current_assignment(store, reader.id, subject["id"])["id"])
+    report = round_report(store, "HE icc")
+    mpp = slides[codes[0]]["mpp_x"]
+    got = {(f["feature"], f["kind"]): f for f in report.features if f["scope"] == "inter-reader"}
+    # The features are exact shapely geometry in mm: a 300 px square is (0.3 mpp mm)².
+    square = region_features([shapely.box(0, 0, 300, 300)], mpp)
+    assert square["area"] == pytest.approx((300 * mpp / 1000) ** 2) and square["pieces"] == 1.0
+    assert square["compactness"] == pytest.approx(math.pi / 4)
+    table = pd.DataFrame(
+        [
+            {"target": code, "rater": name, "area": boxes[(name, code)].area * (mpp / 1000) ** 2}
+            for name in readers
+            for code in codes
+        ]
+    )
+    expected = pg.intraclass_corr(table, targets="target", raters="rater", ratings="area").set_index("Type")
+    for kind, pg_type in (("ICC(2,1)", "ICC(A,1)"), ("ICC(3,1)", "ICC(C,1)")):
+        assert got[("Invasive tumour area", kind)]["icc"] == pytest.approx(
+            expected.loc[pg_type, "ICC"], abs=1e-9
+        )
+    assert "Invasive tumour area" in report.robust["inter-reader ICC(2,1)"]
     store.close()

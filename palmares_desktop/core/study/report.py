@@ -4,6 +4,8 @@ Pairs: every two readers on their first reading (inter-reader), and each reader'
 repeats (intra-reader). Features: the ok feature sets of the round's segmentations computed with
 one parameter file (the most used, named in the report), as a features x lesions x readers table
 for inter-reader ICC(2,1) and ICC(3,1), and per reader over repeats for intra-reader ICC(3,1).
+H&E rounds: per subject and region class the Dice of the rasterised regions and the area difference;
+the ICC is of the regions' shape features (`region_features`), subjects as targets.
 """
 
 from __future__ import annotations
@@ -102,10 +104,11 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
     readers = {a["reader_id"]: names.get(a["reader_id"], a["reader_id"]) for a in found}
     report = RoundReport(rnd["name"], rnd["modality"], readers)
     if rnd["modality"] == "HE":
-        _region_agreement(store, report, found, readers, rnd["repeats"])
+        he_readings = _he_readings(store, found)
+        _region_agreement(store, report, he_readings, found, readers, rnd["repeats"])
         if not report.pairs:
             raise RoundError(f"No reader has annotated a slide in round {name!r} yet.")
-        report.notes.append("ICC of H&E features is not computed yet: only region overlap and area.")
+        _region_feature_agreement(store, report, he_readings, found, readers, rnd["repeats"], threshold)
         return report
     by_assignment = {a["id"]: a for a in found}
     readings: dict[str, dict[tuple[str, int], dict]] = {}  # lesion id -> (reader, repeat) -> segmentation
@@ -176,9 +179,8 @@ def _he_readings(store: Store, assignments: list[dict]) -> dict[tuple[str, str, 
     return out
 
 
-def _region_agreement(store, report, assignments, readers, repeats) -> None:
+def _region_agreement(store, report, readings, assignments, readers, repeats) -> None:
     """Per subject, region class and reading pair: Dice of the rasterised regions, area difference."""
-    readings = _he_readings(store, assignments)
     reader_ids = sorted(readers, key=lambda r: readers[r])
     pairs = [((a, 1), (b, 1), "inter-reader") for a, b in itertools.combinations(reader_ids, 2)]
     pairs += [((r, k), (r, k + 1), "intra-reader") for r in reader_ids for k in range(1, repeats)]
@@ -238,6 +240,12 @@ def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeat
                     values[:, j, k] = [float(feats.get(n, np.nan)) for n in names]
         return values
 
+    _iccs(report, table, names, reader_ids, repeats, threshold)
+
+
+def _iccs(report, table, names, reader_ids, repeats, threshold) -> None:
+    """Inter-reader ICC(2,1) and ICC(3,1) over first readings, intra-reader ICC(3,1) over each
+    reader's repeats; `table(raters)` gives the features x targets x raters values."""
     scopes = []
     if len(reader_ids) >= 2:
         scopes.append(("inter-reader", [(r, 1) for r in reader_ids], ("ICC(2,1)", "ICC(3,1)")))
@@ -258,6 +266,58 @@ def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeat
                         "robust": r.icc >= threshold,
                     }
                 )
+
+
+#: Shape features of a reader's region of one class (the union of its polygons), for H&E ICC.
+REGION_FEATURES = ("area", "perimeter", "pieces", "compactness")
+
+
+def region_features(polygons: list, mpp: float | None) -> dict[str, float]:
+    """Area (mm², or px² without MPP), perimeter (mm, or px), number of separate pieces and
+    compactness 4·pi·area/perimeter² (1 for a disc) of the union of `polygons` (level-0 pixels)."""
+    import shapely
+
+    union = shapely.union_all(list(polygons)) if len(polygons) else shapely.Polygon()
+    scale = mpp / 1000.0 if mpp else 1.0  # mm per pixel
+    area, perimeter = float(union.area) * scale**2, float(union.length) * scale
+    pieces = 0 if union.is_empty else len(getattr(union, "geoms", [union]))
+    compactness = 4 * math.pi * area / perimeter**2 if perimeter > 0 else float("nan")
+    return {"area": area, "perimeter": perimeter, "pieces": float(pieces), "compactness": compactness}
+
+
+def _region_feature_agreement(store, report, readings, assignments, readers, repeats, threshold) -> None:
+    """ICC of the region shape features: targets are subjects, features '<class> <feature>'."""
+    subjects = sorted({a["subject_id"] for a in assignments})
+    classes = sorted({c for regions in readings.values() for c in regions})
+    mpp = {}
+    for subject_id in subjects:
+        slides = records.slides_of_subject(store, subject_id)
+        mpp[subject_id] = slides[0].get("mpp_x") if slides else None
+    names = [f"{c} {f}" for c in classes for f in REGION_FEATURES]
+    reader_ids = sorted(readers, key=lambda r: readers[r])
+
+    def table(raters: list[tuple[str, int]]) -> np.ndarray:
+        values = np.full((len(names), len(subjects), len(raters)), np.nan)
+        for j, subject_id in enumerate(subjects):
+            for k, (reader, repeat) in enumerate(raters):
+                regions = readings.get((subject_id, reader, repeat))
+                if not regions:
+                    continue  # nothing annotated in this reading (yet): missing, not a zero area
+                row = []
+                for c in classes:
+                    measured = region_features(regions.get(c, []), mpp[subject_id])
+                    row += [measured[f] for f in REGION_FEATURES]
+                values[:, j, k] = row
+        return values
+
+    if len(subjects) < 2:
+        report.notes.append("ICC of H&E region features needs at least two subjects in the round.")
+        return
+    report.notes.append(
+        "H&E features are shape features of each region class (area, perimeter, pieces, compactness); "
+        "stain features are not in the ICC yet."
+    )
+    _iccs(report, table, names, reader_ids, repeats, threshold)
 
 
 def write_report(report: RoundReport, out: Path) -> list[Path]:
