@@ -50,6 +50,7 @@ from palmares_desktop.gui.napari_adapter import (
     NapariVolume,
     volume_from_sitk,
 )
+from palmares_desktop.gui.pet_threshold_tool import PetThresholdTool
 from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
@@ -137,6 +138,7 @@ class CtPetRoom(QWidget):
         self._generation = 0
         self._fit_pending = False
         self._pet_in_suv = True  # the PET max box holds an SUV (False after an uncalibrated PET)
+        self._select_after_load: str | None = None  # segmentation id to select once reloaded
 
         self.title = QLabel("No subject open. Double-click a subject in the worklist.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -191,6 +193,12 @@ class CtPetRoom(QWidget):
         toggles.addWidget(self.view_3d)
         form.addRow(toggles)
 
+        # --- tools
+        self.threshold = PetThresholdTool(workers, self)
+        self.threshold.bind(self._open_pet)
+        self.threshold.saved.connect(self._segmentation_saved)
+        self.viewer.model.mouse_drag_callbacks.append(self.threshold.on_press)
+
         # --- lesions
         self.lesions = QTableWidget(0, 4)
         self.lesions.setHorizontalHeaderLabels(["Lesion", "Organ", "On", "Volume mL"])
@@ -220,6 +228,7 @@ class CtPetRoom(QWidget):
         side_layout.addWidget(self.title)
         side_layout.addWidget(self.notes)
         side_layout.addWidget(display)
+        side_layout.addWidget(self.threshold)
         side_layout.addWidget(side_split, 1)
         side.setMinimumWidth(360)
 
@@ -291,7 +300,11 @@ class CtPetRoom(QWidget):
         self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
         self._fit_view()
         self.viewer.middle_slice()
-        if loaded.masks and loaded.masks[0].centroid_zyx is not None:
+        wanted = [i for i, m in enumerate(loaded.masks) if m.segmentation["id"] == self._select_after_load]
+        self._select_after_load = None
+        if wanted:
+            self.lesions.selectRow(wanted[0])  # the segmentation the reader just made
+        elif loaded.masks and loaded.masks[0].centroid_zyx is not None:
             self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
         parts = [MODALITY_NAMES[row["modality"]] for row in (loaded.ct, loaded.pet) if row]
         self.title.setText(
@@ -301,6 +314,18 @@ class CtPetRoom(QWidget):
         self.notes.setVisible(bool(loaded.notes))
         self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _open_pet(self) -> tuple[Store, str] | None:
+        """(store, subject code) when the open subject has a PET to threshold."""
+        if self.store is None or self.loaded is None or self.loaded.pet_volume is None:
+            return None
+        return self.store, self.loaded.subject["code"]
+
+    def _segmentation_saved(self, result: dict) -> None:
+        """A tool stored a segmentation: reload the subject's masks and select the new one."""
+        if self.store is not None and self.loaded is not None:
+            self._select_after_load = result["segmentation_id"]
+            self.load_subject(self.store, self.loaded.subject)
 
     def _compute_missing_features(self, segmentation_ids: list[str], generation: int) -> None:
         """Segmentations saved without features (imported, or made before a lock changed) get

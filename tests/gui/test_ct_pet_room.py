@@ -5,6 +5,9 @@ Runs under Xvfb (pytest-xvfb); napari draws with Mesa llvmpipe.
 
 from __future__ import annotations
 
+import shutil
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -72,3 +75,58 @@ def test_fused_pet_shows_the_blastic_vertebral_metastasis_over_white_bone(main_w
     expected = 255 * fused_pixel(soft_ct / 255, suv, float(pet.contrast_limits[1]), table, pet.opacity)
     assert np.abs(_patch(fused, soft_row, soft_col) - expected).max() < 25, (suv, expected)
     assert room.viewer.layer(CT_LAYER).visible
+
+
+def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers(
+    qtbot, demo_store_dir, tmp_path, radiologist, close_window
+):
+    from palmares_desktop.core.pet.subject_pet import load_pet
+    from palmares_desktop.core.pet.threshold import Region, threshold_in_region
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.gui.main_window import MainWindow
+
+    root = tmp_path / "store"
+    shutil.copytree(demo_store_dir, root)  # the new segmentation must not reach other tests' store
+    store = Store.open(root, create=False)
+    window = MainWindow(store, radiologist)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        subject = open_subject(window, qtbot)
+        room, lesion = window.ct_pet, planted(1, "vertebral metastasis")
+        tool = room.threshold
+        tool.rule.setCurrentIndex(tool.rule.findData("41%"))
+        tool.lesion.setText("T12 metastasis")
+        tool.arm.setChecked(True)
+        world = (lesion.centre[2], lesion.centre[1], lesion.centre[0])  # (z, y, x) mm, as napari gives
+        with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as saved:
+            tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # a left click there
+        result = saved.args[0]
+        assert not tool.arm.isChecked()  # one click, one lesion
+        # The numbers are core's: the same threshold computed directly on the stored PET.
+        _, _, pet, _ = load_pet(store, subject["code"])
+        direct = threshold_in_region(pet, Region(tuple(lesion.centre), 60.0, "box"), "41%")
+        assert result["metrics"]["suv_max"] == pytest.approx(lesion.suv_max, rel=0.02)
+        assert result["metrics"]["mtv_ml"] == pytest.approx(direct.metrics.mtv_ml)
+        assert result["threshold_suv"] == pytest.approx(0.41 * result["metrics"]["suv_max"])
+        assert "SUVmax" in tool.message.text() and "T12 metastasis" in tool.message.text()
+        row = segmentation_row(store, result["segmentation_id"])
+        assert row["status"] == "final" and row["reader_id"] == store.reader.id
+        # The room reloads and selects the new lesion, whose row is in the lesions table.
+        qtbot.waitUntil(
+            lambda: (
+                room.selected_mask() is not None
+                and room.selected_mask().segmentation["id"] == result["segmentation_id"]
+            ),
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        names = [room.lesions.item(i, 0).text() for i in range(room.lesions.rowCount())]
+        assert any("T12 metastasis" in n for n in names), names
+        tool.arm.setChecked(False)
+        tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # not armed: nothing
+        assert tool.message.text().startswith("Lesion")
+    finally:
+        close_window(window, qtbot)
+        store.close()

@@ -1,0 +1,134 @@
+"""The CT/PET room's PET threshold tool: the reader picks a rule, clicks a lesion, and core's
+`threshold_lesion` (the same call as `palmares pet threshold`) saves a final PET segmentation.
+
+The click gives a world point in mm; the viewer's world axes are (z, y, x) in DICOM LPS (the
+placement maps every layer there), so the core point is that triple reversed. The work runs in a
+worker thread on its own store connection; the room reloads the subject when it is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from palmares_desktop.core.pet.threshold import RULE_WORDS
+from palmares_desktop.gui.workers import WorkerPool, worker_store
+
+log = logging.getLogger(__name__)
+
+#: The rules offered by a click. PERCIST needs a liver reference placed first: the CLI's --liver-at.
+CLICK_RULES = ("41%", "50%", "suv2.5", "suv4.0")
+
+
+def threshold_summary(result: dict) -> str:
+    """One line a radiologist reads: what was saved and its PET numbers (from core's metrics)."""
+    m = result["metrics"]
+    return (
+        f"Lesion {result['lesion']!r}: PET segmentation version {result['version']} saved "
+        f"({result['rule_words']}, threshold SUV {result['threshold_suv']:.2f}). "
+        f"SUVmax {m['suv_max']:.2f}, SUVmean {m['suv_mean']:.2f}, SUVpeak {m['suv_peak']:.2f}, "
+        f"MTV {m['mtv_ml']:.2f} mL, TLG {m['tlg']:.2f}."
+        + (" It reaches the edge of the box: it may have leaked." if result["touches_edge"] else "")
+    )
+
+
+class PetThresholdTool(QGroupBox):
+    saved = Signal(dict)  # what threshold_lesion stored: lesion, version, metrics, ...
+    failed = Signal(str)  # the sentence shown to the reader
+
+    def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
+        super().__init__("Segment: PET threshold", parent)
+        self.workers = workers
+        self._context: Callable[[], tuple[Any, str] | None] = lambda: None
+        self.rule = QComboBox()
+        for rule in CLICK_RULES:
+            self.rule.addItem(RULE_WORDS[rule], rule)
+        self.box_mm = QDoubleSpinBox()
+        self.box_mm.setRange(10.0, 300.0)
+        self.box_mm.setSingleStep(10.0)
+        self.box_mm.setValue(60.0)
+        self.box_mm.setSuffix(" mm")
+        self.box_mm.setToolTip("Edge of the cube around the click in which the PET is thresholded")
+        self.lesion = QLineEdit()
+        self.lesion.setPlaceholderText("new lesion (PET lesion N)")
+        self.lesion.setToolTip("An existing lesion's name gets a new PET version; a new name makes a lesion")
+        self.arm = QPushButton("Click a lesion…")
+        self.arm.setCheckable(True)
+        self.arm.setToolTip("Then click the lesion in the image: the PET around it is thresholded and saved")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("Rule", self.rule)
+        form.addRow("Box", self.box_mm)
+        form.addRow("Lesion", self.lesion)
+        form.addRow(self.arm)
+        form.addRow(self.message)
+
+    def bind(self, context: Callable[[], tuple[Any, str] | None]) -> None:
+        """`context()` gives (store, subject code) of the open subject, or None."""
+        self._context = context
+
+    def on_press(self, _viewer, event) -> None:
+        """napari mouse callback: a left click while armed thresholds at the clicked point."""
+        if not self.arm.isChecked() or getattr(event, "button", 1) != 1:
+            return
+        self.arm.setChecked(False)
+        self.threshold_at(tuple(event.position)[-3:])
+
+    def threshold_at(self, world_zyx: Sequence[float]) -> None:
+        context = self._context()
+        if context is None:
+            return self._fail("Open a subject with a PET first.")
+        store, code = context
+        if store.reader is None:
+            return self._fail(
+                "Choose a reader first (Reader → Switch reader…): every segmentation has an author."
+            )
+        at = tuple(float(v) for v in reversed(world_zyx))  # (z, y, x) world -> (x, y, z) LPS
+        rule, size, name = self.rule.currentData(), self.box_mm.value(), self.lesion.text().strip() or None
+        root, reader = store.root, store.reader
+        self.message.setText(f"Thresholding at ({at[0]:.0f}, {at[1]:.0f}, {at[2]:.0f}) mm…")
+
+        def job() -> dict:
+            from palmares_desktop.core.pet.subject_pet import threshold_lesion
+            from palmares_desktop.core.store import records
+
+            with worker_store(root, reader) as worker:
+                row, result = threshold_lesion(worker, code, at, rule, size_mm=size, lesion_name=name)
+                lesion = records.lesion_row(worker, row["lesion_id"])["name"]
+            p = result.parameters
+            return {
+                "lesion": lesion,
+                "segmentation_id": row["id"],
+                "version": row["version"],
+                "rule_words": p["rule_words"],
+                "threshold_suv": p["threshold_suv"],
+                "touches_edge": bool(p["touches_region_edge"]),
+                "metrics": result.metrics.to_dict(),
+            }
+
+        self.workers.start(
+            job, on_success=self._done, on_failure=lambda exc: self._fail(str(exc)), name="pet threshold"
+        )
+        return None
+
+    def _done(self, result: dict) -> None:
+        self.message.setText(threshold_summary(result))
+        self.saved.emit(result)
+
+    def _fail(self, sentence: str) -> None:
+        self.message.setText(sentence)
+        self.failed.emit(sentence)
