@@ -50,6 +50,7 @@ from palmares_desktop.gui.napari_adapter import (
     NapariVolume,
     volume_from_sitk,
 )
+from palmares_desktop.gui.outline_editor import OutlineEditor
 from palmares_desktop.gui.pet_threshold_tool import PetThresholdTool
 from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
 from palmares_desktop.gui.workers import WorkerPool, worker_store
@@ -198,6 +199,10 @@ class CtPetRoom(QWidget):
         self.threshold.bind(self._open_pet)
         self.threshold.saved.connect(self._segmentation_saved)
         self.viewer.model.mouse_drag_callbacks.append(self.threshold.on_press)
+        self.editor = OutlineEditor(workers, self)
+        self.editor.edit.clicked.connect(self.edit_selected)
+        self.editor.saved.connect(self._segmentation_saved)
+        self.editor.closed.connect(lambda: self._toggle_masks(self.masks_visible.isChecked()))
 
         # --- lesions
         self.lesions = QTableWidget(0, 4)
@@ -229,6 +234,7 @@ class CtPetRoom(QWidget):
         side_layout.addWidget(self.notes)
         side_layout.addWidget(display)
         side_layout.addWidget(self.threshold)
+        side_layout.addWidget(self.editor)
         side_layout.addWidget(side_split, 1)
         side.setMinimumWidth(360)
 
@@ -245,6 +251,7 @@ class CtPetRoom(QWidget):
     # ------------------------------------------------------------ loading
     def load_subject(self, store: Store, subject: dict) -> None:
         """Start reading a subject's CT, PET and masks; layers appear when the worker is done."""
+        self.editor.leave()  # unsaved strokes become the reader's draft first
         self.store = store
         self._generation += 1
         generation = self._generation
@@ -320,6 +327,16 @@ class CtPetRoom(QWidget):
         if self.store is None or self.loaded is None or self.loaded.pet_volume is None:
             return None
         return self.store, self.loaded.subject["code"]
+
+    def edit_selected(self) -> None:
+        """Open the selected lesion's outline in the editor (its shown outline is hidden meanwhile)."""
+        mask = self.selected_mask()
+        if mask is None or self.store is None or self.loaded is None:
+            self.editor.message.setText("Select a lesion in the list first.")
+            return
+        self.editor.start(self.store, self.viewer, self.loaded.subject, mask.segmentation, mask.color)
+        if self.editor.session is not None:
+            self.viewer.set_visible(self._mask_layer_name(mask.segmentation), False)
 
     def _segmentation_saved(self, result: dict) -> None:
         """A tool stored a segmentation: reload the subject's masks and select the new one."""
@@ -456,6 +473,7 @@ class CtPetRoom(QWidget):
 
     def reset(self) -> None:
         """Forget the subject (e.g. another store was opened)."""
+        self.editor.leave()
         self._generation += 1
         self.view_3d.setChecked(False)
         self.viewer.clear()
@@ -469,5 +487,6 @@ class CtPetRoom(QWidget):
         self.notes.clear()
 
     def close_viewer(self) -> None:
+        self.editor.leave()
         self._generation += 1
         self.viewer.close()

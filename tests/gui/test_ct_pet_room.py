@@ -130,3 +130,68 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
     finally:
         close_window(window, qtbot)
         store.close()
+
+
+def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(
+    qtbot, demo_store_dir, tmp_path, radiologist, close_window
+):
+    from palmares_desktop.core.store import Store
+    from palmares_desktop.core.store import segmentations as chains
+    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.gui.main_window import MainWindow
+    from palmares_desktop.gui.outline_editor import EDIT_LAYER
+
+    root = tmp_path / "store"
+    shutil.copytree(demo_store_dir, root)
+    store = Store.open(root, create=False)
+    window = MainWindow(store, radiologist)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        open_subject(window, qtbot)
+        room, editor = window.ct_pet, window.ct_pet.editor
+        ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+        room.lesions.selectRow(ct_row)
+        before = room.selected_mask().segmentation
+        editor.edit.click()
+        layer = room.viewer.layer(EDIT_LAYER)
+        assert layer is not None and layer.mode == "paint" and editor.session is not None
+        assert not room.viewer.layer(room._mask_layer_name(before)).visible  # only the working outline
+        spacing = min(editor._target["spacing"], 10.0)
+        editor.brush_mm.setValue(3 * spacing)
+        assert layer.brush_size == pytest.approx(3.0)  # mm -> voxels of the CT
+        # A dab away from the lesion: voxels that were 0 become the lesion's.
+        empty = np.argwhere(editor.session.mask == 0)[0]
+        layer.paint(tuple(int(v) for v in empty), 1, refresh=False)
+        painted = int(editor.session.mask.sum())
+        assert painted > before["voxel_count"] and editor.session.dirty
+        editor.session.autosave.idle_s = 0.0  # due at once: the timer's next poll saves the draft
+        lesion_id, series_id = before["lesion_id"], before["series_id"]
+        qtbot.waitUntil(
+            lambda: chains.draft(store, lesion_id, series_id, store.reader.id) is not None, timeout=30_000
+        )
+        draft = chains.draft(store, lesion_id, series_id, store.reader.id)
+        assert draft.status == "draft" and draft.voxel_count == painted
+        with qtbot.waitSignal(editor.saved, timeout=LOAD_TIMEOUT_MS) as saved:
+            editor.save.click()
+        row = segmentation_row(store, saved.args[0]["segmentation_id"])
+        assert row["status"] == "final" and row["voxel_count"] == painted and row["method"] == "brush"
+        assert row["reader_id"] == store.reader.id  # the editing reader's own chain, not the demo's
+        assert chains.draft(store, lesion_id, series_id, store.reader.id) is None  # the draft became it
+        qtbot.waitUntil(
+            lambda: room.selected_mask() is not None and room.selected_mask().segmentation["id"] == row["id"],
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        assert room.viewer.layer(EDIT_LAYER) is None and editor.session is None
+        # Edits not yet autosaved survive leaving the subject: they become the reader's draft.
+        editor.edit.click()
+        empty = np.argwhere(editor.session.mask == 0)[-1]
+        room.viewer.layer(EDIT_LAYER).paint(tuple(int(v) for v in empty), 1, refresh=False)
+        expected = int(editor.session.mask.sum())
+        open_subject(window, qtbot, index=1)
+        kept = chains.draft(store, lesion_id, series_id, store.reader.id)
+        assert kept is not None and kept.voxel_count == expected
+    finally:
+        close_window(window, qtbot)
+        store.close()

@@ -1,0 +1,212 @@
+"""The CT/PET room's outline editor: brush and eraser (size in mm) on the selected segmentation.
+
+Editing opens a core `ReadingSession` on the stored mask: the napari labels layer paints the session's
+array in place and its undo/redo are the session's (Ctrl+Z / Ctrl+Shift+Z). Every few seconds of
+idle editing the working mask is autosaved as the reader's draft (core/segmentation/drafts.py: one
+draft row per chain, no version flood, no feature job); **Save** makes the draft the chain's next
+final version; **Cancel** throws the draft away. Saving runs in a worker on its own store connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import SimpleITK as sitk
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from palmares_desktop.core.session import ReadingSession
+from palmares_desktop.gui.workers import WorkerPool, worker_store
+
+log = logging.getLogger(__name__)
+
+EDIT_LAYER = "editing"
+AUTOSAVE_POLL_MS = 1000
+
+
+class OutlineEditor(QGroupBox):
+    saved = Signal(dict)  # {"segmentation_id", "version", "lesion"} of the new final version
+    closed = Signal()  # editing ended (saved or cancelled)
+
+    def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
+        super().__init__("Edit outline", parent)
+        self.workers = workers
+        self.session: ReadingSession | None = None
+        self.layer = None
+        self._target: dict[str, Any] = {}
+        self._store = None
+        self._viewer = None
+        self._draft_id: str | None = None
+        self._saving = False
+        self.edit = QPushButton("Edit selected")
+        self.edit.setToolTip("Paint or erase the selected lesion's outline; Ctrl+Z undoes")
+        self.brush_mm = QDoubleSpinBox()
+        self.brush_mm.setRange(0.5, 50.0)
+        self.brush_mm.setValue(5.0)
+        self.brush_mm.setSuffix(" mm")
+        self.brush_mm.valueChanged.connect(lambda _v: self._apply_brush())
+        self.paint = QPushButton("Brush")
+        self.erase = QPushButton("Eraser")
+        for button in (self.paint, self.erase):
+            button.setCheckable(True)
+        self.paint.clicked.connect(lambda: self.set_mode("paint"))
+        self.erase.clicked.connect(lambda: self.set_mode("erase"))
+        self.save = QPushButton("Save")
+        self.save.setToolTip("Save the outline as this lesion's next final version (features follow)")
+        self.cancel = QPushButton("Cancel")
+        self.save.clicked.connect(self.save_final)
+        self.cancel.clicked.connect(self.cancel_edit)
+        self.message = QLabel("Select a lesion, then Edit selected.")
+        self.message.setWordWrap(True)
+        tools = QHBoxLayout()
+        for button in (self.paint, self.erase, self.save, self.cancel):
+            tools.addWidget(button)
+        form = QFormLayout(self)
+        form.addRow(self.edit)
+        form.addRow("Brush", self.brush_mm)
+        form.addRow(tools)
+        form.addRow(self.message)
+        self._autosave = QTimer(self)
+        self._autosave.setInterval(AUTOSAVE_POLL_MS)
+        self._autosave.timeout.connect(self._autosave_if_due)
+        self._enable(False)
+
+    # ----------------------------------------------------------------- start
+    def start(self, store, viewer, subject: dict, segmentation: dict, color: str) -> None:
+        """Edit `segmentation` (a room mask row: lesion_name, organ, series_modality, label...)."""
+        if store.reader is None:
+            self.message.setText(
+                "Choose a reader first (Reader → Switch reader…): every outline has an author."
+            )
+            return
+        if self.session is not None:
+            self.cancel_edit()
+        image = sitk.ReadImage(str(store.path(segmentation["mask_path"])))
+        label = int(segmentation.get("label") or 1)
+        binary = sitk.Cast(sitk.Equal(image, label), sitk.sitkUInt8)  # the lesion's voxels as 1
+        self.session = ReadingSession.for_mask(subject, None, binary)
+        self._store, self._viewer, self._draft_id = store, viewer, None
+        self._target = {
+            "code": subject["code"],
+            "modality": segmentation["series_modality"],
+            "series_id": segmentation["series_id"],
+            "lesion": segmentation["lesion_name"],
+            "organ": segmentation.get("organ"),
+            "spacing": min(image.GetSpacing()),
+        }
+        self.layer = viewer.add_session_labels(self.session, EDIT_LAYER, color)
+        self.layer.selected_label = 1
+        self.set_mode("paint")
+        self._enable(True)
+        self._autosave.start()
+        self.message.setText(
+            f"Editing {self._target['lesion']} ({self._target['modality']}): paint with the brush, "
+            "Ctrl+Z undoes; autosaved as your draft."
+        )
+
+    def set_mode(self, mode: str) -> None:
+        if self.layer is None:
+            return
+        self.layer.mode = mode
+        self.paint.setChecked(mode == "paint")
+        self.erase.setChecked(mode == "erase")
+        self._apply_brush()
+
+    def _apply_brush(self) -> None:
+        if self.layer is not None and self._target:
+            # napari's brush size is in voxels of the layer's data; the reader thinks in mm.
+            self.layer.brush_size = max(1.0, self.brush_mm.value() / self._target["spacing"])
+
+    # ---------------------------------------------------------------- saving
+    def _job(self, final: bool):
+        session, target, root, reader = self.session, dict(self._target), self._store.root, self._store.reader
+        mask = session.stored_mask()
+
+        def job() -> dict:
+            from palmares_desktop.core.segmentation.drafts import finalize, save_draft
+
+            with worker_store(root, reader) as store:
+                draft = save_draft(
+                    store, target["code"], target["modality"], mask, target["lesion"], target["organ"],
+                    method="brush", series_id=target["series_id"],
+                )  # fmt: skip
+                result = finalize(store, draft.id) if final else draft
+            return {"segmentation_id": result.id, "version": result.version, "lesion": target["lesion"]}
+
+        return job
+
+    def _autosave_if_due(self) -> None:
+        if self.session is None or self._saving or not self.session.autosave_due():
+            return
+        self._saving = True
+        self.session.mark_saved()  # edits from now on make it due again
+
+        def done(result: dict) -> None:
+            self._saving = False
+            self._draft_id = result["segmentation_id"]
+            self.message.setText(f"Draft of {result['lesion']} autosaved.")
+
+        self.workers.start(
+            self._job(final=False), on_success=done, on_failure=self._failed, name="autosave draft"
+        )
+
+    def save_final(self) -> None:
+        if self.session is None:
+            return
+        self._autosave.stop()
+        self._enable(False)
+        self.message.setText("Saving…")
+
+        def done(result: dict) -> None:
+            self.message.setText(f"{result['lesion']}: version {result['version']} saved.")
+            self._close()
+            self.saved.emit(result)
+
+        self.workers.start(
+            self._job(final=True), on_success=done, on_failure=self._failed, name="save outline"
+        )
+
+    def cancel_edit(self) -> None:
+        """Stop editing; the draft (if autosaved) is thrown away, final versions stay."""
+        if self.session is None:
+            return
+        draft_id, root, reader = self._draft_id, self._store.root, self._store.reader
+        if draft_id is not None:
+            from palmares_desktop.core.segmentation.drafts import discard_draft
+
+            with worker_store(root, reader) as store:
+                discard_draft(store, draft_id)
+        self.message.setText("Editing cancelled; the saved versions are unchanged.")
+        self._close()
+
+    def leave(self) -> None:
+        """The room moves on (another subject, closing): unsaved edits become the reader's draft
+        now, in this thread (a quick write), so nothing drawn is lost; then editing stops."""
+        if self.session is None:
+            return
+        if self.session.dirty:
+            try:
+                self._job(final=False)()
+            except Exception as exc:  # noqa: BLE001 - the reader must hear it; the room goes on
+                log.exception("draft save on leaving failed")
+                self.message.setText(f"The draft could not be saved: {exc}")
+        self._close()
+
+    def _failed(self, exc: Exception) -> None:
+        self._saving = False
+        self._enable(self.session is not None)
+        self.message.setText(f"The outline could not be saved: {exc}")
+
+    def _close(self) -> None:
+        self._autosave.stop()
+        if self._viewer is not None:
+            self._viewer.remove(EDIT_LAYER)
+        self.session, self.layer, self._target, self._draft_id = None, None, {}, None
+        self._enable(False)
+        self.closed.emit()
+
+    def _enable(self, editing: bool) -> None:
+        for widget in (self.paint, self.erase, self.save, self.cancel, self.brush_mm):
+            widget.setEnabled(editing)
+        self.edit.setEnabled(not editing)
