@@ -29,8 +29,8 @@ from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 
-#: The rules offered by a click. PERCIST needs a liver reference placed first: the CLI's --liver-at.
-CLICK_RULES = ("41%", "50%", "suv2.5", "suv4.0")
+#: The rules offered by a click. PERCIST needs the liver reference the reader places first.
+CLICK_RULES = ("41%", "50%", "suv2.5", "suv4.0", "percist")
 
 
 def threshold_summary(result: dict) -> str:
@@ -68,6 +68,13 @@ class PetThresholdTool(QGroupBox):
         self.arm = QPushButton("Click a lesion…")
         self.arm.setCheckable(True)
         self.arm.setToolTip("Then click the lesion in the image: the PET around it is thresholded and saved")
+        self.liver = QPushButton("Place liver reference…")
+        self.liver.setCheckable(True)
+        self.liver.setToolTip("For PERCIST: click the right liver lobe, away from lesions (a 3 cm sphere)")
+        self.liver.toggled.connect(lambda on: on and self.arm.setChecked(False))
+        self.arm.toggled.connect(lambda on: on and self.liver.setChecked(False))
+        self.liver_at: tuple[float, float, float] | None = None
+        self._liver_subject: str | None = None
         self.message = QLabel()
         self.message.setWordWrap(True)
         form = QFormLayout(self)
@@ -75,6 +82,7 @@ class PetThresholdTool(QGroupBox):
         form.addRow("Box", self.box_mm)
         form.addRow("Lesion", self.lesion)
         form.addRow(self.arm)
+        form.addRow(self.liver)
         form.addRow(self.message)
 
     def bind(self, context: Callable[[], tuple[Any, str] | None]) -> None:
@@ -82,11 +90,26 @@ class PetThresholdTool(QGroupBox):
         self._context = context
 
     def on_press(self, _viewer, event) -> None:
-        """napari mouse callback: a left click while armed thresholds at the clicked point."""
-        if not self.arm.isChecked() or getattr(event, "button", 1) != 1:
+        """napari mouse callback: a left click while armed thresholds at the clicked point (or, with
+        the liver button down, places PERCIST's liver reference there)."""
+        if getattr(event, "button", 1) != 1:
             return
-        self.arm.setChecked(False)
-        self.threshold_at(tuple(event.position)[-3:])
+        if self.liver.isChecked():
+            self.liver.setChecked(False)
+            self.place_liver(tuple(event.position)[-3:])
+        elif self.arm.isChecked():
+            self.arm.setChecked(False)
+            self.threshold_at(tuple(event.position)[-3:])
+
+    def place_liver(self, world_zyx: Sequence[float]) -> None:
+        context = self._context()
+        if context is None:
+            return self._fail("Open a subject with a PET first.")
+        self.liver_at = tuple(float(v) for v in reversed(world_zyx))
+        self._liver_subject = context[1]
+        x, y, z = self.liver_at
+        self.message.setText(f"Liver reference at ({x:.0f}, {y:.0f}, {z:.0f}) mm: PERCIST uses it.")
+        return None
 
     def threshold_at(self, world_zyx: Sequence[float]) -> None:
         context = self._context()
@@ -99,6 +122,11 @@ class PetThresholdTool(QGroupBox):
             )
         at = tuple(float(v) for v in reversed(world_zyx))  # (z, y, x) world -> (x, y, z) LPS
         rule, size, name = self.rule.currentData(), self.box_mm.value(), self.lesion.text().strip() or None
+        liver = self.liver_at if self._liver_subject == code else None  # never another subject's
+        if rule == "percist" and liver is None:
+            return self._fail(
+                "PERCIST needs the liver reference: press Place liver reference… and click the liver."
+            )
         root, reader = store.root, store.reader
         self.message.setText(f"Thresholding at ({at[0]:.0f}, {at[1]:.0f}, {at[2]:.0f}) mm…")
 
@@ -107,7 +135,9 @@ class PetThresholdTool(QGroupBox):
             from palmares_desktop.core.store import records
 
             with worker_store(root, reader) as worker:
-                row, result = threshold_lesion(worker, code, at, rule, size_mm=size, lesion_name=name)
+                row, result = threshold_lesion(
+                    worker, code, at, rule, liver_at=liver, size_mm=size, lesion_name=name
+                )
                 lesion = records.lesion_row(worker, row["lesion_id"])["name"]
             p = result.parameters
             return {

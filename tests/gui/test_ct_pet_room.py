@@ -127,6 +127,24 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
         tool.arm.setChecked(False)
         tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # not armed: nothing
         assert tool.message.text().startswith("Lesion")
+        # PERCIST: refused in words until the reader places the liver reference, then core's threshold.
+        tool.rule.setCurrentIndex(tool.rule.findData("percist"))
+        tool.arm.setChecked(True)
+        tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))
+        assert "needs the liver reference" in tool.message.text()
+        from palmares_desktop.core.demo.demo_store import PET_GRID
+        from palmares_desktop.core.pet.threshold import liver_reference
+
+        liver = make_subject(1, PET_GRID).liver_reference  # (x, y, z) LPS mm
+        tool.liver.setChecked(True)
+        tool.on_press(room.viewer.model, SimpleNamespace(position=tuple(reversed(liver)), button=1))
+        assert tool.liver_at == pytest.approx(liver) and "Liver reference" in tool.message.text()
+        tool.arm.setChecked(True)
+        with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as percist:
+            tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))
+        expected = liver_reference(pet, liver).percist_threshold_suv()
+        assert percist.args[0]["threshold_suv"] == pytest.approx(expected)
+        assert "PERCIST" in percist.args[0]["rule_words"] or "liver" in percist.args[0]["rule_words"]
     finally:
         close_window(window, qtbot)
         store.close()
