@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -232,9 +233,16 @@ class CtPetRoom(QWidget):
         side_layout.setContentsMargins(4, 0, 0, 0)
         side_layout.addWidget(self.title)
         side_layout.addWidget(self.notes)
-        side_layout.addWidget(display)
-        side_layout.addWidget(self.threshold)
-        side_layout.addWidget(self.editor)
+        # Display and the tools share one tabbed box: stacked, they would make the window too tall
+        # for a 768-pixel laptop screen.
+        self.tools = QTabWidget()
+        self.tools.addTab(display, "Display")
+        self.tools.addTab(self.threshold, "PET threshold")
+        self.tools.addTab(self.editor, "Edit outline")
+        for box in (display, self.threshold, self.editor):
+            box.setTitle("")
+            box.setFlat(True)
+        side_layout.addWidget(self.tools)
         side_layout.addWidget(side_split, 1)
         side.setMinimumWidth(360)
 

@@ -54,33 +54,49 @@ def close_window():
 
 
 @pytest.fixture
-def main_window(qtbot, demo_store_dir, radiologist):
-    """The real MainWindow on the demo store, with a reader set; torn down explicitly."""
+def open_window(qtbot):
+    """`open_window(root, reader, size)`: a shown real MainWindow on the store at `root` (made when
+    new); every window it opened is torn down explicitly after the test, with its store."""
     from palmares_desktop.core.store import Store
     from palmares_desktop.gui.main_window import MainWindow
 
-    store = Store.open(demo_store_dir, create=False)
-    window = MainWindow(store, radiologist)
-    window.resize(1400, 900)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    _close_window(window, qtbot)
-    store.close()
+    opened = []
+
+    def open_(root, reader, size=(1400, 900)):
+        store = Store.open(root, create=not (root / Store.DB_NAME).exists())
+        window = MainWindow(store, reader)
+        window.resize(*size)
+        window.show()
+        qtbot.waitExposed(window)
+        opened.append((window, store))
+        return window
+
+    yield open_
+    for window, store in reversed(opened):
+        _close_window(window, qtbot)
+        store.close()
 
 
 @pytest.fixture
-def new_store_window(qtbot, tmp_path, radiologist):
-    """The real MainWindow on a new, empty store (for import tests); torn down explicitly."""
-    from palmares_desktop.core.store import Store
-    from palmares_desktop.gui.main_window import MainWindow
+def main_window(open_window, demo_store_dir, radiologist):
+    """The real MainWindow on the shared demo store, with a reader set."""
+    return open_window(demo_store_dir, radiologist)
 
-    store = Store.open(tmp_path / "store")
-    window = MainWindow(store, radiologist)
-    window.show()
-    yield window
-    _close_window(window, qtbot)
-    store.close()
+
+@pytest.fixture
+def copy_window(open_window, demo_store_dir, tmp_path, radiologist):
+    """The real MainWindow on a copy of the demo store, for tests that write (nothing they save may
+    reach the other tests' shared store)."""
+    import shutil
+
+    shutil.copytree(demo_store_dir, tmp_path / "store")
+    return open_window(tmp_path / "store", radiologist)
+
+
+@pytest.fixture
+def new_store_window(open_window, tmp_path, radiologist):
+    """The real MainWindow on a new, empty store (for import tests)."""
+    return open_window(tmp_path / "store", radiologist)
 
 
 def series_geometry(row: dict) -> tuple[tuple[int, ...], tuple[float, ...]]:

@@ -5,7 +5,6 @@ Runs under Xvfb (pytest-xvfb); napari draws with Mesa llvmpipe.
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -77,139 +76,111 @@ def test_fused_pet_shows_the_blastic_vertebral_metastasis_over_white_bone(main_w
     assert room.viewer.layer(CT_LAYER).visible
 
 
-def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers(
-    qtbot, demo_store_dir, tmp_path, radiologist, close_window
-):
+def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers(copy_window, qtbot):
     from palmares_desktop.core.pet.subject_pet import load_pet
     from palmares_desktop.core.pet.threshold import Region, threshold_in_region
-    from palmares_desktop.core.store import Store
     from palmares_desktop.core.store.segmentations import segmentation_row
-    from palmares_desktop.gui.main_window import MainWindow
 
-    root = tmp_path / "store"
-    shutil.copytree(demo_store_dir, root)  # the new segmentation must not reach other tests' store
-    store = Store.open(root, create=False)
-    window = MainWindow(store, radiologist)
-    window.resize(1400, 900)
-    window.show()
-    qtbot.waitExposed(window)
-    try:
-        subject = open_subject(window, qtbot)
-        room, lesion = window.ct_pet, planted(1, "vertebral metastasis")
-        tool = room.threshold
-        tool.rule.setCurrentIndex(tool.rule.findData("41%"))
-        tool.lesion.setText("T12 metastasis")
-        tool.arm.setChecked(True)
-        world = (lesion.centre[2], lesion.centre[1], lesion.centre[0])  # (z, y, x) mm, as napari gives
-        with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as saved:
-            tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # a left click there
-        result = saved.args[0]
-        assert not tool.arm.isChecked()  # one click, one lesion
-        # The numbers are core's: the same threshold computed directly on the stored PET.
-        _, _, pet, _ = load_pet(store, subject["code"])
-        direct = threshold_in_region(pet, Region(tuple(lesion.centre), 60.0, "box"), "41%")
-        assert result["metrics"]["suv_max"] == pytest.approx(lesion.suv_max, rel=0.02)
-        assert result["metrics"]["mtv_ml"] == pytest.approx(direct.metrics.mtv_ml)
-        assert result["threshold_suv"] == pytest.approx(0.41 * result["metrics"]["suv_max"])
-        assert "SUVmax" in tool.message.text() and "T12 metastasis" in tool.message.text()
-        row = segmentation_row(store, result["segmentation_id"])
-        assert row["status"] == "final" and row["reader_id"] == store.reader.id
-        # The room reloads and selects the new lesion, whose row is in the lesions table.
-        qtbot.waitUntil(
-            lambda: (
-                room.selected_mask() is not None
-                and room.selected_mask().segmentation["id"] == result["segmentation_id"]
-            ),
-            timeout=LOAD_TIMEOUT_MS,
-        )
-        names = [room.lesions.item(i, 0).text() for i in range(room.lesions.rowCount())]
-        assert any("T12 metastasis" in n for n in names), names
-        tool.arm.setChecked(False)
-        tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # not armed: nothing
-        assert tool.message.text().startswith("Lesion")
-        # PERCIST: refused in words until the reader places the liver reference, then core's threshold.
-        tool.rule.setCurrentIndex(tool.rule.findData("percist"))
-        tool.arm.setChecked(True)
+    window, store = copy_window, copy_window.store
+    subject = open_subject(window, qtbot)
+    room, lesion = window.ct_pet, planted(1, "vertebral metastasis")
+    tool = room.threshold
+    tool.rule.setCurrentIndex(tool.rule.findData("41%"))
+    tool.lesion.setText("T12 metastasis")
+    tool.arm.setChecked(True)
+    world = (lesion.centre[2], lesion.centre[1], lesion.centre[0])  # (z, y, x) mm, as napari gives
+    with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as saved:
+        tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # a left click there
+    result = saved.args[0]
+    assert not tool.arm.isChecked()  # one click, one lesion
+    # The numbers are core's: the same threshold computed directly on the stored PET.
+    _, _, pet, _ = load_pet(store, subject["code"])
+    direct = threshold_in_region(pet, Region(tuple(lesion.centre), 60.0, "box"), "41%")
+    assert result["metrics"]["suv_max"] == pytest.approx(lesion.suv_max, rel=0.02)
+    assert result["metrics"]["mtv_ml"] == pytest.approx(direct.metrics.mtv_ml)
+    assert result["threshold_suv"] == pytest.approx(0.41 * result["metrics"]["suv_max"])
+    assert "SUVmax" in tool.message.text() and "T12 metastasis" in tool.message.text()
+    row = segmentation_row(store, result["segmentation_id"])
+    assert row["status"] == "final" and row["reader_id"] == store.reader.id
+    # The room reloads and selects the new lesion, whose row is in the lesions table.
+    qtbot.waitUntil(
+        lambda: (
+            room.selected_mask() is not None
+            and room.selected_mask().segmentation["id"] == result["segmentation_id"]
+        ),
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    names = [room.lesions.item(i, 0).text() for i in range(room.lesions.rowCount())]
+    assert any("T12 metastasis" in n for n in names), names
+    tool.arm.setChecked(False)
+    tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # not armed: nothing
+    assert tool.message.text().startswith("Lesion")
+    # PERCIST: refused in words until the reader places the liver reference, then core's threshold.
+    tool.rule.setCurrentIndex(tool.rule.findData("percist"))
+    tool.arm.setChecked(True)
+    tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))
+    assert "needs the liver reference" in tool.message.text()
+    from palmares_desktop.core.demo.demo_store import PET_GRID
+    from palmares_desktop.core.pet.threshold import liver_reference
+
+    liver = make_subject(1, PET_GRID).liver_reference  # (x, y, z) LPS mm
+    tool.liver.setChecked(True)
+    tool.on_press(room.viewer.model, SimpleNamespace(position=tuple(reversed(liver)), button=1))
+    assert tool.liver_at == pytest.approx(liver) and "Liver reference" in tool.message.text()
+    tool.arm.setChecked(True)
+    with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as percist:
         tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))
-        assert "needs the liver reference" in tool.message.text()
-        from palmares_desktop.core.demo.demo_store import PET_GRID
-        from palmares_desktop.core.pet.threshold import liver_reference
-
-        liver = make_subject(1, PET_GRID).liver_reference  # (x, y, z) LPS mm
-        tool.liver.setChecked(True)
-        tool.on_press(room.viewer.model, SimpleNamespace(position=tuple(reversed(liver)), button=1))
-        assert tool.liver_at == pytest.approx(liver) and "Liver reference" in tool.message.text()
-        tool.arm.setChecked(True)
-        with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as percist:
-            tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))
-        expected = liver_reference(pet, liver).percist_threshold_suv()
-        assert percist.args[0]["threshold_suv"] == pytest.approx(expected)
-        assert "PERCIST" in percist.args[0]["rule_words"] or "liver" in percist.args[0]["rule_words"]
-    finally:
-        close_window(window, qtbot)
-        store.close()
+    expected = liver_reference(pet, liver).percist_threshold_suv()
+    assert percist.args[0]["threshold_suv"] == pytest.approx(expected)
+    assert "PERCIST" in percist.args[0]["rule_words"] or "liver" in percist.args[0]["rule_words"]
 
 
-def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(
-    qtbot, demo_store_dir, tmp_path, radiologist, close_window
-):
-    from palmares_desktop.core.store import Store
+def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(copy_window, qtbot):
     from palmares_desktop.core.store import segmentations as chains
     from palmares_desktop.core.store.segmentations import segmentation_row
-    from palmares_desktop.gui.main_window import MainWindow
     from palmares_desktop.gui.outline_editor import EDIT_LAYER
 
-    root = tmp_path / "store"
-    shutil.copytree(demo_store_dir, root)
-    store = Store.open(root, create=False)
-    window = MainWindow(store, radiologist)
-    window.resize(1400, 900)
-    window.show()
-    qtbot.waitExposed(window)
-    try:
-        open_subject(window, qtbot)
-        room, editor = window.ct_pet, window.ct_pet.editor
-        ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
-        room.lesions.selectRow(ct_row)
-        before = room.selected_mask().segmentation
-        editor.edit.click()
-        layer = room.viewer.layer(EDIT_LAYER)
-        assert layer is not None and layer.mode == "paint" and editor.session is not None
-        assert not room.viewer.layer(room._mask_layer_name(before)).visible  # only the working outline
-        spacing = min(editor._target["spacing"], 10.0)
-        editor.brush_mm.setValue(3 * spacing)
-        assert layer.brush_size == pytest.approx(3.0)  # mm -> voxels of the CT
-        # A dab away from the lesion: voxels that were 0 become the lesion's.
-        empty = np.argwhere(editor.session.mask == 0)[0]
-        layer.paint(tuple(int(v) for v in empty), 1, refresh=False)
-        painted = int(editor.session.mask.sum())
-        assert painted > before["voxel_count"] and editor.session.dirty
-        editor.session.autosave.idle_s = 0.0  # due at once: the timer's next poll saves the draft
-        lesion_id, series_id = before["lesion_id"], before["series_id"]
-        qtbot.waitUntil(
-            lambda: chains.draft(store, lesion_id, series_id, store.reader.id) is not None, timeout=30_000
-        )
-        draft = chains.draft(store, lesion_id, series_id, store.reader.id)
-        assert draft.status == "draft" and draft.voxel_count == painted
-        with qtbot.waitSignal(editor.saved, timeout=LOAD_TIMEOUT_MS) as saved:
-            editor.save.click()
-        row = segmentation_row(store, saved.args[0]["segmentation_id"])
-        assert row["status"] == "final" and row["voxel_count"] == painted and row["method"] == "brush"
-        assert row["reader_id"] == store.reader.id  # the editing reader's own chain, not the demo's
-        assert chains.draft(store, lesion_id, series_id, store.reader.id) is None  # the draft became it
-        qtbot.waitUntil(
-            lambda: room.selected_mask() is not None and room.selected_mask().segmentation["id"] == row["id"],
-            timeout=LOAD_TIMEOUT_MS,
-        )
-        assert room.viewer.layer(EDIT_LAYER) is None and editor.session is None
-        # Edits not yet autosaved survive leaving the subject: they become the reader's draft.
-        editor.edit.click()
-        empty = np.argwhere(editor.session.mask == 0)[-1]
-        room.viewer.layer(EDIT_LAYER).paint(tuple(int(v) for v in empty), 1, refresh=False)
-        expected = int(editor.session.mask.sum())
-        open_subject(window, qtbot, index=1)
-        kept = chains.draft(store, lesion_id, series_id, store.reader.id)
-        assert kept is not None and kept.voxel_count == expected
-    finally:
-        close_window(window, qtbot)
-        store.close()
+    window, store = copy_window, copy_window.store
+    open_subject(window, qtbot)
+    room, editor = window.ct_pet, window.ct_pet.editor
+    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+    room.lesions.selectRow(ct_row)
+    before = room.selected_mask().segmentation
+    editor.edit.click()
+    layer = room.viewer.layer(EDIT_LAYER)
+    assert layer is not None and layer.mode == "paint" and editor.session is not None
+    assert not room.viewer.layer(room._mask_layer_name(before)).visible  # only the working outline
+    spacing = min(editor._target["spacing"], 10.0)
+    editor.brush_mm.setValue(3 * spacing)
+    assert layer.brush_size == pytest.approx(3.0)  # mm -> voxels of the CT
+    # A dab away from the lesion: voxels that were 0 become the lesion's.
+    empty = np.argwhere(editor.session.mask == 0)[0]
+    layer.paint(tuple(int(v) for v in empty), 1, refresh=False)
+    painted = int(editor.session.mask.sum())
+    assert painted > before["voxel_count"] and editor.session.dirty
+    editor.session.autosave.idle_s = 0.0  # due at once: the timer's next poll saves the draft
+    lesion_id, series_id = before["lesion_id"], before["series_id"]
+    qtbot.waitUntil(
+        lambda: chains.draft(store, lesion_id, series_id, store.reader.id) is not None, timeout=30_000
+    )
+    draft = chains.draft(store, lesion_id, series_id, store.reader.id)
+    assert draft.status == "draft" and draft.voxel_count == painted
+    with qtbot.waitSignal(editor.saved, timeout=LOAD_TIMEOUT_MS) as saved:
+        editor.save.click()
+    row = segmentation_row(store, saved.args[0]["segmentation_id"])
+    assert row["status"] == "final" and row["voxel_count"] == painted and row["method"] == "brush"
+    assert row["reader_id"] == store.reader.id  # the editing reader's own chain, not the demo's
+    assert chains.draft(store, lesion_id, series_id, store.reader.id) is None  # the draft became it
+    qtbot.waitUntil(
+        lambda: room.selected_mask() is not None and room.selected_mask().segmentation["id"] == row["id"],
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    assert room.viewer.layer(EDIT_LAYER) is None and editor.session is None
+    # Edits not yet autosaved survive leaving the subject: they become the reader's draft.
+    editor.edit.click()
+    empty = np.argwhere(editor.session.mask == 0)[-1]
+    room.viewer.layer(EDIT_LAYER).paint(tuple(int(v) for v in empty), 1, refresh=False)
+    expected = int(editor.session.mask.sum())
+    open_subject(window, qtbot, index=1)
+    kept = chains.draft(store, lesion_id, series_id, store.reader.id)
+    assert kept is not None and kept.voxel_count == expected

@@ -20,21 +20,12 @@ LOAD_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def slide_window(qtbot, demo_store_dir, tmp_path, close_window):
+def slide_window(open_window, demo_store_dir, tmp_path):
     from palmares_desktop.core.profile import ReaderProfile
-    from palmares_desktop.core.store import Store
-    from palmares_desktop.gui.main_window import MainWindow
 
     root = tmp_path / "store"
     shutil.copytree(demo_store_dir, root)  # annotations drawn here must not reach other tests' store
-    store = Store.open(root, create=False)
-    window = MainWindow(store, ReaderProfile("Test Pathologist", "pathologist", "IT03"))
-    window.resize(1600, 1000)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    close_window(window, qtbot)
-    store.close()
+    return open_window(root, ReaderProfile("Test Pathologist", "pathologist", "IT03"), (1600, 1000))
 
 
 def _open_slide(window, qtbot) -> dict:
