@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -123,12 +125,12 @@ class Store:
         except OSError as exc:
             raise StoreError(f"Cannot create the store folder {root}: {exc.strerror}.") from exc
         db = Database(root / cls.DB_NAME)
-        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=10000")
+        _enter_wal(db)
         # In WAL mode NORMAL never corrupts the database; a power cut can lose only the last commits
         # (re-doable: imports and batches are idempotent), and each commit skips an fsync.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=10000")
         store = cls(root, db)
         try:
             # Under the write lock: two processes opening a new store migrate once, and no writer
@@ -540,3 +542,18 @@ class Store:
         if self.setting(self.SITE_SETTING) is None:
             check_site_code(row_site)
             self.set_setting(self.SITE_SETTING, own or row_site)
+
+
+def _enter_wal(db: Database, seconds: float = 20.0) -> None:
+    """Switch the database to WAL. The switch needs an exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy wait, while another process is creating the same new store
+    (three imports started together): retry until that process is done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
