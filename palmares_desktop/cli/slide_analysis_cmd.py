@@ -127,13 +127,20 @@ def cells(subject_code, store_path, slide_ref, as_json, reader_name, annotation_
 @click.option(
     "--annotation", "annotation_ids", multiple=True, help="Measure this annotation (id; repeatable)."
 )
-def measure(subject_code, store_path, slide_ref, as_json, reader_name, annotation_ids) -> None:
-    """Area, perimeter and stain/intensity features of the slide's annotations, stored with provenance.
-    Areas and lengths are refused in words when the slide's pixel size (MPP) is unknown."""
+@click.option(
+    "--radiomics/--no-radiomics",
+    default=True,
+    show_default=True,
+    help="Also compute pyradiomics 2D features (the 'he' preset, hematoxylin channel at 2 µm per pixel).",
+)
+def measure(subject_code, store_path, slide_ref, as_json, reader_name, annotation_ids, radiomics) -> None:
+    """Area, perimeter, stain/intensity and radiomics features of the slide's annotations, stored with
+    provenance. Areas, lengths and radiomics are refused in words when the slide's pixel size (MPP) is
+    unknown."""
     from palmares_desktop.core.slides.measure import measure_annotations
 
     with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, row, path, choice):
-        results = measure_annotations(store, row, path, list(annotation_ids) or None)
+        results = measure_annotations(store, row, path, list(annotation_ids) or None, radiomics)
     refused = sorted({reason for r in results for reason in r.refused})
     payload = {
         "slide": row["display_name"],
@@ -158,6 +165,8 @@ def measure(subject_code, store_path, slide_ref, as_json, reader_name, annotatio
                 f"hematoxylin OD {stain['hematoxylin_od_mean']:.4f} ± {stain['hematoxylin_od_sd']:.4f}, "
                 f"eosin OD {stain['eosin_od_mean']:.4f} ± {stain['eosin_od_sd']:.4f}"
             )
+        if r.values.get("radiomics"):
+            parts.append(f"{len(r.values['radiomics'])} radiomics features ('he' preset)")
         lines.append(f"{r.annotation_id}: " + "; ".join(parts))
     lines += [f"Refused: {reason}" for reason in refused]
     _emit(as_json, payload, lines)

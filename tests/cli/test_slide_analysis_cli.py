@@ -54,6 +54,7 @@ def test_tissue_then_measure_json(slide_store):
     stroma = measured["annotations"][0]
     assert stroma["shape"]["area_um2"] == pytest.approx(512 * 512 * 0.499**2)
     assert 0 < stroma["stain"]["hematoxylin_od_mean"] < 0.3 and stroma["refused"] == []
+    assert stroma["radiomics"]["original_shape2D_PixelSurface"] == pytest.approx(0.256**2, rel=0.01)
     assert measured["stains"]["method"] == "macenko"
     assert len(measured["annotations"]) == 3  # stroma, infiltrate and the tissue outline
 

@@ -10,6 +10,8 @@ import pytest
 import shapely
 
 from palmares_desktop.core.agreement.regions import region_agreement
+from palmares_desktop.core.slides.measure import measure_geometry, slide_stains
+from palmares_desktop.core.slides.reader import open_slide
 from palmares_desktop.core.slides.registry import register_slide
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store.slide_objects import save_annotations
@@ -100,7 +102,7 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
     pg = pytest.importorskip("pingouin")
     import pandas as pd
 
-    from palmares_desktop.core.study.report import region_features
+    from palmares_desktop.core.study.he_agreement import region_features
 
     store = Store.open(tmp_path / "store")
     store.use_system_reader("coordinator", site_code="IT03")
@@ -130,7 +132,7 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
     mpp = slides[codes[0]]["mpp_x"]
     got = {(f["feature"], f["kind"]): f for f in report.features if f["scope"] == "inter-reader"}
     # The features are exact shapely geometry in mm: a 300 px square is (0.3 mpp mm)².
-    square = region_features([shapely.box(0, 0, 300, 300)], mpp)
+    square = region_features(shapely.box(0, 0, 300, 300), mpp)
     assert square["area"] == pytest.approx((300 * mpp / 1000) ** 2) and square["pieces"] == 1.0
     assert square["compactness"] == pytest.approx(math.pi / 4)
     table = pd.DataFrame(
@@ -146,4 +148,21 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
             expected.loc[pg_type, "ICC"], abs=1e-9
         )
     assert "Invasive tumour area" in report.robust["inter-reader ICC(2,1)"]
+    # Stain and radiomics features of the same regions, from the slide's pixels: ICC as pingouin's.
+    path = shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
+    info = open_slide(path)
+    stains = slide_stains(path, info)
+    measured = {key: measure_geometry(path, info, box, stains).values for key, box in boxes.items()}
+    for feature, kind in (("hematoxylin_od_mean", "stain"), ("original_glcm_Contrast", "radiomics")):
+        table = pd.DataFrame(
+            [
+                {"target": code, "rater": name, "value": measured[(name, code)][kind][feature]}
+                for name in readers
+                for code in codes
+            ]
+        )
+        expected = pg.intraclass_corr(table, targets="target", raters="rater", ratings="value")
+        assert got[(f"Invasive tumour {feature}", "ICC(2,1)")]["icc"] == pytest.approx(
+            expected.set_index("Type").loc["ICC(A,1)", "ICC"], abs=1e-9
+        )
     store.close()

@@ -1,5 +1,6 @@
 """Colour deconvolution (Ruifrok against scikit-image, Macenko on a synthetic tile with known stains)
-and per-annotation stain/intensity features stored with provenance, on the real CMU-1 region."""
+and per-annotation stain/intensity and `he` radiomics features stored with provenance, on the real
+CMU-1 region."""
 
 from __future__ import annotations
 
@@ -100,10 +101,41 @@ def test_measurement_refused_in_words_without_mpp(shared_data):
     path = shared_data / "wsi_tiny_fixtures_openslide" / "boxes.tiff"
     info = open_slide(path)
     measured = measure_geometry(path, info, shapely.box(10, 10, 100, 100), RUIFROK)
-    assert "shape" not in measured.values and "stain" in measured.values
+    assert "shape" not in measured.values and "radiomics" not in measured.values
+    assert "stain" in measured.values
     assert measured.refused == [
-        "boxes.tiff has no known pixel size (MPP): areas and lengths in µm or mm² cannot be measured on it."
+        "boxes.tiff has no known pixel size (MPP): areas and lengths in µm or mm² cannot be measured on it.",
+        "boxes.tiff has no known pixel size (MPP): H&E radiomics features are computed at 2 µm per pixel, "
+        "so they cannot be computed on it.",
     ]
+
+
+def test_he_radiomics_equal_bare_pyradiomics_on_the_hematoxylin_channel(shared_data):
+    import SimpleITK as sitk
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    from palmares_desktop.core.radiomics.params import preset_path
+
+    path = shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
+    info = open_slide(path)
+    box = shapely.box(600, 900, 1112, 1412)  # 512 px at 0.499 µm/px: read as 128 px at 1.996 µm/px
+    measured = measure_geometry(path, info, box, RUIFROK)
+    values, prov = measured.values["radiomics"], measured.provenance["radiomics"]
+    assert prov["read"]["reduction"] == 4 and prov["read"]["mpp_um"] == pytest.approx(1.996)
+    assert prov["params"]["name"] == "he" and len(prov["params"]["sha256"]) == 64
+    assert prov["image"]["spacing"] == pytest.approx([1.996e-3, 1.996e-3])
+    # Independently: 4x4 block means of level 0, scikit-image's hematoxylin, bare pyradiomics.
+    rgb = read_region(path, 0, 600, 900, 512, 512).astype(float)
+    rgb = np.round(rgb.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3))).astype(np.uint8)
+    image = sitk.GetImageFromArray(np.maximum(rgb2hed(rgb)[..., 0], 0))
+    image.SetSpacing((1.996e-3, 1.996e-3))
+    mask = sitk.GetImageFromArray(np.ones((128, 128), np.uint8))
+    mask.CopyInformation(image)
+    bare = RadiomicsFeatureExtractor(str(preset_path("he"))).execute(image, mask, label=1)
+    assert len(values) > 90  # first-order, 2D shape and every texture class
+    for name in ("original_firstorder_Mean", "original_glcm_Contrast", "original_glszm_ZoneEntropy"):
+        assert values[name] == pytest.approx(float(bare[name]), rel=1e-9)
+    assert values["original_shape2D_PixelSurface"] == pytest.approx(128 * 128 * 1.996e-3**2)
 
 
 def test_measurements_stored_with_provenance(store, shared_data):
@@ -121,7 +153,12 @@ def test_measurements_stored_with_provenance(store, shared_data):
     results = measure_annotations(store, slide, path)
     assert [r.annotation_id for r in results] == ids
     stored = measurements_of(store, slide["id"], annotation_id=ids[0])
-    assert sorted(m["kind"] for m in stored) == ["shape", "stain"]
+    assert sorted(m["kind"] for m in stored) == ["radiomics", "shape", "stain"]
+    radiomics = next(m for m in stored if m["kind"] == "radiomics")
+    assert radiomics["provenance"]["params"]["name"] == "he"
+    assert radiomics["values"]["original_firstorder_Mean"] == pytest.approx(
+        results[0].values["radiomics"]["original_firstorder_Mean"]
+    )
     stain = next(m for m in stored if m["kind"] == "stain")
     assert stain["values"]["hematoxylin_od_mean"] == pytest.approx(
         results[0].values["stain"]["hematoxylin_od_mean"]

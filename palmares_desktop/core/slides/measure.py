@@ -7,6 +7,10 @@ defaults (recorded, with the reason). Intensity features: mean and SD of the RGB
 the luminance. Everything is computed at one stated resolution (`STAIN_MPP`, 1 µm/px, or level 0
 when the slide is coarser) and stored with provenance: slide fingerprint, stain vectors and their
 method, level and reduction read, µm per pixel, versions, time.
+
+Radiomics features: pyradiomics 2D features of the `he` preset on the hematoxylin channel of the
+region read at `RADIOMICS_MPP` (2 µm/px, as he.yaml asks), stored with the provenance CT/PET features
+carry (parameter file and its sha256, versions, image and mask fingerprints) plus the read.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from palmares_desktop.core.slides.regions import read_at, region_of
 from palmares_desktop.core.slides.stain import StainVectors, deconvolve, macenko
 
 STAIN_MPP = 1.0  # µm per pixel for stain and intensity features
+RADIOMICS_MPP = 2.0  # µm per pixel for the `he` radiomics preset (one resolution for the whole study)
 ESTIMATE_PIXELS = 4_000_000  # the stain vectors are estimated on a level of at most this many pixels
 _LUMA = np.array([0.2125, 0.7154, 0.0721])  # as skimage.color.rgb2gray
 
@@ -99,6 +104,24 @@ def stain_features(rgb: np.ndarray, mask: np.ndarray, stains: StainVectors) -> d
     return values
 
 
+def radiomics_features(path: str | Path, info: SlideInfo, geometry) -> tuple[dict, dict]:
+    """(values, provenance) of the `he` preset on the outline's hematoxylin channel at RADIOMICS_MPP.
+    SlideError or RadiomicsError (a sentence) when the slide has no MPP or the region is too small."""
+    from palmares_desktop.core.radiomics.extract import extract_features
+    from palmares_desktop.core.radiomics.params import load_params
+    from palmares_desktop.core.radiomics.stain import hematoxylin_image, label_map_image
+
+    if not info.mpp_x:
+        raise SlideError(
+            f"{info.path.name} has no known pixel size (MPP): H&E radiomics features are computed at "
+            f"{RADIOMICS_MPP:g} µm per pixel, so they cannot be computed on it."
+        )
+    region, mask = region_of(path, info, geometry, target_mpp=RADIOMICS_MPP)
+    image = hematoxylin_image(region.rgb, region.mpp)
+    result = extract_features(image, label_map_image(mask.astype(np.uint8), image), load_params("he"), label=1)
+    return result.values, {**result.provenance, "read": region.provenance()}
+
+
 def measure_geometry(
     path: str | Path,
     info: SlideInfo,
@@ -106,8 +129,12 @@ def measure_geometry(
     stains: StainVectors,
     slide_sha256: str = "",
     annotation_id: str | None = None,
+    radiomics: bool = True,
 ) -> Measured:
-    """Shape and stain/intensity features of one outline, each with provenance, refusals in words."""
+    """Shape, stain/intensity and (`radiomics`) pyradiomics features of one outline, each with
+    provenance; each one refused in words when it cannot be measured, the others still are."""
+    from palmares_desktop.core.radiomics.errors import RadiomicsError
+
     out = Measured(annotation_id)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     common = {
@@ -137,10 +164,19 @@ def measure_geometry(
         }
     except SlideError as exc:
         out.refused.append(str(exc))
+    if radiomics:
+        try:
+            values, provenance = radiomics_features(path, info, geometry)
+            out.values["radiomics"] = values
+            out.provenance["radiomics"] = {**common, **provenance}
+        except (SlideError, RadiomicsError) as exc:
+            out.refused.append(str(exc))
     return out
 
 
-def measure_annotations(store, slide: dict, path: str | Path, annotation_ids=None) -> list[Measured]:
+def measure_annotations(
+    store, slide: dict, path: str | Path, annotation_ids=None, radiomics: bool = True
+) -> list[Measured]:
     """Measure the slide's annotations (all, or those ids) and store each kind with its provenance."""
     from palmares_desktop.core.slides.reader import open_slide
     from palmares_desktop.core.store.slide_objects import add_measurement, annotations_of
@@ -156,7 +192,9 @@ def measure_annotations(store, slide: dict, path: str | Path, annotation_ids=Non
     results = []
     with store.transaction():
         for obj in objects:
-            measured = measure_geometry(path, info, obj["geometry"], stains, slide["sha256"], obj["id"])
+            measured = measure_geometry(
+                path, info, obj["geometry"], stains, slide["sha256"], obj["id"], radiomics
+            )
             for kind, values in measured.values.items():
                 add_measurement(store, slide["id"], obj["id"], kind, values, measured.provenance[kind])
             results.append(measured)

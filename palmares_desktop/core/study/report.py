@@ -4,8 +4,7 @@ Pairs: every two readers on their first reading (inter-reader), and each reader'
 repeats (intra-reader). Features: the ok feature sets of the round's segmentations computed with
 one parameter file (the most used, named in the report), as a features x lesions x readers table
 for inter-reader ICC(2,1) and ICC(3,1), and per reader over repeats for intra-reader ICC(3,1).
-H&E rounds: per subject and region class the Dice of the rasterised regions and the area difference;
-the ICC is of the regions' shape features (`region_features`), subjects as targets.
+H&E rounds are in he_agreement.py (regions, not masks; subjects as ICC targets).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from palmares_desktop.core.agreement import (
     mask_agreement,
     robust_features,
 )
-from palmares_desktop.core.agreement.regions import region_agreement
 from palmares_desktop.core.store import Store, records
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.segmentations import segmentation_row
@@ -93,7 +91,7 @@ def _mean_in(values: np.ndarray, mask: np.ndarray) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 
 
-def _clean(value):
+def clean(value):
     return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
 
@@ -104,11 +102,11 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
     readers = {a["reader_id"]: names.get(a["reader_id"], a["reader_id"]) for a in found}
     report = RoundReport(rnd["name"], rnd["modality"], readers)
     if rnd["modality"] == "HE":
-        he_readings = _he_readings(store, found)
-        _region_agreement(store, report, he_readings, found, readers, rnd["repeats"])
+        from palmares_desktop.core.study.he_agreement import he_agreement
+
+        he_agreement(store, report, found, readers, rnd["repeats"], threshold)
         if not report.pairs:
             raise RoundError(f"No reader has annotated a slide in round {name!r} yet.")
-        _region_feature_agreement(store, report, he_readings, found, readers, rnd["repeats"], threshold)
         return report
     by_assignment = {a["id"]: a for a in found}
     readings: dict[str, dict[tuple[str, int], dict]] = {}  # lesion id -> (reader, repeat) -> segmentation
@@ -142,70 +140,13 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
                 continue
             (ma, spacing), (mb, _) = _mask(store, a_seg), _mask(store, b_seg)
             numbers = mask_agreement(ma, mb, spacing)
-            row.update({k: _clean(v) for k, v in numbers.__dict__.items()})
+            row.update({k: clean(v) for k, v in numbers.__dict__.items()})
             if rnd["modality"] == "PT":
                 suv = pet_volumes.setdefault(a_seg["series_id"], _volume(store, a_seg["series_id"]))
                 row["suv_mean_a"], row["suv_mean_b"] = _mean_in(suv, ma), _mean_in(suv, mb)
             report.pairs.append(row)
     _feature_agreement(store, report, readings, lesion_names, reader_ids, rnd["repeats"], threshold)
     return report
-
-
-def _he_readings(store: Store, assignments: list[dict]) -> dict[tuple[str, str, int], dict[str, list]]:
-    """(subject id, reader id, repeat) -> classification -> polygons. A reading is the reader's
-    annotations on the subject's slides made after their previous repeat was marked done and not
-    after this one was (open readings: up to now)."""
-    from palmares_desktop.core.store.slide_objects import annotations_of
-
-    out: dict[tuple[str, str, int], dict[str, list]] = {}
-    by_reader_subject: dict[tuple[str, str], list[dict]] = {}
-    for a in assignments:
-        by_reader_subject.setdefault((a["subject_id"], a["reader_id"]), []).append(a)
-    for (subject_id, reader_id), chain in by_reader_subject.items():
-        objects = [
-            o
-            for slide in records.slides_of_subject(store, subject_id)
-            for o in annotations_of(store, slide["id"], kind="annotation")
-            if o["author_id"] == reader_id
-        ]
-        start = ""
-        for a in sorted(chain, key=lambda x: x["repeat"]):
-            end = a["done_at"] or "9999"
-            regions = out.setdefault((subject_id, reader_id, a["repeat"]), {})
-            for o in objects:
-                if start < o["created_at"] <= end:
-                    regions.setdefault(o["classification"] or "unclassified", []).append(o["geometry"])
-            start = end
-    return out
-
-
-def _region_agreement(store, report, readings, assignments, readers, repeats) -> None:
-    """Per subject, region class and reading pair: Dice of the rasterised regions, area difference."""
-    reader_ids = sorted(readers, key=lambda r: readers[r])
-    pairs = [((a, 1), (b, 1), "inter-reader") for a, b in itertools.combinations(reader_ids, 2)]
-    pairs += [((r, k), (r, k + 1), "intra-reader") for r in reader_ids for k in range(1, repeats)]
-    for subject_id in sorted({a["subject_id"] for a in assignments}):
-        code = records.subject(store, subject_id).code
-        slides = records.slides_of_subject(store, subject_id)
-        mpp = slides[0].get("mpp_x") if slides else None
-        for (ra, ka), (rb, kb), scope in pairs:
-            a = readings.get((subject_id, ra, ka), {})
-            b = readings.get((subject_id, rb, kb), {})
-            for region in sorted(set(a) | set(b)):
-                numbers = region_agreement(a.get(region, []), b.get(region, []), mpp)
-                report.pairs.append(
-                    {
-                        "lesion": f"{code} {region}",
-                        "scope": scope,
-                        "reader_a": readers[ra],
-                        "reading_a": ka,
-                        "reader_b": readers[rb],
-                        "reading_b": kb,
-                        **{k: _clean(v) for k, v in numbers.__dict__.items()},
-                    }
-                )
-    if any(p["area_a_mm2"] is None for p in report.pairs):
-        report.notes.append("A slide has no µm per pixel: its areas are in pixels, not mm².")
 
 
 def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeats, threshold) -> None:
@@ -240,10 +181,10 @@ def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeat
                     values[:, j, k] = [float(feats.get(n, np.nan)) for n in names]
         return values
 
-    _iccs(report, table, names, reader_ids, repeats, threshold)
+    iccs(report, table, names, reader_ids, repeats, threshold)
 
 
-def _iccs(report, table, names, reader_ids, repeats, threshold) -> None:
+def iccs(report, table, names, reader_ids, repeats, threshold) -> None:
     """Inter-reader ICC(2,1) and ICC(3,1) over first readings, intra-reader ICC(3,1) over each
     reader's repeats; `table(raters)` gives the features x targets x raters values."""
     scopes = []
@@ -262,62 +203,10 @@ def _iccs(report, table, names, reader_ids, repeats, threshold) -> None:
                 report.features.append(
                     {
                         "scope": scope,
-                        **{k: _clean(v) for k, v in r.__dict__.items()},
+                        **{k: clean(v) for k, v in r.__dict__.items()},
                         "robust": r.icc >= threshold,
                     }
                 )
-
-
-#: Shape features of a reader's region of one class (the union of its polygons), for H&E ICC.
-REGION_FEATURES = ("area", "perimeter", "pieces", "compactness")
-
-
-def region_features(polygons: list, mpp: float | None) -> dict[str, float]:
-    """Area (mm², or px² without MPP), perimeter (mm, or px), number of separate pieces and
-    compactness 4·pi·area/perimeter² (1 for a disc) of the union of `polygons` (level-0 pixels)."""
-    import shapely
-
-    union = shapely.union_all(list(polygons)) if len(polygons) else shapely.Polygon()
-    scale = mpp / 1000.0 if mpp else 1.0  # mm per pixel
-    area, perimeter = float(union.area) * scale**2, float(union.length) * scale
-    pieces = 0 if union.is_empty else len(getattr(union, "geoms", [union]))
-    compactness = 4 * math.pi * area / perimeter**2 if perimeter > 0 else float("nan")
-    return {"area": area, "perimeter": perimeter, "pieces": float(pieces), "compactness": compactness}
-
-
-def _region_feature_agreement(store, report, readings, assignments, readers, repeats, threshold) -> None:
-    """ICC of the region shape features: targets are subjects, features '<class> <feature>'."""
-    subjects = sorted({a["subject_id"] for a in assignments})
-    classes = sorted({c for regions in readings.values() for c in regions})
-    mpp = {}
-    for subject_id in subjects:
-        slides = records.slides_of_subject(store, subject_id)
-        mpp[subject_id] = slides[0].get("mpp_x") if slides else None
-    names = [f"{c} {f}" for c in classes for f in REGION_FEATURES]
-    reader_ids = sorted(readers, key=lambda r: readers[r])
-
-    def table(raters: list[tuple[str, int]]) -> np.ndarray:
-        values = np.full((len(names), len(subjects), len(raters)), np.nan)
-        for j, subject_id in enumerate(subjects):
-            for k, (reader, repeat) in enumerate(raters):
-                regions = readings.get((subject_id, reader, repeat))
-                if not regions:
-                    continue  # nothing annotated in this reading (yet): missing, not a zero area
-                row = []
-                for c in classes:
-                    measured = region_features(regions.get(c, []), mpp[subject_id])
-                    row += [measured[f] for f in REGION_FEATURES]
-                values[:, j, k] = row
-        return values
-
-    if len(subjects) < 2:
-        report.notes.append("ICC of H&E region features needs at least two subjects in the round.")
-        return
-    report.notes.append(
-        "H&E features are shape features of each region class (area, perimeter, pieces, compactness); "
-        "stain features are not in the ICC yet."
-    )
-    _iccs(report, table, names, reader_ids, repeats, threshold)
 
 
 def write_report(report: RoundReport, out: Path) -> list[Path]:
