@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTabWidget,
@@ -135,6 +136,11 @@ class StudyPanel(QDialog):
             self.threshold.addItem(f"robust at ICC ≥ {value:.2f}", value)
         self.compute_button = QPushButton("Compute agreement")
         self.compute_button.clicked.connect(self.compute)
+        self.new_button = QPushButton("New round…")
+        self.new_button.clicked.connect(self.new_round)
+        self.close_button = QPushButton("Close round…")
+        self.close_button.setToolTip("End the round: blinding is lifted for its readers.")
+        self.close_button.clicked.connect(self.close_round)
         self.status = QLabel()
         self.status.setWordWrap(True)
         top = QHBoxLayout()
@@ -142,6 +148,8 @@ class StudyPanel(QDialog):
         top.addWidget(self.round, 1)
         top.addWidget(self.threshold)
         top.addWidget(self.compute_button)
+        top.addWidget(self.new_button)
+        top.addWidget(self.close_button)
 
         self.masks = read_only_table([c[0] for c in MASK_COLUMNS])
         self.features = read_only_table([c[0] for c in FEATURE_COLUMNS])
@@ -181,11 +189,49 @@ class StudyPanel(QDialog):
         for row in round_rows.rounds(self.store):
             self.round.addItem(f"{row['name']} ({display_of(row['modality'])}, {row['status']})", row["name"])
         self.compute_button.setEnabled(self.round.count() > 0)
+        self.close_button.setEnabled(self.round.count() > 0 and not self.store.read_only)
+        self.new_button.setEnabled(not self.store.read_only)
         if self.round.count() == 0:
-            self.status.setText("No reading round in this store yet (palmares study round create …).")
+            self.status.setText("No reading round in this store yet: New round… defines one.")
         mine = assignments_of(self.store, reader_id=self.store.reader.id) if self.store.reader else []
         rows = [{"round": a.round_name, "case": a.label, "status": a.status} for a in mine]
         _fill(self.readings, rows, [(t, t.lower(), "{}") for t in READING_COLUMNS])
+
+    def new_round(self) -> dict | None:
+        """Define a round (the coordinator's dialog); the panel then shows it."""
+        from palmares_desktop.gui.round_dialog import NewRoundDialog
+
+        dialog = NewRoundDialog(self.store, self)
+        self._round_dialog = dialog  # tests drive the open dialog
+        if not dialog.exec() or dialog.created is None:
+            return None
+        self.refresh()
+        self.round.setCurrentIndex(self.round.findData(dialog.created["name"]))
+        self.status.setText(
+            f"Round {dialog.created['name']!r} created; its readers see it in their worklist."
+        )
+        return dialog.created
+
+    def close_round(self) -> None:
+        from palmares_desktop.core.errors import PalmaresError
+        from palmares_desktop.core.study.rounds import close_round
+
+        name = self.round.currentData()
+        answer = QMessageBox.question(
+            self,
+            "Close round",
+            f"Close round {name!r}? Blinding is lifted: its readers may then see each other's work.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            close_round(self.store, name)
+        except PalmaresError as exc:
+            self.status.setText(f"The round could not be closed: {exc}")
+            return
+        self.refresh()
+        self.round.setCurrentIndex(self.round.findData(name))
+        self.status.setText(f"Round {name!r} is closed.")
 
     def compute(self) -> None:
         from palmares_desktop.core.study.report import round_report

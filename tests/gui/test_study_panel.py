@@ -125,3 +125,57 @@ def test_two_reader_blinded_pet_round_in_the_study_panel(
     finally:
         close_window(window, qtbot)
         store.close()
+
+
+def test_coordinator_defines_and_closes_a_round_in_the_panel(copy_window, qtbot, monkeypatch):
+    """New round…: a refusal is core's sentence with the dialog kept open; the created round has an
+    assignment per subject, reader and repeat; Close round… lifts blinding after confirmation."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QMessageBox
+
+    from palmares_desktop.core.store import rounds as round_rows
+    from palmares_desktop.core.study.rounds import is_blinded
+    from palmares_desktop.gui.round_dialog import checked, set_checked
+
+    window = copy_window
+    store = window.store
+    for name in ("Dr Verdi", "Dr Neri"):
+        store.add_reader(name, "radiologist", "IT99")
+    panel = window.show_study_panel()
+    seen = {}
+
+    def fill_and_create():
+        dialog = panel._round_dialog
+        dialog.name.setText("PET pilot")
+        set_checked(dialog.subjects, ["IT99-0001", "IT99-0002"])
+        set_checked(dialog.readers, ["Dr Verdi"])
+        dialog.repeats.setValue(1)
+        dialog.create_button.click()  # one reader, no repeat: refused in words, dialog stays
+        seen["refusal"], seen["open"] = dialog.message.text(), dialog.isVisible()
+        set_checked(dialog.readers, ["Dr Verdi", "Dr Neri"])
+        seen["readers"] = checked(dialog.readers)
+        dialog.repeats.setValue(2)
+        dialog.delay.setValue(14)
+        dialog.create_button.click()
+
+    QTimer.singleShot(0, fill_and_create)
+    created = panel.new_round()
+    assert (
+        seen["refusal"]
+        == "Agreement needs two readers, or one reader reading each subject twice (2 repeats)."
+    )
+    assert seen["open"] and sorted(seen["readers"]) == ["Dr Neri", "Dr Verdi"]
+    assert created["name"] == "PET pilot" and created["modality"] == "PT" and created["min_delay_days"] == 14
+    assert panel.round.currentData() == "PET pilot" and "created" in panel.status.text()
+    assignments = round_rows.assignments(store, round_id=created["id"])
+    assert len(assignments) == 2 * 2 * 2  # subjects x readers x repeats
+    verdi = next(r for r in store.readers() if r.name == "Dr Verdi")
+    subject_id = store.subject_by_code("IT99-0001")["id"]
+    assert is_blinded(store, verdi.id, subject_id)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    panel.close_round()
+    assert round_rows.round_named(store, "PET pilot")["status"] == "closed"
+    assert not is_blinded(store, verdi.id, subject_id)
+    assert panel.status.text() == "Round 'PET pilot' is closed."
+    panel.close()
