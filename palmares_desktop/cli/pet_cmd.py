@@ -79,10 +79,6 @@ def _plain_errors(f):
     return wrapper
 
 
-def _fmt(value, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 @click.group("pet")
 def pet() -> None:
     """PET segmentation and metrics (SUV thresholds, PERCIST, whole-body candidates)."""
@@ -124,7 +120,7 @@ def threshold(
     as_json,
 ):
     """Threshold the PET in a region around --at and save the result as a lesion's PET segmentation."""
-    from palmares_desktop.core.pet.subject_pet import threshold_lesion
+    from palmares_desktop.core.pet.subject_pet import threshold_lesion, threshold_lines, threshold_report
 
     if box_mm is not None and sphere_mm is not None:
         raise click.UsageError("Give --box-mm or --sphere-mm, not both.")
@@ -133,45 +129,14 @@ def threshold(
         row, result = threshold_lesion(
             store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, lesion_site
         )
-        lesion_row = records.lesion_row(store, row["lesion_id"])
-    m = result.metrics.to_dict()
-    out = {
-        "subject": subject,
-        "lesion": lesion_row["name"],
-        "segmentation_id": row["id"],
-        "version": row["version"],
-        "method": result.method,
-        **m,
-        "parameters": result.parameters,
-    }
+        report = threshold_report(store, subject, row, result)
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(report, indent=2))
         return
-    p = result.parameters
-    if row["method"] == result.method:
-        saved = f"PET segmentation version {row['version']} saved"
-    else:  # add_segmentation keeps one version per distinct mask
-        saved = f"same mask as PET segmentation version {row['version']} ({row['method']}), kept as it is"
-    click.echo(
-        f"{subject} lesion {lesion_row['name']!r}: {saved} "
-        f"({p['rule_words']}, threshold SUV {p['threshold_suv']:.2f})."
-    )
-    if "reference" in p:
-        r = p["reference"]
-        click.echo(
-            f"  reference {r['kind']}: SUV mean {r['suv_mean']:.2f}, SD {r['suv_sd']:.2f} ({r['voxel_count']} voxels)"
-            + (f"; SUL mean {r['sul_mean']:.2f}, SD {r['sul_sd']:.2f}" if r["sul_mean"] is not None else "")
-        )
-    click.echo(
-        f"  SUVmax {m['suv_max']:.2f}  SUVmean {m['suv_mean']:.2f}  SUVpeak {m['suv_peak']:.2f}  "
-        f"SULpeak {_fmt(m['sul_peak'])}  MTV {m['mtv_ml']:.2f} mL  TLG {m['tlg']:.2f}  ({m['voxel_count']} voxels)"
-    )
-    if m["smaller_than_peak_sphere"]:
-        click.echo(
-            "  The lesion is smaller than the 1 mL peak sphere: its SUVpeak includes surrounding tissue."
-        )
-    if p["touches_region_edge"]:
-        click.echo("  The result reaches the edge of the region: it may have leaked into the surroundings.")
+    first, *rest = threshold_lines(report)
+    click.echo(first)
+    for line in rest:
+        click.echo(f"  {line}")
 
 
 @pet.command("metrics")

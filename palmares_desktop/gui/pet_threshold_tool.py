@@ -33,20 +33,8 @@ log = logging.getLogger(__name__)
 CLICK_RULES = ("41%", "50%", "suv2.5", "suv4.0", "percist")
 
 
-def threshold_summary(result: dict) -> str:
-    """One line a radiologist reads: what was saved and its PET numbers (from core's metrics)."""
-    m = result["metrics"]
-    return (
-        f"Lesion {result['lesion']!r}: PET segmentation version {result['version']} saved "
-        f"({result['rule_words']}, threshold SUV {result['threshold_suv']:.2f}). "
-        f"SUVmax {m['suv_max']:.2f}, SUVmean {m['suv_mean']:.2f}, SUVpeak {m['suv_peak']:.2f}, "
-        f"MTV {m['mtv_ml']:.2f} mL, TLG {m['tlg']:.2f}."
-        + (" It reaches the edge of the box: it may have leaked." if result["touches_edge"] else "")
-    )
-
-
 class PetThresholdTool(QGroupBox):
-    saved = Signal(dict)  # what threshold_lesion stored: lesion, version, metrics, ...
+    saved = Signal(dict)  # core's threshold_report: lesion, version, metrics, parameters
     failed = Signal(str)  # the sentence shown to the reader
 
     def __init__(self, workers: WorkerPool, parent: QWidget | None = None) -> None:
@@ -131,33 +119,24 @@ class PetThresholdTool(QGroupBox):
         self.message.setText(f"Thresholding at ({at[0]:.0f}, {at[1]:.0f}, {at[2]:.0f}) mm…")
 
         def job() -> dict:
-            from palmares_desktop.core.pet.subject_pet import threshold_lesion
-            from palmares_desktop.core.store import records
+            from palmares_desktop.core.pet.subject_pet import threshold_lesion, threshold_report
 
             with worker_store(root, reader) as worker:
                 row, result = threshold_lesion(
                     worker, code, at, rule, liver_at=liver, size_mm=size, lesion_name=name
                 )
-                lesion = records.lesion_row(worker, row["lesion_id"])["name"]
-            p = result.parameters
-            return {
-                "lesion": lesion,
-                "segmentation_id": row["id"],
-                "version": row["version"],
-                "rule_words": p["rule_words"],
-                "threshold_suv": p["threshold_suv"],
-                "touches_edge": bool(p["touches_region_edge"]),
-                "metrics": result.metrics.to_dict(),
-            }
+                return threshold_report(worker, code, row, result)
 
         self.workers.start(
             job, on_success=self._done, on_failure=lambda exc: self._fail(str(exc)), name="pet threshold"
         )
         return None
 
-    def _done(self, result: dict) -> None:
-        self.message.setText(threshold_summary(result))
-        self.saved.emit(result)
+    def _done(self, report: dict) -> None:
+        from palmares_desktop.core.pet.subject_pet import threshold_lines
+
+        self.message.setText(" ".join(threshold_lines(report)))
+        self.saved.emit(report)
 
     def _fail(self, sentence: str) -> None:
         self.message.setText(sentence)

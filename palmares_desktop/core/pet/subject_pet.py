@@ -147,6 +147,58 @@ def threshold_lesion(
     return row, result
 
 
+def threshold_report(store: Store, subject_code: str, row: dict, result: ThresholdResult) -> dict:
+    """What `threshold_lesion` saved, as `palmares pet threshold --json` prints it and the room shows it:
+    the metrics at the top level, `kept_existing` when the mask equals a stored version (add_segmentation
+    keeps one version per distinct mask)."""
+    return {
+        "subject": subject_code,
+        "lesion": records.lesion_row(store, row["lesion_id"])["name"],
+        "segmentation_id": row["id"],
+        "version": row["version"],
+        "method": result.method,
+        "kept_existing": row["method"] != result.method,
+        "kept_method": row["method"],
+        **result.metrics.to_dict(),
+        "parameters": result.parameters,
+    }
+
+
+def _two(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def threshold_lines(report: dict) -> list[str]:
+    """The sentences a radiologist reads about a `threshold_report`, first line first."""
+    p = report["parameters"]
+    if report["kept_existing"]:
+        saved = f"same mask as PET segmentation version {report['version']} ({report['kept_method']}), kept as it is"
+    else:
+        saved = f"PET segmentation version {report['version']} saved"
+    lines = [
+        f"{report['subject']} lesion {report['lesion']!r}: {saved} "
+        f"({p['rule_words']}, threshold SUV {p['threshold_suv']:.2f})."
+    ]
+    if "reference" in p:
+        r = p["reference"]
+        lines.append(
+            f"Reference {r['kind']}: SUV mean {r['suv_mean']:.2f}, SD {r['suv_sd']:.2f} ({r['voxel_count']} voxels)"
+            + (f"; SUL mean {r['sul_mean']:.2f}, SD {r['sul_sd']:.2f}." if r["sul_mean"] is not None else ".")
+        )
+    lines.append(
+        f"SUVmax {report['suv_max']:.2f}  SUVmean {report['suv_mean']:.2f}  SUVpeak {report['suv_peak']:.2f}  "
+        f"SULpeak {_two(report['sul_peak'])}  MTV {report['mtv_ml']:.2f} mL  TLG {report['tlg']:.2f}  "
+        f"({report['voxel_count']} voxels)"
+    )
+    if report["smaller_than_peak_sphere"]:
+        lines.append(
+            "The lesion is smaller than the 1 mL peak sphere: its SUVpeak includes surrounding tissue."
+        )
+    if p["touches_region_edge"]:
+        lines.append("The result reaches the edge of the region: it may have leaked into the surroundings.")
+    return lines
+
+
 def _stored_reference(store: Store, series_id: str) -> tuple[str, tuple[float, float, float]] | None:
     """(kind, centre) of the reference region the reader last placed for a PERCIST threshold here."""
     for row in records.segmentations_on_series(store, series_id):
