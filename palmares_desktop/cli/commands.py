@@ -14,6 +14,7 @@ COMMANDS = {
     "store": "palmares_desktop.cli.store_cmd:store",
     "study": "palmares_desktop.cli.study_cmd:study",
     "pet": "palmares_desktop.cli.pet_cmd:pet",
+    "ct": "palmares_desktop.cli.ct_cmd:ct",
     "keys": "palmares_desktop.cli.keys_cmd:keys",
     "export": "palmares_desktop.cli.exchange_cmd:export",
     "verify": "palmares_desktop.cli.exchange_cmd:verify",

@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import click
 
 from palmares_desktop.core import modalities
+from palmares_desktop.core.errors import PalmaresError
 
 
 class ModalityWord(click.ParamType):
@@ -62,3 +66,40 @@ lesion_site_option = click.option(
 retired_site_option = click.option(
     "--site", hidden=True, expose_value=False, callback=_site_is_the_centre, is_eager=False
 )
+
+
+def point(ctx, param, value: str | None):
+    """Click callback: X,Y,Z in mm (patient LPS) -> a 3-tuple of floats."""
+    if value is None:
+        return None
+    parts = value.replace(" ", "").split(",")
+    try:
+        point = tuple(float(p) for p in parts)
+    except ValueError:
+        point = ()
+    if len(point) != 3:
+        raise click.BadParameter(f"{value!r} is not a point X,Y,Z in mm (three numbers separated by commas).")
+    return point
+
+
+def store_option(f):
+    return click.option(
+        "--store",
+        "store_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Store folder (default: the user's store).",
+    )(f)
+
+
+def plain_errors(f):
+    """A refusal from core (no such subject, no liver reference, ...) is one sentence, exit code 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except PalmaresError as exc:
+            raise click.ClickException(exc.sentence) from None
+
+    return wrapper

@@ -5,53 +5,34 @@ Points are patient coordinates in mm (DICOM LPS), written X,Y,Z (e.g. --at -34,-
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import click
 
-from palmares_desktop.cli.options import lesion_site_option, retired_site_option
-from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.cli.options import (
+    lesion_site_option,
+    plain_errors,
+    point,
+    retired_site_option,
+    store_option,
+)
 from palmares_desktop.core.paths import default_store_path
 from palmares_desktop.core.store import records
 
 RULE_CHOICES = ["41%", "50%", "suv2.5", "suv4.0", "percist"]
 
 
-def _point(ctx, param, value: str | None):
-    if value is None:
-        return None
-    parts = value.replace(" ", "").split(",")
-    try:
-        point = tuple(float(p) for p in parts)
-    except ValueError:
-        point = ()
-    if len(point) != 3:
-        raise click.BadParameter(f"{value!r} is not a point X,Y,Z in mm (three numbers separated by commas).")
-    return point
-
-
-def _store_option(f):
-    return click.option(
-        "--store",
-        "store_path",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Store folder (default: the user's store).",
-    )(f)
-
-
 def _reference_options(f):
     f = click.option(
         "--blood-pool-at",
-        callback=_point,
+        callback=point,
         default=None,
         help="PERCIST fallback when the liver cannot serve: centre of the 1 x 2 cm descending-aorta cylinder.",
     )(f)
     return click.option(
         "--liver-at",
-        callback=_point,
+        callback=point,
         default=None,
         help="PERCIST: centre of the 3 cm liver reference sphere (right lobe), X,Y,Z mm.",
     )(f)
@@ -66,28 +47,15 @@ def _open(store_path: Path | None, subject: str):
     return store
 
 
-def _plain_errors(f):
-    """A refusal from core (no such subject, no liver reference, ...) is one sentence, exit code 1."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except PalmaresError as exc:
-            raise click.ClickException(exc.sentence) from None
-
-    return wrapper
-
-
 @click.group("pet")
 def pet() -> None:
     """PET segmentation and metrics (SUV thresholds, PERCIST, whole-body candidates)."""
 
 
 @pet.command("threshold")
-@_store_option
+@store_option
 @click.option("--subject", required=True, help="Subject code, e.g. IT99-0001.")
-@click.option("--at", "at", required=True, callback=_point, help="Centre of the region, X,Y,Z mm (LPS).")
+@click.option("--at", "at", required=True, callback=point, help="Centre of the region, X,Y,Z mm (LPS).")
 @click.option("--rule", required=True, type=click.Choice(RULE_CHOICES), help="Threshold rule.")
 @_reference_options
 @click.option("--box-mm", type=float, default=None, help="Edge of the box region in mm (default 60).")
@@ -96,7 +64,7 @@ def pet() -> None:
 )
 @click.option(
     "--seed-at",
-    callback=_point,
+    callback=point,
     default=None,
     help="Keep the component of this voxel instead of the region's hottest voxel.",
 )
@@ -104,7 +72,7 @@ def pet() -> None:
 @lesion_site_option
 @retired_site_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_plain_errors
+@plain_errors
 def threshold(
     store_path,
     subject,
@@ -140,10 +108,10 @@ def threshold(
 
 
 @pet.command("metrics")
-@_store_option
+@store_option
 @click.option("--subject", required=True, help="Subject code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_plain_errors
+@plain_errors
 def metrics(store_path, subject, as_json):
     """PET metrics of every lesion of the subject, and the subject's totals."""
     from palmares_desktop.core.pet.subject_pet import subject_pet_metrics
@@ -177,7 +145,7 @@ def metrics(store_path, subject, as_json):
 
 
 @pet.command("candidates")
-@_store_option
+@store_option
 @click.option("--subject", required=True, help="Subject code.")
 @click.option(
     "--rule",
@@ -196,7 +164,7 @@ def metrics(store_path, subject, as_json):
     help="Save the candidate of this rank as a lesion (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_plain_errors
+@plain_errors
 def candidates(store_path, subject, rule, liver_at, blood_pool_at, min_voxels, accept, as_json):
     """Every connected region above the rule in the whole PET, hottest first.
 

@@ -1,4 +1,5 @@
-"""`palmares segmentation add`: a label map made elsewhere becomes a lesion's segmentation version."""
+"""`palmares segmentation add | export | clean`: a label map made elsewhere becomes a lesion's
+segmentation version; every lesion exported; one clean-up of a lesion's mask saved as its next version."""
 
 from __future__ import annotations
 
@@ -167,3 +168,118 @@ def export(store_path: Path | None, subject: str, fmt: str, out_dir: Path, lesio
     for path in written:
         click.echo(str(path))
     click.echo(f"{len(written)} files written to {out_dir} (see segmentations.json).")
+
+
+_CLEAN_OPERATIONS = {
+    "fill_holes": "fill-holes",
+    "remove_islands": "remove-islands",
+    "grow_mm": "grow",
+    "shrink_mm": "shrink",
+    "union": "union",
+    "intersect": "intersect",
+    "subtract": "subtract",
+    "interpolate": "interpolate",
+}
+
+
+@segmentation.command("clean")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Store folder (default: the user's store).",
+)
+@click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
+@click.option("--lesion", required=True, help="The lesion to clean up (its version in use on that series).")
+@modality_option("CT", "PT", help="Which of the lesion's masks: the one on the subject's CT or PET.")
+@click.option("--fill-holes", is_flag=True, help="Fill the background the mask encloses (3D).")
+@click.option("--per-slice", is_flag=True, help="With --fill-holes: fill on each axial slice separately.")
+@click.option("--remove-islands", is_flag=True, help="Keep the largest connected part (26-connectivity).")
+@click.option(
+    "--min-ml",
+    type=float,
+    default=None,
+    help="With --remove-islands: keep every part of at least this volume.",
+)
+@click.option(
+    "--grow-mm", type=float, default=None, help="Grow by this distance in mm (a ball on the spacing)."
+)
+@click.option("--shrink-mm", type=float, default=None, help="Shrink by this distance in mm.")
+@click.option("--union", default=None, metavar="LESION", help="Add the mask of this lesion (same series).")
+@click.option(
+    "--intersect", default=None, metavar="LESION", help="Keep only what this lesion's mask also covers."
+)
+@click.option("--subtract", default=None, metavar="LESION", help="Remove what this lesion's mask covers.")
+@click.option(
+    "--interpolate", is_flag=True, help="Fill the empty axial slices between drawn ones (shape-based)."
+)
+@click.option(
+    "--series",
+    "series_id",
+    default=None,
+    help="Series id when the subject has several series of that modality (default: as `add`).",
+)
+@reader_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def clean(
+    store_path: Path | None,
+    subject: str,
+    lesion: str,
+    modality: str,
+    per_slice: bool,
+    min_ml: float | None,
+    series_id: str | None,
+    reader_name: str | None,
+    as_json: bool,
+    **operations,
+) -> None:
+    """Apply one clean-up to a lesion's mask and save the result as its next segmentation version.
+
+    Exactly one of --fill-holes, --remove-islands, --grow-mm, --shrink-mm, --union, --intersect,
+    --subtract, --interpolate. Refused in words (exit status 1) when the lesion has no final mask on
+    that series, the other lesion is on another grid, or the result would be empty.
+    """
+    from palmares_desktop.cli.ct_cmd import open_store, print_report
+    from palmares_desktop.core.errors import PalmaresError
+    from palmares_desktop.core.segmentation.lesion_cleanup import clean_lesion, clean_report, saved_sentence
+
+    chosen = [name for name, value in operations.items() if value is not None and value is not False]
+    if len(chosen) != 1:
+        flags = ", ".join("--" + name.replace("_", "-") for name in _CLEAN_OPERATIONS)
+        given = ", ".join("--" + name.replace("_", "-") for name in chosen)
+        raise click.UsageError(f"Give exactly one of {flags}" + (f" (given: {given})." if chosen else "."))
+    (name,) = chosen
+    operation, value = _CLEAN_OPERATIONS[name], operations[name]
+    if per_slice and operation != "fill-holes":
+        raise click.UsageError("--per-slice goes with --fill-holes.")
+    if min_ml is not None and operation != "remove-islands":
+        raise click.UsageError("--min-ml goes with --remove-islands.")
+    try:
+        with open_store(store_path, subject, reader_name, as_json) as store:
+            row, result = clean_lesion(
+                store,
+                subject,
+                lesion,
+                modality,
+                operation,
+                mm=value if operation in ("grow", "shrink") else None,
+                other_lesion=value if operation in ("union", "intersect", "subtract") else None,
+                per_slice=per_slice,
+                min_ml=min_ml,
+                series_id=series_id,
+            )
+            report = clean_report(store, subject, row, result)
+    except PalmaresError as exc:
+        raise click.ClickException(exc.sentence) from None
+    lines = [saved_sentence(report), f"{report['voxels_before']} voxels before the clean-up."]
+    reach = report["parameters"].get("reach_mm_zyx")
+    if reach:
+        z, y, x = reach
+        lines.append(
+            f"On this grid {report['parameters']['mm']:g} mm reaches {x:.3g} mm along x, {y:.3g} mm along y and "
+            f"{z:.3g} mm along z (whole voxels)."
+        )
+    if report["unchanged"]:
+        lines.append("The clean-up changed no voxel.")
+    print_report(report, lines, as_json)

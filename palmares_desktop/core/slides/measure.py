@@ -118,7 +118,9 @@ def radiomics_features(path: str | Path, info: SlideInfo, geometry) -> tuple[dic
         )
     region, mask = region_of(path, info, geometry, target_mpp=RADIOMICS_MPP)
     image = hematoxylin_image(region.rgb, region.mpp)
-    result = extract_features(image, label_map_image(mask.astype(np.uint8), image), load_params("he"), label=1)
+    result = extract_features(
+        image, label_map_image(mask.astype(np.uint8), image), load_params("he"), label=1
+    )
     return result.values, {**result.provenance, "read": region.provenance()}
 
 

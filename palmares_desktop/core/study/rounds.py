@@ -74,9 +74,7 @@ def create_round(
     if repeats < 1 or min_delay_days < 0:
         raise RoundError("Repeats must be 1 or more and the delay between repeats 0 days or more.")
     if len(set(reader_names)) * repeats < 2:
-        raise RoundError(
-            "Agreement needs two readers, or one reader reading each subject twice (2 repeats)."
-        )
+        raise RoundError("Agreement needs two readers, or one reader reading each subject twice (2 repeats).")
     known = {r.name: r for r in store.readers()}
     missing = [n for n in reader_names if n not in known]
     if missing:
