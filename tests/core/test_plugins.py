@@ -163,13 +163,14 @@ def test_private_imports_are_found(tmp_path):
     (tmp_path / "a.py").write_text(
         "from palmares_desktop.core.plugins import hookimpl\n"
         "from palmares_desktop.core.pet.threshold import Region\n"
-        "from palmares_desktop.core.store import records\n"
+        "from palmares_desktop.core.session import ReadingSession\n"
         "import palmares_desktop.gui.app\n"
-        "from palmares_desktop.core import store\n"
+        "from palmares_desktop.core import lesions\n"
+        "from palmares_desktop.core.store import Store\n"
     )
     assert private_imports(tmp_path) == [
-        "a.py:3 imports palmares_desktop.core.store",
+        "a.py:3 imports palmares_desktop.core.session",
         "a.py:4 imports palmares_desktop.gui.app",
-        "a.py:5 imports palmares_desktop.core.store",
+        "a.py:5 imports palmares_desktop.core.lesions",
     ]
     assert private_imports(Path(__file__).parent / "nonexistent") == []

@@ -33,6 +33,15 @@ PUBLIC_MODULES = (
     "palmares_desktop.core.pet.suv",
     "palmares_desktop.core.segmentation.geometry",
     "palmares_desktop.core.errors",
+    # The readers napari-palmares offers plain napari: DICOM series as the workstation reads them,
+    # a store's subject (opened read-only) with its reading set, and how the rooms place and window them.
+    "palmares_desktop.core.dicom.discovery",
+    "palmares_desktop.core.dicom.volume",
+    "palmares_desktop.core.placement",
+    "palmares_desktop.core.store",
+    "palmares_desktop.core.reading_set",
+    "palmares_desktop.core.ct.windows",
+    "palmares_desktop.core.pet.display",
 )
 
 __all__ = [
