@@ -3,9 +3,7 @@ with the plugin's src on PYTHONPATH, not pip-installed), an isolated home, and o
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 from pathlib import Path
 
 import npe2
@@ -13,38 +11,6 @@ import pytest
 
 MANIFEST = Path(__file__).resolve().parents[1] / "src" / "napari_palmares" / "napari.yaml"
 PLUGIN = "napari-palmares"
-
-
-def _survive_borrowed_singletons() -> None:
-    """PySide6 6.12.0 on CPython 3.11 drops one reference to None on every call of a void Qt method
-    and one to True on every signal emit (shiboken treats them as immortal, as they are only from
-    Python 3.12). A napari session makes enough such calls to bring None's count to zero: "Fatal
-    Python error: none_dealloc" aborts the run, mid-test or at exit. Where the leak is measured here,
-    add references to None, True and False that are never given back. The real fix is outside this
-    plugin: a PySide6 without the bug, or Python >= 3.12 (see the plugin's README)."""
-    if (
-        sys.version_info >= (3, 12)
-        or sys.implementation.name != "cpython"
-        or hasattr(sys, "gettotalrefcount")
-    ):
-        return
-    from qtpy.QtCore import QObject, Signal
-
-    class Probe(QObject):
-        ping = Signal()
-
-    probe = Probe()
-    before = sys.getrefcount(None), sys.getrefcount(True)
-    for _ in range(100):
-        probe.setObjectName("probe")
-        probe.ping.emit()
-    lost_none, lost_true = before[0] - sys.getrefcount(None), before[1] - sys.getrefcount(True)
-    for singleton, lost in ((None, lost_none), (True, lost_true), (False, lost_true)):
-        if lost >= 100:  # ob_refcnt is the first field of every object in a release build of CPython 3.11
-            ctypes.c_ssize_t.from_address(id(singleton)).value += 100_000_000
-
-
-_survive_borrowed_singletons()
 
 
 @pytest.fixture(scope="session")
