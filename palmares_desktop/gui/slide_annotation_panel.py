@@ -2,10 +2,15 @@
 
 The panel only wires intent to core: shapes the pathologist draws on a napari Shapes layer are
 turned into outlines by core.slides.annotation_session tools, added to the session (which stores
-them at once), and the layer is redrawn from the session. Shapes are drawn in level-0 pixel
-coordinates (the layer has the slide layer's µm scale), with outline widths kept at about two
-screen pixels whatever the zoom. The TILs box shows core.slides.analysis.tils and stores only the
-pathologist's score.
+them at once), and the layers are redrawn from the session. Shapes are drawn in level-0 pixel
+coordinates (the layers have the slide layer's µm scale), with outline widths kept at about two
+screen pixels whatever the zoom. Point annotations (cells) are drawn on a napari Points layer, never
+as shapes. The wand and points tools take clicks on the canvas (a viewer mouse callback; a drag
+still pans): the wand grows a region with core.slides.wand at the resolution on screen, the points
+tool adds a point, selects the one under the click, or removes it with Alt+click (as in QuPath).
+Split cuts the selected outline with a line drawn across it; Vertex is napari's direct mode, whose
+vertex moves reshape the stored outline. The legend's check boxes hide a class on screen only. The
+TILs box shows core.slides.analysis.tils and stores only the pathologist's score.
 """
 
 from __future__ import annotations
@@ -15,18 +20,22 @@ import logging
 from typing import Any
 
 import numpy as np
+import shapely
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
+    QApplication,
     QButtonGroup,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -35,10 +44,12 @@ from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.slides import annotation_session as tools
 from palmares_desktop.core.slides.annotation_session import AnnotationSession
 from palmares_desktop.core.slides.annotations import study_classes
+from palmares_desktop.gui.slide_class_legend import UNCLASSIFIED, ClassLegend, swatch
 
 log = logging.getLogger(__name__)
 ANNOTATION_LAYER = "Annotations"
-#: tool button -> napari Shapes mode
+POINT_LAYER = "Points"
+#: tool button -> napari Shapes mode (the button ids are the order here)
 MODES = {
     "Pan": "pan_zoom",
     "Select": "select",
@@ -47,19 +58,61 @@ MODES = {
     "Ellipse": "add_ellipse",
     "Freehand": "add_polygon_lasso",
     "Brush": "add_path",
+    "Wand": "pan_zoom",  # clicks are taken by the panel's viewer callback
+    "Points": "pan_zoom",
+    "Split": "add_path",
+    "Vertex": "direct",
 }
+#: where each tool sits in the 3-column grid (row, column): navigation, shapes, region tools, cells
+PLACES = {
+    "Pan": (0, 0),
+    "Select": (0, 1),
+    "Vertex": (0, 2),
+    "Polygon": (1, 0),
+    "Rectangle": (1, 1),
+    "Ellipse": (1, 2),
+    "Freehand": (2, 0),
+    "Brush": (2, 1),
+    "Wand": (2, 2),
+    "Points": (3, 0),
+    "Split": (3, 1),
+}
+TIPS = {
+    "Pan": "Drag to move around the slide, wheel to zoom.",
+    "Select": "Click an annotation to select it (Shift for more); drag to move it.",
+    "Vertex": "Drag a vertex of the selected outline to reshape it.",
+    "Split": "Select one outline, choose Split, then draw a line across it (double-click to end).",
+    "Polygon": "Click the vertices; double-click to close.",
+    "Rectangle": "Drag a rectangle.",
+    "Ellipse": "Drag an ellipse.",
+    "Freehand": "Hold and draw a closed outline.",
+    "Brush": "Draw a stroke as wide as the brush size (µm); double-click to end.",
+    "Wand": "Click: grows a region of similar colour around the point, in what is on screen.",
+    "Points": "Click: adds a cell of the current class; click a point to select it, Alt+click removes it.",
+}
+TILS_GEOMETRY_FAILED = (
+    "The stromal TILs aid cannot be worked out from these outlines (the stroma and the invasive border "
+    "meet only along their edges); move an outline so they overlap, or draw the stroma inside the border."
+)
+POINT_UM = 10.0  # diameter of a drawn point (about a nucleus), µm; at least 10 screen pixels
+CLICK_SLOP_PX = 4  # a press that moves further than this is a drag (pan), not a click
+POINT_PICK_PX = 7  # a click this close (screen pixels) to a point selects it
 
 
-def _swatch(rgb) -> QIcon:
-    pixmap = QPixmap(14, 14)
-    pixmap.fill(QColor(*rgb))
-    return QIcon(pixmap)
+def _compact(button: QPushButton) -> QPushButton:
+    """A button that may be narrower than the style's 80-pixel minimum, so rows fit the side panel."""
+    button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    button.setMinimumWidth(button.fontMetrics().horizontalAdvance(button.text()) + 12)
+    return button
 
 
 def _parts(geometry) -> list[np.ndarray]:
     """(row, column) exteriors of each polygon part, for napari (holes are not drawn)."""
-    polys = getattr(geometry, "geoms", [geometry])
-    return [np.asarray(p.exterior.coords)[:-1, ::-1] for p in polys if p.geom_type == "Polygon"]
+    return [np.asarray(p.exterior.coords)[:-1, ::-1] for p in _polygons(geometry)]
+
+
+def _polygons(geometry) -> list:
+    return [p for p in getattr(geometry, "geoms", [geometry]) if p.geom_type == "Polygon"]
 
 
 class AnnotationPanel(QWidget):
@@ -71,10 +124,16 @@ class AnnotationPanel(QWidget):
         self.viewer = viewer  # gui.napari_adapter.EmbeddedViewer
         self.session: AnnotationSession | None = None
         self.layer = None
+        self.points = None
         self._index_ids: list[str] = []  # napari shape index -> annotation id
+        self._index_parts: list[int] = []  # napari shape index -> polygon part of that annotation
+        self._point_ids: list[str] = []  # napari point index -> annotation id
+        self._selected_points: set[str] = set()
+        self._split_ids: list[str] = []  # selection when Split was chosen (napari clears it)
         self._syncing = False
         self._removing: list[str] = []
         self._scale = (1.0, 1.0)
+        self._slide_file: tuple[Any, Any] | None = None  # (path, SlideInfo), opened at the first wand click
         self._zoom_timer = QTimer(self, singleShot=True, interval=150)
         self._zoom_timer.timeout.connect(self._restyle)
         self._last_zoom = None
@@ -82,40 +141,55 @@ class AnnotationPanel(QWidget):
         self.classes = study_classes()
         self.class_box = QComboBox()
         for c in self.classes:
-            self.class_box.addItem(_swatch(c["colour"]), c["name"])
+            self.class_box.addItem(swatch(c["colour"]), c["name"])
         self.tool_group = QButtonGroup(self)
         self.tool_group.setExclusive(True)
         grid = QGridLayout()
+        grid.setSpacing(3)
         for n, name in enumerate(MODES):
             button = QPushButton(name)
             button.setCheckable(True)
             button.setObjectName(f"tool-{name.lower()}")
+            button.setToolTip(TIPS[name])
+            _compact(button)
             self.tool_group.addButton(button, n)
-            grid.addWidget(button, n // 3, n % 3)
+            grid.addWidget(button, *PLACES[name])
         self.tool_group.buttons()[0].setChecked(True)
         self.tool_group.idClicked.connect(self._tool_chosen)
         self.brush_um = QDoubleSpinBox(minimum=1.0, maximum=5000.0, value=50.0, suffix=" µm", decimals=0)
+        self.brush_um.setToolTip("Brush width, in µm on the slide.")
+        self.wand_tolerance = QDoubleSpinBox(minimum=1.0, maximum=60.0, value=12.0, suffix=" ΔE", decimals=0)
+        self.wand_tolerance.setSingleStep(2)
+        self.wand_tolerance.setToolTip(
+            "How different a colour may be from the clicked one and still join the wand's region "
+            "(CIE L*a*b* distance; about 2 is just noticeable). Raise it to grow further."
+        )
+        sizes = QHBoxLayout()
+        sizes.addWidget(QLabel("Brush"))
+        sizes.addWidget(self.brush_um, 1)
+        sizes.addWidget(QLabel("Wand"))
+        sizes.addWidget(self.wand_tolerance, 1)
         self.undo_button, self.redo_button = QPushButton("Undo"), QPushButton("Redo")
         self.delete_button, self.merge_button = QPushButton("Delete"), QPushButton("Merge")
         self.undo_button.clicked.connect(lambda: self._apply(lambda s: s.undo()))
         self.redo_button.clicked.connect(lambda: self._apply(lambda s: s.redo()))
-        self.delete_button.clicked.connect(lambda: self._apply(lambda s: s.delete(self.selected_ids())))
+        self.delete_button.clicked.connect(self._delete_selected)
         self.merge_button.clicked.connect(lambda: self._apply(lambda s: s.merge(self.selected_ids())))
         edits = QHBoxLayout()
         for b in (self.undo_button, self.redo_button, self.delete_button, self.merge_button):
-            edits.addWidget(b)
+            edits.addWidget(_compact(b))
 
         draw = QGroupBox("Annotate")
         form = QFormLayout(draw)
+        form.setVerticalSpacing(4)
         form.addRow("Class", self.class_box)
         form.addRow(grid)
-        form.addRow("Brush size", self.brush_um)
+        form.addRow(sizes)
         form.addRow(edits)
 
-        self.legend = QLabel()
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.legend.setWordWrap(True)
-        legend_box = QGroupBox("Classes and areas")
+        self.legend = ClassLegend(self.classes)
+        self.legend.visibility_changed.connect(self.set_class_visible)
+        legend_box = QGroupBox("Classes (shown), counts and areas")
         QVBoxLayout(legend_box).addWidget(self.legend)
 
         self.tils_text = QLabel("Draw tumour stroma and lymphocytic infiltrate to estimate stromal TILs.")
@@ -136,24 +210,49 @@ class AnnotationPanel(QWidget):
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #a04000;")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 0, 4, 0)
+        content = QWidget()
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(4, 0, 4, 0)
         for widget in (draw, legend_box, tils_box, self.note):
-            layout.addWidget(widget)
-        layout.addStretch(1)
+            inner.addWidget(widget)
+        inner.addStretch(1)
+        # In a scroll area: on a short screen the panel scrolls instead of making the window taller.
+        scroll = QScrollArea()
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        self.viewer.model.mouse_drag_callbacks.append(self._on_canvas_press)
         self.setEnabled(False)
         self._update_buttons()
 
     # -------------------------------------------------------------- binding
     def bind(self, store, slide: dict, scale: tuple[float, float]) -> None:
-        """Show and edit the annotations of `slide` (its layer drawn at `scale` µm per pixel (y, x))."""
+        """Show and edit the annotations of `slide` (its layers drawn at `scale` µm per pixel (y, x))."""
         self.session = AnnotationSession(store, slide)
         self._scale = scale
+        self._slide_file = None
+        self._selected_points.clear()
         self.viewer.remove(ANNOTATION_LAYER)
+        self.viewer.remove(POINT_LAYER)
         self.layer = self.viewer.model.add_shapes(
             name=ANNOTATION_LAYER, scale=scale, ndim=2, edge_width=2.0, opacity=1.0
         )
         self.layer.events.data.connect(self._on_data)
+        mpp = self.session.mpp[0]
+        self.points = self.viewer.model.add_points(
+            np.empty((0, 2)),
+            name=POINT_LAYER,
+            scale=scale,
+            ndim=2,
+            size=POINT_UM / mpp if mpp else 20.0,
+            border_width=0.15,
+            border_width_is_relative=True,
+            blending="translucent_no_depth",  # drawn over the outlines' fill, never hidden by it
+        )
         self.viewer.model.camera.events.zoom.connect(self._on_zoom)
         self.setEnabled(True)
         self.redraw()
@@ -163,21 +262,40 @@ class AnnotationPanel(QWidget):
         if self.layer is not None:
             with contextlib.suppress(TypeError, RuntimeError, ValueError):
                 self.viewer.model.camera.events.zoom.disconnect(self._on_zoom)
-        self.session, self.layer, self._index_ids = None, None, []
+        self.session, self.layer, self.points = None, None, None
+        self._index_ids, self._index_parts, self._point_ids = [], [], []
+        self._selected_points.clear()
+        self._slide_file = None
         self.setEnabled(False)
 
     def selected_ids(self) -> list[str]:
+        """The selected annotations: outlines selected on the Shapes layer and points selected with
+        the points tool."""
         if self.layer is None:
             return []
-        return sorted({self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)})
+        shapes = {self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)}
+        return sorted(shapes | self._selected_points)
+
+    def tool(self) -> str:
+        return list(MODES)[self.tool_group.checkedId()]
+
+    def choose_tool(self, name: str) -> None:
+        """Press a tool's button (as a click on it does)."""
+        self.tool_group.button(list(MODES).index(name)).click()
 
     # ------------------------------------------------------------- drawing
     def _tool_chosen(self, index: int) -> None:
         if self.layer is None:
             return
         name = list(MODES)[index]
+        if name == "Split":  # napari clears the selection when a drawing mode starts: keep it
+            self._split_ids = self.selected_ids()
         self.layer.mode = MODES[name]
         self.viewer.model.layers.selection.active = self.layer
+        if name == "Split" and len(self._split_ids) != 1:
+            self.note.setText(
+                "Split: draw a line across one outline (select it first when lines cross several)."
+            )
 
     def _on_data(self, event) -> None:
         if self._syncing or self.session is None:
@@ -194,11 +312,31 @@ class AnnotationPanel(QWidget):
             return
         if action.endswith("ADDED") or action == "added":
             index = len(self.layer.data) - 1
-            self._apply(lambda s: self._add_drawn(s, index))
+            if self.tool() == "Split":
+                self._apply(lambda s: self._split_drawn(s, index))
+            else:
+                self._apply(lambda s: self._add_drawn(s, index))
         elif action.endswith("CHANGED") or action == "changed":
             indices = [i for i in (getattr(event, "data_indices", ()) or ()) if 0 <= i < len(self._index_ids)]
-            for i in indices:
-                self._apply(lambda s, i=i: s.reshape(self._index_ids[i], self._drawn_geometry(i)))
+            changed = self._changed_geometries(indices)  # read them all before the redraw
+            if changed:
+                self._apply(lambda s: s.reshape_many(changed))
+
+    def _changed_geometries(self, indices: list[int]) -> dict:
+        """New geometry of each annotation with a moved shape: the moved part's new exterior (its holes
+        and the annotation's other parts kept)."""
+        out: dict[str, Any] = {}
+        for i in indices:
+            annotation_id = self._index_ids[i]
+            original = out.get(annotation_id) or self.session.objects[annotation_id]["geometry"]
+            parts = _polygons(original)
+            k = self._index_parts[i]
+            xy = np.asarray(self.layer.data[i], float)[:, ::-1]
+            if len(xy) < 3 or k >= len(parts):
+                continue
+            parts[k] = shapely.Polygon(xy, [h.coords for h in parts[k].interiors])
+            out[annotation_id] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        return out
 
     def _drawn_geometry(self, index: int):
         session = self.session
@@ -216,10 +354,135 @@ class AnnotationPanel(QWidget):
         return tools.polygon(xy, w, h)
 
     def _add_drawn(self, session: AnnotationSession, index: int) -> None:
-        session.add(self._drawn_geometry(index), self.class_box.currentText())
+        session.add(self._drawn_geometry(index), self._drawing_class())
+
+    def _drawing_class(self) -> str:
+        """The current class, shown again if it was hidden (what is drawn must be seen)."""
+        name = self.class_box.currentText()
+        if not self.legend.is_shown(name):
+            self.legend.set_shown(name, True, quiet=True)  # the edit's redraw follows
+        return name
+
+    def _split_drawn(self, session: AnnotationSession, index: int) -> None:
+        """Split the outline selected when Split was chosen (or the only one the line crosses)."""
+        line = np.asarray(self.layer.data[index], float)[:, ::-1]
+        targets = [i for i in self._split_ids if i in session.objects] or session.crossing(line)
+        if not targets:
+            raise tools.ToolError(
+                "The line does not cross any outline: draw it across the annotation to split, "
+                "from outside it on one side to outside it on the other."
+            )
+        if len(targets) > 1:
+            raise tools.ToolError(
+                f"The line crosses {len(targets)} annotations: select the one to split "
+                "(Select tool), then choose Split again."
+            )
+        session.split(targets[0], line)
+        self._split_ids = []
+
+    # ------------------------------------------------------------ clicks
+    def _on_canvas_press(self, viewer, event):
+        """Viewer mouse callback: a click (no drag) with the wand or points tool; a drag still pans."""
+        if self.session is None or self.layer is None or self.tool() not in ("Wand", "Points"):
+            return
+        if getattr(event, "button", 1) not in (None, 1):
+            return
+        start = np.asarray(event.pos, float)
+        position = tuple(event.position)
+        alt = any(m == "Alt" for m in (event.modifiers or ()))  # vispy keys compare equal to their names
+        yield
+        moved = False
+        while event.type == "mouse_move":
+            moved = moved or float(np.hypot(*(np.asarray(event.pos, float) - start))) > CLICK_SLOP_PX
+            yield
+        if moved:
+            return
+        row, col = np.asarray(self.layer.world_to_data(position), float)[-2:]
+        if self.tool() == "Wand":
+            self.wand_at(col, row)
+        else:
+            self.point_at(col, row, alt=alt)
+
+    def screen_px(self) -> float:
+        """Level-0 pixels per screen pixel at the current zoom."""
+        zoom = self.viewer.model.camera.zoom or 1.0  # screen pixels per world unit (µm)
+        return 1.0 / (zoom * max(self._scale[1], 1e-9))
+
+    def visible_box(self) -> tuple[float, float, float, float]:
+        """The level-0 box (x0, y0, x1, y1) on screen."""
+        zoom = self.viewer.model.camera.zoom or 1.0
+        cy, cx = np.asarray(self.viewer.model.camera.center, float)[-2:]
+        h, w = self.viewer.model.canvas.size
+        sy, sx = self._scale
+        return (
+            (cx - w / 2 / zoom) / sx,
+            (cy - h / 2 / zoom) / sy,
+            (cx + w / 2 / zoom) / sx,
+            (cy + h / 2 / zoom) / sy,
+        )
+
+    def wand_at(self, x: float, y: float) -> None:
+        """The wand at level-0 (x, y): the region grown at the zoom on screen, of the current class."""
+        from palmares_desktop.core.slides.wand import WandParams, wand
+
+        if self.session is None:
+            return
+        found: list = []
+
+        def edit(session: AnnotationSession) -> None:
+            path, info = self._open_slide_file()
+            params = WandParams(tolerance=float(self.wand_tolerance.value()))
+            result = wand(path, info, x, y, self.screen_px(), self.visible_box(), params)
+            session.add(result.geometry, self._drawing_class(), measurements={"wand": result.to_dict()})
+            found.append(result)
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self._apply(edit)
+        finally:
+            QApplication.restoreOverrideCursor()
+        if found:
+            result = found[0]
+            area = f"{result.area_mm2:.3f} mm²" if result.area_mm2 is not None else f"{result.pixels} pixels"
+            tolerance = f"tolerance {self.wand_tolerance.value():.0f} ΔE"
+            text = f"Wand: {area} of {self.class_box.currentText()} added ({tolerance})."
+            if result.touches_edge:
+                text += " It reached the edge of the view: zoom out or pan and click again to take in more."
+            self.note.setText(text)
+
+    def point_at(self, x: float, y: float, alt: bool = False) -> None:
+        """The points tool at level-0 (x, y): select the point under the click, remove it (Alt), or add
+        a point of the current class."""
+        session = self.session
+        if session is None:
+            return
+        near = session.nearest_point(x, y, POINT_PICK_PX * self.screen_px(), self.legend.hidden())
+        if near is not None and alt:
+            self._selected_points.discard(near)
+            self._apply(lambda s: s.delete([near]))
+        elif near is not None:
+            self._selected_points = set() if near in self._selected_points else {near}
+            self.redraw()
+        elif not alt:
+            self._selected_points.clear()
+            self._apply(lambda s: s.add(tools.point(x, y, s.width, s.height), self._drawing_class()))
+
+    def _open_slide_file(self):
+        if self._slide_file is None:
+            from palmares_desktop.core.slides.reader import open_slide
+            from palmares_desktop.core.slides.registry import slide_path
+
+            path = slide_path(self.session.store, self.session.slide)
+            self._slide_file = (path, open_slide(path))
+        return self._slide_file
+
+    def _delete_selected(self) -> None:
+        ids = self.selected_ids()
+        self._selected_points.clear()
+        self._apply(lambda s: s.delete(ids))
 
     def _apply(self, edit) -> None:
-        """Run one session edit; a refusal is shown in words and the layer is redrawn either way."""
+        """Run one session edit; a refusal is shown in words and the layers are redrawn either way."""
         if self.session is None:
             return
         try:
@@ -233,9 +496,21 @@ class AnnotationPanel(QWidget):
         self.redraw()
 
     # ------------------------------------------------------------- display
+    def set_class_visible(self, name: str, visible: bool) -> None:
+        """Show or hide a class's annotations on screen (display only; nothing is stored)."""
+        if self.legend.is_shown(name) != visible:
+            self.legend.set_shown(name, visible)  # emits visibility_changed, which comes back here
+            return
+        self.redraw()
+
     def _edge_width(self) -> float:
         zoom = self.viewer.model.camera.zoom or 1.0  # screen pixels per world unit (µm)
         return max(2.0 / zoom / max(self._scale[1], 1e-9), 0.5)  # two screen pixels, in level-0 pixels
+
+    def _point_size(self) -> float:
+        """A point's diameter in level-0 pixels: a nucleus (10 µm), but never under 10 screen pixels."""
+        mpp = self.session.mpp[0] if self.session is not None else None
+        return max(POINT_UM / mpp if mpp else 20.0, 10.0 * self.screen_px())
 
     def _on_zoom(self, event=None) -> None:
         self._zoom_timer.start()
@@ -249,12 +524,28 @@ class AnnotationPanel(QWidget):
     def redraw(self) -> None:
         if self.layer is None or self.session is None:
             return
-        data, ids, edges, faces = [], [], [], []
+        hidden = self.legend.hidden()
+        keep = {self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)}
+        self._selected_points &= set(self.session.objects)
+        data, ids, parts, edges, faces = [], [], [], [], []
+        points, point_ids, point_faces, point_edges = [], [], [], []
         for o in self.session.objects.values():
+            if (o["classification"] or UNCLASSIFIED) in hidden:
+                continue
             rgb = np.asarray(o["color"] or (255, 255, 255), float) / 255
-            for part in _parts(o["geometry"]):
+            if tools.is_point(o["geometry"]):
+                for x, y in shapely.get_coordinates(o["geometry"]):
+                    points.append((y, x))
+                    point_ids.append(o["id"])
+                    point_faces.append([*rgb, 1.0])
+                    point_edges.append(
+                        [1.0, 0.85, 0.0, 1.0] if o["id"] in self._selected_points else [1, 1, 1, 1]
+                    )
+                continue
+            for k, part in enumerate(_parts(o["geometry"])):
                 data.append(part)
                 ids.append(o["id"])
+                parts.append(k)
                 edges.append([*rgb, 1.0])
                 faces.append([*rgb, 0.22])
         self._syncing = True
@@ -271,9 +562,18 @@ class AnnotationPanel(QWidget):
                     edge_width=self._edge_width(),
                 )
             self.layer.mode = mode
+            if mode in ("select", "direct") and keep:  # an edit keeps what was selected
+                self.layer.selected_data = {i for i, a in enumerate(ids) if a in keep}
+            self.points.selected_data = set()
+            self.points.data = np.asarray(points, float).reshape(-1, 2)
+            self.points.current_size = self._point_size()
+            if points:
+                self.points.size = self._point_size()
+                self.points.face_color = np.asarray(point_faces)
+                self.points.border_color = np.asarray(point_edges)
         finally:
             self._syncing = False
-        self._index_ids = ids
+        self._index_ids, self._index_parts, self._point_ids = ids, parts, point_ids
         self._last_zoom = self.viewer.model.camera.zoom
         self._update_buttons()
         self._update_legend()
@@ -284,32 +584,7 @@ class AnnotationPanel(QWidget):
         self.redo_button.setEnabled(bool(s and s.can_redo))
 
     def _update_legend(self) -> None:
-        if self.session is None:
-            self.legend.clear()
-            return
-        try:
-            areas = self.session.class_areas_mm2()
-            unit = "mm²"
-        except PalmaresError:
-            areas, unit = {}, ""
-        counts: dict[str, int] = {}
-        for o in self.session.objects.values():
-            counts[o["classification"] or "Unclassified"] = (
-                counts.get(o["classification"] or "Unclassified", 0) + 1
-            )
-        rows = []
-        for c in [*self.classes, {"name": "Unclassified", "colour": (255, 255, 255)}]:
-            name = c["name"]
-            r, g, b = c["colour"]
-            area = f"{areas[name]:.3f} {unit}" if name in areas else ("—" if name not in counts else "no MPP")
-            n = counts.get(name, 0)
-            if name == "Unclassified" and not n:
-                continue
-            rows.append(
-                f'<tr><td><span style="background-color: rgb({r},{g},{b});">&nbsp;&nbsp;&nbsp;&nbsp;</span></td>'
-                f"<td>{name}</td><td align='right'>{n}</td><td align='right'>{area}</td></tr>"
-            )
-        self.legend.setText("<table cellspacing='3'>" + "".join(rows) + "</table>")
+        self.legend.show_summary(self.session.class_summary() if self.session is not None else {})
         self.refresh_tils()
 
     # ----------------------------------------------------------------- TILs
@@ -322,6 +597,11 @@ class AnnotationPanel(QWidget):
             panel = analysis.tils(self.session.store, self.session.slide, None)
         except PalmaresError as exc:
             self.tils_text.setText(str(exc))
+            self.tils_store.setEnabled(False)
+            return None
+        except shapely.errors.GEOSException:  # outlines meeting only along edges (core/slides/tils.py)
+            log.exception("stromal TILs aid failed in GEOS")
+            self.tils_text.setText(TILS_GEOMETRY_FAILED)
             self.tils_store.setEnabled(False)
             return None
         aid = panel["aid"]
@@ -347,6 +627,10 @@ class AnnotationPanel(QWidget):
             analysis.tils(self.session.store, self.session.slide, float(self.tils_score.value()))
         except PalmaresError as exc:
             self.note.setText(str(exc))
+            return
+        except shapely.errors.GEOSException:
+            log.exception("stromal TILs score not stored: GEOS failed")
+            self.note.setText(TILS_GEOMETRY_FAILED)
             return
         self.note.setText(f"Stored your stromal TILs score: {self.tils_score.value():.0f}%.")
 

@@ -173,3 +173,23 @@ def test_analyses_stored_with_provenance(store, shared_data):
     assert saved["values"]["stromal_tils_percent"] == 45.0  # the pathologist's value
     assert saved["values"]["aid"]["annotation_percent_rounded"] == 50
     assert saved["provenance"]["slide_sha256"] == slide["sha256"]
+
+
+def test_tils_with_outlines_that_only_touch_is_answered_in_words():
+    """Neighbouring wand regions touch along an edge: their overlay has lines and no area."""
+    import shapely
+
+    from palmares_desktop.core.slides.tils import TilsError, stromal_tils
+
+    tumour, stroma = shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)
+    objects = [
+        {"classification": "Invasive tumour", "geometry": tumour},
+        {"classification": "Tumour stroma", "geometry": stroma},
+        {"classification": "Lymphocytic infiltrate", "geometry": shapely.Point(150, 50)},
+    ]
+    with pytest.raises(TilsError, match="lies outside the invasive border"):
+        stromal_tils(objects, (0.5, 0.5))
+    objects[1]["geometry"] = shapely.box(50, 0, 200, 100)  # overlaps half the tumour now
+    objects.append({"classification": "Lymphocytic infiltrate", "geometry": shapely.box(50, 0, 75, 100)})
+    result = stromal_tils(objects, (0.5, 0.5))
+    assert result.annotation_percent == pytest.approx(50.0)  # the point adds no area

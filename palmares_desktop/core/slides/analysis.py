@@ -50,7 +50,11 @@ def tissue(store, slide: dict, path: str | Path, params: TissueParams = TissuePa
 
 
 def _regions(store, slide: dict, annotation_ids=None, classification: str | None = None) -> list[dict]:
-    objects = repo.annotations_of(store, slide["id"], kind="annotation")
+    objects = [  # regions only: cell points have no area to detect in
+        o
+        for o in repo.annotations_of(store, slide["id"], kind="annotation")
+        if o["geometry"].geom_type in ("Polygon", "MultiPolygon")
+    ]
     if annotation_ids:
         wanted = set(annotation_ids)
         objects = [o for o in objects if o["id"] in wanted]

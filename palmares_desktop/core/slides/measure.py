@@ -184,7 +184,11 @@ def measure_annotations(
     from palmares_desktop.core.store.slide_objects import add_measurement, annotations_of
 
     info = open_slide(path)
-    objects = annotations_of(store, slide["id"], kind="annotation")
+    objects = [  # regions only: a cell point has no area, stain or texture
+        o
+        for o in annotations_of(store, slide["id"], kind="annotation")
+        if o["geometry"].geom_type in ("Polygon", "MultiPolygon")
+    ]
     if annotation_ids is not None:
         wanted = set(annotation_ids)
         objects = [o for o in objects if o["id"] in wanted]

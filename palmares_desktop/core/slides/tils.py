@@ -53,9 +53,17 @@ def round_to_5(percent: float) -> int:
     return int(5 * np.floor(percent / 5 + 0.5))
 
 
+def _polygonal(geometry):
+    """Only the areas of `geometry`: outlines that merely touch intersect in lines and points, which
+    have no area and make later overlays fail (GEOS refuses mixed collections)."""
+    parts = [g for g in shapely.get_parts(geometry) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.unary_union(parts) if parts else shapely.Polygon()
+
+
 def _union(objects: list[dict], name: str):
+    """The area of the class's outlines (cell points have none)."""
     shapes = [o["geometry"] for o in objects if o.get("classification") == name]
-    return shapely.unary_union(shapes) if shapes else shapely.Polygon()
+    return _polygonal(shapely.unary_union(shapes)) if shapes else shapely.Polygon()
 
 
 def stromal_tils(
@@ -76,11 +84,16 @@ def stromal_tils(
     if border.is_empty:
         border_from = "stroma outlines (no invasive border drawn)"
     else:
-        stroma = stroma.intersection(border)
+        stroma = _polygonal(stroma.intersection(border))
+        if stroma.is_empty:
+            raise TilsError(
+                f"The tumour stroma ('{STROMA}') lies outside the invasive border ('{BORDER}'): "
+                "draw the stroma inside it."
+            )
     excluded = shapely.unary_union([_union(objects, name) for name in EXCLUDED])
     excluded_area = stroma.intersection(excluded).area if not excluded.is_empty else 0.0
     if not excluded.is_empty:
-        stroma = stroma.difference(excluded)
+        stroma = _polygonal(stroma.difference(excluded))
     if stroma.area <= 0:
         raise TilsError("No stroma is left inside the invasive border once the excluded regions are removed.")
     infiltrate = _union(objects, INFILTRATE).intersection(stroma)

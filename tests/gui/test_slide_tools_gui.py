@@ -1,0 +1,261 @@
+"""The slide room's QuPath-style tools on the real window and a copy of the demo store: a wand click
+grows one annotation of the chosen class at the zoom on screen; points are drawn on a Points layer,
+counted in the legend, removed and undone, and exported as GeoJSON points; a line splits a drawn
+rectangle exactly; the legend hides and shows a class; a vertex dragged in napari's direct mode
+reshapes the stored outline and undo puts it back. Clicks and drags go through napari's own mouse
+callback machinery (the viewer's and the layer's), as the canvas sends them."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import shapely
+from napari.utils._test_utils import read_only_mouse_event
+from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+from palmares_desktop.core.slides.annotations import export_slide
+from palmares_desktop.core.slides.reader import open_slide
+from palmares_desktop.core.slides.regions import rasterise, read_at
+from palmares_desktop.core.slides.registry import slide_path
+from palmares_desktop.core.store.records import slides_of_subject
+from palmares_desktop.core.store.slide_objects import annotations_of
+
+LOAD_TIMEOUT_MS = 60_000
+MPP = 0.5  # the demo slide's µm per level-0 pixel
+
+
+@pytest.fixture
+def slide_window(open_window, demo_store_dir, tmp_path):
+    from palmares_desktop.core.profile import ReaderProfile
+
+    root = tmp_path / "store"
+    shutil.copytree(demo_store_dir, root)  # what is drawn here must not reach other tests' store
+    return open_window(root, ReaderProfile("Test Pathologist", "pathologist", "IT03"), (1600, 1000))
+
+
+def _open_slide(window, qtbot) -> dict:
+    rows = window.store.worklist()
+    code = next(r["code"] for r in rows if "HE" in r["modalities"])
+    index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
+    window.worklist.table.doubleClicked.emit(index)
+    qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
+    window.tabs.setCurrentIndex(2)
+    qtbot.wait(200)
+    return slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
+
+
+def _look_at(window, qtbot, x: float, y: float, screen_px: float) -> None:
+    """Centre the camera on level-0 (x, y) at `screen_px` level-0 pixels per screen pixel."""
+    camera = window.slide.viewer.model.camera
+    camera.center = (y * MPP, x * MPP)
+    camera.zoom = 1.0 / (screen_px * MPP)
+    qtbot.wait(50)
+
+
+def _click(target, x: float, y: float, modifiers=(), drag_px: float = 0.0) -> None:
+    """A left click at level-0 (x, y) through napari's mouse callbacks of `target` (viewer or layer),
+    optionally dragged `drag_px` screen pixels to the right before release."""
+    world = (y * MPP, x * MPP)
+    pos = np.array([300.0, 300.0])
+    press = read_only_mouse_event(
+        type="mouse_press", position=world, pos=pos, button=1, modifiers=list(modifiers)
+    )
+    mouse_press_callbacks(target, press)
+    if drag_px:
+        move = read_only_mouse_event(
+            type="mouse_move", position=world, pos=pos + [drag_px, 0], button=1, is_dragging=True
+        )
+        mouse_move_callbacks(target, move)
+    release = read_only_mouse_event(
+        type="mouse_release", position=world, pos=pos + [drag_px, 0], button=1, modifiers=list(modifiers)
+    )
+    mouse_release_callbacks(target, release)
+
+
+def _drag(layer, start_xy, end_xy) -> None:
+    """Press on level-0 `start_xy`, move to `end_xy`, release: napari's own drag on a layer."""
+    start, end = (start_xy[1] * MPP, start_xy[0] * MPP), (end_xy[1] * MPP, end_xy[0] * MPP)
+    mouse_press_callbacks(layer, read_only_mouse_event(type="mouse_press", position=start, button=1))
+    for t in (0.5, 1.0):
+        middle = tuple(a + t * (b - a) for a, b in zip(start, end, strict=True))
+        mouse_move_callbacks(
+            layer, read_only_mouse_event(type="mouse_move", position=middle, button=1, is_dragging=True)
+        )
+    mouse_release_callbacks(
+        layer, read_only_mouse_event(type="mouse_release", position=end, button=1, is_dragging=True)
+    )
+
+
+def _rectangle(panel, x0, y0, x1, y1, cls: str) -> dict:
+    panel.class_box.setCurrentText(cls)
+    panel.choose_tool("Rectangle")
+    panel.layer.add(np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], float), shape_type="rectangle")
+    return next(
+        o for o in panel.session.objects.values() if o["geometry"].equals(shapely.box(x0, y0, x1, y1))
+    )
+
+
+def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(slide_window, qtbot):
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    viewer = slide_window.slide.viewer.model
+    x, y, screen_px = 11200.0, 10560.0, 16.0  # a purple invasive-tumour field of the demo slide
+    _look_at(slide_window, qtbot, x, y, screen_px)
+    panel.class_box.setCurrentText("Invasive tumour")
+    panel.wand_tolerance.setValue(12)
+    panel.choose_tool("Wand")
+    assert panel.layer.mode == "pan_zoom"
+    _click(viewer, x, y, drag_px=40)  # a drag pans: nothing is added
+    assert annotations_of(slide_window.store, slide["id"]) == []
+    _click(viewer, x, y)  # a click grows the region
+    (stored,) = annotations_of(slide_window.store, slide["id"])
+    g = stored["geometry"]
+    assert (stored["classification"], stored["color"]) == ("Invasive tumour", (200, 0, 0))
+    assert (
+        g.is_valid
+        and g.covers(shapely.Point(x, y))
+        and shapely.box(0, 0, slide["width"], slide["height"]).covers(g)
+    )
+    assert shapely.box(*panel.visible_box()).buffer(2 * screen_px).covers(g)  # only what is on screen
+    made = stored["measurements"]["wand"]
+    assert made["params"]["tolerance"] == 12.0
+    assert made["read"]["downsample"] == pytest.approx(screen_px)  # read at the zoom on screen
+    # Independently: the region's pixels are the tumour's purple, not the pink stroma around it.
+    path = slide_path(slide_window.store, slide)
+    region = read_at(path, open_slide(path), g.bounds, downsample=screen_px)
+    r, gr, b = region.rgb[rasterise(g, region)].mean(axis=0)
+    assert r < 170 and b > gr + 40
+    assert "Invasive tumour: 1 shape" in panel.legend.text() and "Wand:" in panel.note.text()
+    assert len(panel.layer.data) >= 1
+    panel.undo_button.click()
+    assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
+    # Refused in words: a click outside the slide.
+    panel.wand_at(slide["width"] + 100.0, 100.0)
+    assert "outside the slide" in panel.note.text() and annotations_of(slide_window.store, slide["id"]) == []
+
+
+def test_points_are_drawn_as_points_counted_deleted_undone_and_exported(slide_window, qtbot):
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    viewer = slide_window.slide.viewer.model
+    _look_at(slide_window, qtbot, 6000, 6000, 1.0)
+    panel.class_box.setCurrentText("Lymphocytic infiltrate")
+    panel.choose_tool("Points")
+    cells = [(6000.0 + 40 * n, 6000.0 + 15 * n) for n in range(12)]
+    for cx, cy in cells:
+        _click(viewer, cx, cy)
+    stored = annotations_of(slide_window.store, slide["id"])
+    assert sorted(tuple(o["geometry"].coords[0]) for o in stored) == cells
+    assert {o["classification"] for o in stored} == {"Lymphocytic infiltrate"}
+    assert len(panel.points.data) == 12 and len(panel.layer.data) == 0  # points, not shapes
+    np.testing.assert_allclose(panel.points.face_color[0], [160 / 255, 90 / 255, 240 / 255, 1.0])
+    assert "Lymphocytic infiltrate: 12 points" in panel.legend.text()
+    # A click on a point selects it (Delete removes it); Alt+click removes one at once.
+    _click(viewer, cells[3][0] + 2, cells[3][1] - 2)
+    assert len(panel.selected_ids()) == 1 and len(annotations_of(slide_window.store, slide["id"])) == 12
+    panel.delete_button.click()
+    _click(viewer, *cells[5], modifiers=["Alt"])
+    left = sorted(tuple(o["geometry"].coords[0]) for o in annotations_of(slide_window.store, slide["id"]))
+    assert left == [c for n, c in enumerate(cells) if n not in (3, 5)]
+    assert "Lymphocytic infiltrate: 10 points" in panel.legend.text() and len(panel.points.data) == 10
+    panel.undo_button.click()
+    panel.undo_button.click()
+    assert len(annotations_of(slide_window.store, slide["id"])) == 12 and len(panel.points.data) == 12
+    panel.undo_button.click()  # the last point added goes
+    assert "Lymphocytic infiltrate: 11 points" in panel.legend.text()
+    exported = [
+        f for f in export_slide(slide_window.store, slide)["features"] if f["geometry"]["type"] == "Point"
+    ]
+    assert len(exported) == 11
+    assert exported[0]["properties"]["classification"]["name"] == "Lymphocytic infiltrate"
+
+
+def test_split_a_drawn_rectangle_with_a_vertical_line(slide_window, qtbot):
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    box = _rectangle(panel, 4000, 3000, 5000, 5000, "Tumour stroma")
+    panel.choose_tool("Select")
+    panel.layer.selected_data = {panel._index_ids.index(box["id"])}
+    panel.choose_tool("Split")
+    assert panel.layer.mode == "add_path"
+    panel.layer.add(
+        np.array([[2900, 4300], [5100, 4300]], float), shape_type="path"
+    )  # x = 4300, top to bottom
+    pieces = annotations_of(slide_window.store, slide["id"])
+    assert sorted(o["geometry"].area for o in pieces) == [300 * 2000, 700 * 2000]
+    assert sum(o["geometry"].area for o in pieces) == box["geometry"].area  # exact
+    assert {o["classification"] for o in pieces} == {"Tumour stroma"} and len(panel.layer.data) == 2
+    assert "Tumour stroma: 2 shapes" in panel.legend.text()
+    panel.undo_button.click()  # one step: the rectangle again
+    (again,) = annotations_of(slide_window.store, slide["id"])
+    assert again["geometry"].equals(box["geometry"])
+    # A line that misses it is refused in words, and nothing changes.
+    panel.choose_tool("Select")
+    panel.layer.selected_data = {0}
+    panel.choose_tool("Split")
+    panel.layer.add(np.array([[2900, 6000], [5100, 6000]], float), shape_type="path")
+    assert "does not cut the annotation" in panel.note.text()
+    assert [o["geometry"].area for o in annotations_of(slide_window.store, slide["id"])] == [2e6]
+
+
+def test_hiding_a_class_hides_its_shapes_and_points_on_screen_only(slide_window, qtbot):
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    tumour = _rectangle(panel, 1000, 1000, 9000, 9000, "Invasive tumour")
+    _rectangle(panel, 12000, 1000, 20000, 9000, "Necrosis")
+    panel.class_box.setCurrentText("Necrosis")
+    panel.point_at(15000, 12000)
+    slide_window.slide.viewer.reset_view()
+    qtbot.wait(100)
+    viewer = slide_window.slide.viewer
+
+    def necrosis_pixel():
+        canvas = viewer.screenshot()
+        row, col = viewer.canvas_pixel((5000 * MPP, 16000 * MPP), canvas.shape)
+        return canvas[row - 3 : row + 4, col - 3 : col + 4, :3].astype(float).mean(axis=(0, 1))
+
+    shown = necrosis_pixel()
+    from qtpy.QtWidgets import QCheckBox
+
+    box = panel.findChild(QCheckBox, "show-Necrosis")
+    box.click()  # hide Necrosis
+    assert not panel.legend.is_shown("Necrosis")
+    assert len(panel.layer.data) == 1 and len(panel.points.data) == 0
+    assert panel._index_ids == [tumour["id"]]
+    hidden = necrosis_pixel()
+    assert np.abs(shown - hidden).max() > 5  # the dark-grey fill is gone from the canvas
+    assert len(annotations_of(slide_window.store, slide["id"])) == 3  # nothing stored changed
+    box.click()  # show it again
+    assert len(panel.layer.data) == 2 and len(panel.points.data) == 1
+    np.testing.assert_allclose(necrosis_pixel(), shown, atol=2)
+    # Annotating with a hidden class shows it again: what is drawn must be seen.
+    panel.set_class_visible("Necrosis", False)
+    assert len(panel.points.data) == 0
+    panel.point_at(15500, 12000)
+    assert box.isChecked() and len(panel.points.data) == 2 and len(panel.layer.data) == 2
+
+
+def test_a_vertex_moved_in_direct_mode_reshapes_the_stored_outline_and_undo_restores_it(slide_window, qtbot):
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    box = _rectangle(panel, 4000, 3000, 5000, 5000, "Invasive tumour")
+    _look_at(slide_window, qtbot, 4500, 4000, 4.0)
+    panel.choose_tool("Vertex")
+    assert panel.layer.mode == "direct"
+    panel.layer.selected_data = {panel._index_ids.index(box["id"])}
+    qtbot.wait(50)
+    _drag(panel.layer, (5000, 5000), (5400, 5600))  # the bottom-right corner, dragged out
+    (moved,) = annotations_of(slide_window.store, slide["id"])
+    expected = shapely.Polygon([(4000, 3000), (5000, 3000), (5400, 5600), (4000, 5000)])
+    assert moved["id"] == box["id"] and moved["revision"] == box["revision"] + 1
+    assert moved["geometry"].normalize().equals_exact(expected.normalize(), 1e-6)
+    # By hand: 1000 x 2000 plus the two triangles the corner added (400,000 + 300,000 px²).
+    assert moved["geometry"].area == pytest.approx(2_700_000.0)
+    assert panel.layer.selected_data == {0}  # still selected, to go on editing
+    panel.undo_button.click()
+    (back,) = annotations_of(slide_window.store, slide["id"])
+    assert back["id"] == box["id"] and back["geometry"].equals(box["geometry"])
+    panel.redo_button.click()
+    assert annotations_of(slide_window.store, slide["id"])[0]["geometry"].equals(moved["geometry"])
