@@ -1,4 +1,4 @@
-"""The CT/PET room: CT with window presets, PET fused over it, segmentations, radiomics panel.
+"""The CT/PET room: CT with window presets, PET fused over it, lesions, segmentations, radiomics panel.
 
 Volumes and masks are read from the store in a worker thread (`TaskThread`); layers are only
 created in the GUI thread, in the success slot. A generation counter drops results of a subject
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import QSize, Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -26,6 +26,8 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QScrollArea,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QTableWidget,
@@ -43,6 +45,7 @@ from palmares_desktop.core.pet.display import (
 )
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.lesions_panel import LesionsPanel
 from palmares_desktop.gui.napari_adapter import (
     CT_LAYER,
     PET_COLORMAPS,
@@ -52,6 +55,7 @@ from palmares_desktop.gui.napari_adapter import (
     volume_from_sitk,
 )
 from palmares_desktop.gui.outline_editor import OutlineEditor
+from palmares_desktop.gui.pet_candidates_tool import PetCandidatesTool
 from palmares_desktop.gui.pet_threshold_tool import PetThresholdTool
 from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
 from palmares_desktop.gui.workers import WorkerPool, worker_store
@@ -122,6 +126,36 @@ def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(color))
     return QIcon(pixmap)
+
+
+class FitTabs(QTabWidget):
+    """Tabs as tall as the page shown, not as the tallest page (Lesions is taller than Display): the
+    other pages' heights count neither in the size hint nor in the window's minimum height."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.currentChanged.connect(self._fit)
+
+    def _fit(self, index: int) -> None:
+        for i in range(self.count()):
+            page = self.widget(i)
+            vertical = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(page.sizePolicy().horizontalPolicy(), vertical)  # the stack's minimum
+        self.updateGeometry()
+
+    def tabInserted(self, index: int) -> None:  # noqa: N802 - Qt API
+        super().tabInserted(index)
+        self._fit(self.currentIndex())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        hint = super().sizeHint()  # the tallest page's hint, plus the tab bar and frame
+        pages = [self.widget(i) for i in range(self.count())]
+        if not pages:
+            return hint
+        current = self.currentWidget()
+        inner = current.widget() if isinstance(current, QScrollArea) else current  # not capped
+        tallest = max(p.sizeHint().height() for p in pages)
+        return QSize(hint.width(), hint.height() - tallest + inner.sizeHint().height())
 
 
 class CtPetRoom(QWidget):
@@ -200,6 +234,10 @@ class CtPetRoom(QWidget):
         self.threshold.bind(self._open_pet)
         self.threshold.saved.connect(self._segmentation_saved)
         self.viewer.model.mouse_drag_callbacks.append(self.threshold.on_press)
+        self.candidates = PetCandidatesTool(workers, self)
+        self.candidates.bind(self._candidates_context)
+        self.candidates.saved.connect(self._segmentation_saved)
+        self.candidates.jump.connect(self.viewer.go_to_slice)
         self.editor = OutlineEditor(workers, self)
         self.editor.edit.clicked.connect(self.edit_selected)
         self.editor.saved.connect(self._segmentation_saved)
@@ -217,10 +255,13 @@ class CtPetRoom(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.lesions.itemSelectionChanged.connect(self._lesion_selected)
-        lesion_box = QGroupBox("Lesions (segmentations)")
+        lesion_box = QGroupBox("Segmentations")
         QVBoxLayout(lesion_box).addWidget(self.lesions)
 
         self.radiomics = RadiomicsPanel(workers, self)
+        self.lesion_panel = LesionsPanel(workers, self)
+        self.lesion_panel.changed.connect(self._lesions_changed)
+        self.lesion_panel.lesion_selected.connect(self._select_lesion_named)
 
         side_split = QSplitter(Qt.Orientation.Vertical)
         side_split.addWidget(lesion_box)
@@ -235,13 +276,20 @@ class CtPetRoom(QWidget):
         side_layout.addWidget(self.notes)
         # Display and the tools share one tabbed box: stacked, they would make the window too tall
         # for a 768-pixel laptop screen.
-        self.tools = QTabWidget()
+        self.tools = FitTabs()
         self.tools.addTab(display, "Display")
         self.tools.addTab(self.threshold, "PET threshold")
         self.tools.addTab(self.editor, "Edit outline")
-        for box in (display, self.threshold, self.editor):
+        self.tools.addTab(self.candidates, "Candidates")
+        for box in (display, self.threshold, self.editor, self.candidates):
             box.setTitle("")
             box.setFlat(True)
+        # The lesions page scrolls rather than setting the window's minimum height.
+        lesions_page = QScrollArea()
+        lesions_page.setWidget(self.lesion_panel)
+        lesions_page.setWidgetResizable(True)
+        lesions_page.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.tools.addTab(lesions_page, "Lesions")
         side_layout.addWidget(self.tools)
         side_layout.addWidget(side_split, 1)
         side.setMinimumWidth(360)
@@ -251,7 +299,7 @@ class CtPetRoom(QWidget):
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([1000, 420])
+        splitter.setSizes([900, 520])  # the lesions table's 7 columns fit a 1400-pixel-wide window
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -260,6 +308,11 @@ class CtPetRoom(QWidget):
     def load_subject(self, store: Store, subject: dict) -> None:
         """Start reading a subject's CT, PET and masks; layers appear when the worker is done."""
         self.editor.leave()  # unsaved strokes become the reader's draft first
+        if self.candidates.subject_code != subject["code"]:
+            self.candidates.forget()  # another subject's candidates are not this one's
+        shown = self.lesion_panel.subject
+        if shown is None or shown["id"] != subject["id"] or self.lesion_panel.store is not store:
+            self.lesion_panel.clear()  # never another subject's lesions while this one loads
         self.store = store
         self._generation += 1
         generation = self._generation
@@ -276,6 +329,7 @@ class CtPetRoom(QWidget):
         self.notes.setText("")
         if ct is None and pet is None:
             self.title.setText(f"{name} — no CT or PET in the store for this subject.")
+            self.lesion_panel.set_subject(store, subject)
             return
         root = store.root
         self.workers.start(
@@ -312,6 +366,8 @@ class CtPetRoom(QWidget):
             layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation), mask.color)
             layer.visible = self.masks_visible.isChecked()
         self._fill_lesions(loaded.masks)
+        self.lesion_panel.set_subject(self.store, loaded.subject)
+        keep = self.lesion_panel.selected_id()  # e.g. a new lesion, without outlines yet
         self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
         self._fit_view()
         self.viewer.middle_slice()
@@ -321,6 +377,8 @@ class CtPetRoom(QWidget):
             self.lesions.selectRow(wanted[0])  # the segmentation the reader just made
         elif loaded.masks and loaded.masks[0].centroid_zyx is not None:
             self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
+        if keep is not None:
+            self.lesion_panel.select_lesion(keep)  # the lesion the reader was working on stays selected
         parts = [MODALITY_NAMES[row["modality"]] for row in (loaded.ct, loaded.pet) if row]
         self.title.setText(
             f"{loaded.subject.get('shown') or loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
@@ -329,6 +387,15 @@ class CtPetRoom(QWidget):
         self.notes.setVisible(bool(loaded.notes))
         self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _candidates_context(self) -> tuple[Store, str, Any] | None:
+        """(store, subject code, the liver reference the reader placed for this subject or None)."""
+        context = self._open_pet()
+        if context is None:
+            return None
+        store, code = context
+        liver = self.threshold.liver_at if self.threshold.liver_subject == code else None
+        return store, code, liver
 
     def _open_pet(self) -> tuple[Store, str] | None:
         """(store, subject code) when the open subject has a PET to threshold."""
@@ -351,6 +418,26 @@ class CtPetRoom(QWidget):
         if self.store is not None and self.loaded is not None:
             self._select_after_load = result["segmentation_id"]
             self.load_subject(self.store, self.loaded.subject)
+
+    def _lesions_changed(self) -> None:
+        """The lesions panel changed a lesion: reload, so layer names and the lists follow, and stay on
+        the lesion the reader works on (else on the segmentation shown)."""
+        if self.store is None or self.loaded is None:
+            return
+        lesion_id = self.lesion_panel.selected_id()
+        keep = next((m for m in self.loaded.masks if m.segmentation["lesion_id"] == lesion_id), None)
+        keep = keep or self.selected_mask()
+        self._select_after_load = keep.segmentation["id"] if keep else None
+        self.load_subject(self.store, self.loaded.subject)
+
+    def _select_lesion_named(self, name: str) -> None:
+        """The reader picked a lesion in the lesions panel: select its first segmentation (the views
+        centre on it); a lesion without outlines has nothing to show."""
+        masks = self.loaded.masks if self.loaded else []
+        row = next((i for i, m in enumerate(masks) if m.segmentation.get("lesion_name") == name), None)
+        if row is not None:
+            self.lesions.selectRow(row)
+            self.lesions.scrollTo(self.lesions.model().index(row, 0))
 
     def _compute_missing_features(self, segmentation_ids: list[str], generation: int) -> None:
         """Segmentations saved without features (imported, or made before a lock changed) get
@@ -476,12 +563,14 @@ class CtPetRoom(QWidget):
             return
         if mask.centroid_zyx is not None:
             self.viewer.go_to_slice(mask.centroid_zyx)
+        self.lesion_panel.select_lesion(mask.segmentation["lesion_id"])
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)
 
     def reset(self) -> None:
         """Forget the subject (e.g. another store was opened)."""
         self.editor.leave()
+        self.candidates.forget()
         self._generation += 1
         self.view_3d.setChecked(False)
         self.viewer.clear()
@@ -489,6 +578,7 @@ class CtPetRoom(QWidget):
         self.radiomics.clear()
         self.radiomics.set_background_busy(False)
         self.radiomics.store = None
+        self.lesion_panel.clear()
         self.loaded = None
         self.store = None
         self.title.setText("No subject open. Double-click a subject in the worklist.")
@@ -497,4 +587,5 @@ class CtPetRoom(QWidget):
     def close_viewer(self) -> None:
         self.editor.leave()
         self._generation += 1
+        self.lesion_panel.clear()  # numbers still on their way are dropped
         self.viewer.close()

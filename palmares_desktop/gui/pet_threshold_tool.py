@@ -62,7 +62,7 @@ class PetThresholdTool(QGroupBox):
         self.liver.toggled.connect(lambda on: on and self.arm.setChecked(False))
         self.arm.toggled.connect(lambda on: on and self.liver.setChecked(False))
         self.liver_at: tuple[float, float, float] | None = None
-        self._liver_subject: str | None = None
+        self.liver_subject: str | None = None
         self.message = QLabel()
         self.message.setWordWrap(True)
         form = QFormLayout(self)
@@ -94,7 +94,7 @@ class PetThresholdTool(QGroupBox):
         if context is None:
             return self._fail("Open a subject with a PET first.")
         self.liver_at = tuple(float(v) for v in reversed(world_zyx))
-        self._liver_subject = context[1]
+        self.liver_subject = context[1]
         x, y, z = self.liver_at
         self.message.setText(f"Liver reference at ({x:.0f}, {y:.0f}, {z:.0f}) mm: PERCIST uses it.")
         return None
@@ -110,7 +110,7 @@ class PetThresholdTool(QGroupBox):
             )
         at = tuple(float(v) for v in reversed(world_zyx))  # (z, y, x) world -> (x, y, z) LPS
         rule, size, name = self.rule.currentData(), self.box_mm.value(), self.lesion.text().strip() or None
-        liver = self.liver_at if self._liver_subject == code else None  # never another subject's
+        liver = self.liver_at if self.liver_subject == code else None  # never another subject's
         if rule == "percist" and liver is None:
             return self._fail(
                 "PERCIST needs the liver reference: press Place liver reference… and click the liver."
