@@ -15,6 +15,8 @@ from palmares_desktop.cli.options import (
     lesion_site_option,
     plain_errors,
     point,
+    region_choice,
+    region_options,
     retired_site_option,
     store_option,
 )
@@ -87,10 +89,7 @@ def ct() -> None:
 @click.option("--subject", required=True, help="Subject code, e.g. IT99-0003.")
 @click.option("--at", "at", required=True, callback=point, help="Centre of the region, X,Y,Z mm (LPS).")
 @click.option("--hu", "hu", required=True, callback=_hu_range, help="HU range kept, LO,HI (inclusive).")
-@click.option("--box-mm", type=float, default=None, help="Edge of the box region in mm (default 60).")
-@click.option(
-    "--sphere-mm", type=float, default=None, help="Use a sphere region of this diameter in mm instead."
-)
+@region_options
 @click.option(
     "--seed-at",
     callback=point,
@@ -121,9 +120,7 @@ def threshold(
     """Keep the CT voxels of an HU range in a region around --at, saved as a lesion's CT segmentation."""
     from palmares_desktop.core.ct.subject_ct import ct_lines, ct_report, ct_threshold_lesion
 
-    if box_mm is not None and sphere_mm is not None:
-        raise click.UsageError("Give --box-mm or --sphere-mm, not both.")
-    shape, size = ("sphere", sphere_mm) if sphere_mm is not None else ("box", box_mm or 60.0)
+    shape, size = region_choice(box_mm, sphere_mm)
     with open_store(store_path, subject, reader_name, as_json) as store:
         row, result = ct_threshold_lesion(
             store, subject, at, hu[0], hu[1], size, shape, seed_at, lesion, lesion_site, smooth_mm

@@ -103,3 +103,20 @@ def plain_errors(f):
             raise click.ClickException(exc.sentence) from None
 
     return wrapper
+
+
+def region_options(f):
+    """--box-mm / --sphere-mm: the region a threshold tool works in around its point."""
+    f = click.option(
+        "--sphere-mm", type=float, default=None, help="Use a sphere region of this diameter in mm instead."
+    )(f)
+    return click.option(
+        "--box-mm", type=float, default=None, help="Edge of the box region in mm (default 60)."
+    )(f)
+
+
+def region_choice(box_mm: float | None, sphere_mm: float | None) -> tuple[str, float]:
+    """(shape, size mm) from --box-mm / --sphere-mm (a 60 mm box by default)."""
+    if box_mm is not None and sphere_mm is not None:
+        raise click.UsageError("Give --box-mm or --sphere-mm, not both.")
+    return ("sphere", sphere_mm) if sphere_mm is not None else ("box", box_mm or 60.0)

@@ -14,6 +14,8 @@ from palmares_desktop.cli.options import (
     lesion_site_option,
     plain_errors,
     point,
+    region_choice,
+    region_options,
     retired_site_option,
     store_option,
 )
@@ -58,10 +60,7 @@ def pet() -> None:
 @click.option("--at", "at", required=True, callback=point, help="Centre of the region, X,Y,Z mm (LPS).")
 @click.option("--rule", required=True, type=click.Choice(RULE_CHOICES), help="Threshold rule.")
 @_reference_options
-@click.option("--box-mm", type=float, default=None, help="Edge of the box region in mm (default 60).")
-@click.option(
-    "--sphere-mm", type=float, default=None, help="Use a sphere region of this diameter in mm instead."
-)
+@region_options
 @click.option(
     "--seed-at",
     callback=point,
@@ -90,9 +89,7 @@ def threshold(
     """Threshold the PET in a region around --at and save the result as a lesion's PET segmentation."""
     from palmares_desktop.core.pet.subject_pet import threshold_lesion, threshold_lines, threshold_report
 
-    if box_mm is not None and sphere_mm is not None:
-        raise click.UsageError("Give --box-mm or --sphere-mm, not both.")
-    shape, size = ("sphere", sphere_mm) if sphere_mm is not None else ("box", box_mm or 60.0)
+    shape, size = region_choice(box_mm, sphere_mm)
     with _open(store_path, subject) as store:
         row, result = threshold_lesion(
             store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, lesion_site

@@ -220,6 +220,15 @@ def _check_site(organ: str | None) -> str | None:
     return site.name
 
 
+def next_lesion_name(store: Store, subject_id: str, prefix: str) -> str:
+    """The first free '<prefix> N' of the subject (e.g. 'PET lesion 3'), for a tool's unnamed lesion."""
+    names = {row["name"] for row in records.lesions_of_subject(store, subject_id)}
+    n = 1
+    while f"{prefix} {n}" in names:
+        n += 1
+    return f"{prefix} {n}"
+
+
 def add_lesion(store: Store, subject_code: str, name: str, organ: str | None = None) -> dict:
     subject = _subject(store, subject_code)
     name = _clean_name(name)

@@ -25,10 +25,11 @@ from palmares_desktop.core.ct.hu_tools import (
     hu_threshold,
     region_grow,
 )
+from palmares_desktop.core.lesions import next_lesion_name
 from palmares_desktop.core.segmentation.geometry import Grid
 from palmares_desktop.core.segmentation.labelmaps import find_series
 from palmares_desktop.core.segmentation.lesion_cleanup import save_mask, saved_sentence, version_report
-from palmares_desktop.core.store import Store, records
+from palmares_desktop.core.store import Store
 
 
 @dataclass
@@ -63,14 +64,6 @@ def load_ct(store: Store, subject_code: str) -> tuple[dict, dict, CtVolume]:
     return subject, series, CtVolume(sitk.GetArrayFromImage(image), Grid.of(image))
 
 
-def _next_lesion_name(store: Store, subject_id: str) -> str:
-    names = {row["name"] for row in records.lesions_of_subject(store, subject_id)}
-    n = 1
-    while f"CT lesion {n}" in names:
-        n += 1
-    return f"CT lesion {n}"
-
-
 def _finish(
     store: Store,
     subject: dict,
@@ -83,7 +76,7 @@ def _finish(
     organ: str | None,
 ) -> tuple[dict, CtToolResult]:
     statistics = hu_statistics(ct.hu, result.mask, ct.voxel_ml)
-    name = lesion_name or _next_lesion_name(store, subject["id"])
+    name = lesion_name or next_lesion_name(store, subject["id"], "CT lesion")
     row, kept = save_mask(
         store, subject["code"], series, ct.grid, result.mask, method, parameters, name, organ
     )

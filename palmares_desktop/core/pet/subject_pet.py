@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.lesions import next_lesion_name
 from palmares_desktop.core.pet.bodysize import BodySizeError, lbm_janmahasatian_kg
 from palmares_desktop.core.pet.candidates import CandidateSet, find_candidates
 from palmares_desktop.core.pet.metrics import subject_totals
@@ -98,14 +99,6 @@ def reference_region(pet: PetVolume, liver_at=None, blood_pool_at=None) -> Refer
     return None
 
 
-def _next_lesion_name(store: Store, subject_id: str) -> str:
-    names = {row["name"] for row in records.lesions_of_subject(store, subject_id)}
-    n = 1
-    while f"PET lesion {n}" in names:
-        n += 1
-    return f"PET lesion {n}"
-
-
 def _save(store, subject, series, image, mask, method, parameters, lesion_name, organ) -> dict:
     out = sitk.GetImageFromArray(mask.astype(np.uint8))
     out.CopyInformation(image)
@@ -114,7 +107,7 @@ def _save(store, subject, series, image, mask, method, parameters, lesion_name, 
         subject["code"],
         "PT",
         out,
-        lesion_name=lesion_name or _next_lesion_name(store, subject["id"]),
+        lesion_name=lesion_name or next_lesion_name(store, subject["id"], "PET lesion"),
         organ=organ,
         method=method,
         parameters=parameters,
