@@ -45,6 +45,7 @@ from palmares_desktop.core.pet.display import (
 )
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.ct_tools import CtTools
 from palmares_desktop.gui.lesions_panel import LesionsPanel
 from palmares_desktop.gui.napari_adapter import (
     CT_LAYER,
@@ -238,6 +239,10 @@ class CtPetRoom(QWidget):
         self.candidates.bind(self._candidates_context)
         self.candidates.saved.connect(self._segmentation_saved)
         self.candidates.jump.connect(self.viewer.go_to_slice)
+        self.ct_tools = CtTools(workers, self)
+        self.ct_tools.bind(self._ct_context)
+        self.ct_tools.saved.connect(self._segmentation_saved)
+        self.viewer.model.mouse_drag_callbacks.append(self.ct_tools.on_press)
         self.editor = OutlineEditor(workers, self)
         self.editor.edit.clicked.connect(self.edit_selected)
         self.editor.saved.connect(self._segmentation_saved)
@@ -280,8 +285,9 @@ class CtPetRoom(QWidget):
         self.tools.addTab(display, "Display")
         self.tools.addTab(self.threshold, "PET threshold")
         self.tools.addTab(self.editor, "Edit outline")
+        self.tools.addTab(self.ct_tools, "CT tools")
         self.tools.addTab(self.candidates, "Candidates")
-        for box in (display, self.threshold, self.editor, self.candidates):
+        for box in (display, self.threshold, self.ct_tools, self.editor, self.candidates):
             box.setTitle("")
             box.setFlat(True)
         # The lesions page scrolls rather than setting the window's minimum height.
@@ -387,6 +393,13 @@ class CtPetRoom(QWidget):
         self.notes.setVisible(bool(loaded.notes))
         self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _ct_context(self) -> tuple[Store, str, dict | None] | None:
+        """(store, subject code, the selected segmentation row or None) when a CT is open."""
+        if self.store is None or self.loaded is None or self.loaded.ct_volume is None:
+            return None
+        mask = self.selected_mask()
+        return self.store, self.loaded.subject["code"], mask.segmentation if mask else None
 
     def _candidates_context(self) -> tuple[Store, str, Any] | None:
         """(store, subject code, the liver reference the reader placed for this subject or None)."""
