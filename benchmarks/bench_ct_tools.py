@@ -30,20 +30,13 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import best  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from palmares_desktop.core.ct.hu_tools import CtVolume, Region, hu_threshold, region_grow  # noqa: E402
 from palmares_desktop.core.demo.dicom_writer import CT_GRID, PET_GRID  # noqa: E402
 from palmares_desktop.core.demo.phantom import lesion_labels, make_subject, render_ct  # noqa: E402
 from palmares_desktop.core.segmentation import cleanup  # noqa: E402
 from palmares_desktop.core.segmentation.geometry import Grid  # noqa: E402
-
-
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def _roi(image: sitk.Image, box) -> sitk.Image:

@@ -30,6 +30,8 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 
+from timing import best  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from palmares_desktop.core.pet.candidates import find_candidates  # noqa: E402
 from palmares_desktop.core.pet.threshold import (  # noqa: E402
     PetVolume,
@@ -75,15 +77,6 @@ def phantom(seed: int = 7) -> tuple[np.ndarray, list[tuple[tuple[float, float, f
         np.copyto(suv, np.maximum(suv, profile).astype(np.float32), where=inside)
         lesions.append((c, value))
     return suv, lesions, (-90.0, 10.0, -650.0)
-
-
-def best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def sitk_threshold(image: sitk.Image, pet: PetVolume, region: Region, rule: str) -> tuple[int, float, float]:

@@ -38,6 +38,8 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import best  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from palmares_desktop.core.paths import shared_data_dir  # noqa: E402
 from palmares_desktop.core.slides import analysis  # noqa: E402
 from palmares_desktop.core.slides.detections import Detections, pack_tiles  # noqa: E402
@@ -49,15 +51,6 @@ from palmares_desktop.core.store.slide_objects import (  # noqa: E402
 )
 
 VIEW = (40_000, 40_000, 44_000, 43_000)
-
-
-def best(fn, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def line(name: str, ours: float, base: float, target: str = "") -> None:

@@ -6,22 +6,18 @@ ranges LO,HI (e.g. --hu -100,49). Clean-up of any lesion is `palmares segmentati
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from palmares_desktop.cli.options import (
-    lesion_site_option,
+    echo_report,
+    new_lesion_options,
     plain_errors,
     point,
     region_choice,
     region_options,
-    retired_site_option,
     store_option,
 )
-from palmares_desktop.cli.reader_option import choose_reader, reader_option
-from palmares_desktop.core.paths import default_store_path
+from palmares_desktop.cli.reader_option import open_store_as_reader, reader_option
 
 
 def _hu_range(ctx, param, value: str | None):
@@ -37,35 +33,6 @@ def _hu_range(ctx, param, value: str | None):
     if lo > hi:
         raise click.BadParameter(f"{value!r} is empty: give the lower bound first, e.g. {hi:g},{lo:g}.")
     return lo, hi
-
-
-def open_store(store_path: Path | None, subject: str, reader_name: str | None, quiet: bool):
-    """The store, with the author of the writes chosen (and named on stderr unless `quiet`)."""
-    from palmares_desktop.core.store import Store
-
-    store = Store.open(store_path or default_store_path(), create=False)
-    try:
-        choose_reader(
-            store,
-            reader_name,
-            subject.split("-")[0] if "-" in subject else None,
-            "radiologist",
-            say=not quiet,
-        )
-    except BaseException:
-        store.close()
-        raise
-    return store
-
-
-def print_report(report: dict, lines: list[str], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    first, *rest = lines
-    click.echo(first)
-    for line in rest:
-        click.echo(f"  {line}")
 
 
 def _smooth_option(f):
@@ -97,9 +64,7 @@ def ct() -> None:
     help="Keep the component of this voxel (default: the largest component in the region).",
 )
 @_smooth_option
-@click.option("--lesion", default=None, help="Lesion name (created if new; default 'CT lesion N').")
-@lesion_site_option
-@retired_site_option
+@new_lesion_options("CT lesion N")
 @reader_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @plain_errors
@@ -121,12 +86,12 @@ def threshold(
     from palmares_desktop.core.ct.subject_ct import ct_lines, ct_report, ct_threshold_lesion
 
     shape, size = region_choice(box_mm, sphere_mm)
-    with open_store(store_path, subject, reader_name, as_json) as store:
+    with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
         row, result = ct_threshold_lesion(
             store, subject, at, hu[0], hu[1], size, shape, seed_at, lesion, lesion_site, smooth_mm
         )
         report = ct_report(store, subject, row, result)
-    print_report(report, ct_lines(report), as_json)
+    echo_report(report, ct_lines(report), as_json)
 
 
 @ct.command("grow")
@@ -147,9 +112,7 @@ def threshold(
     help="Grow only inside a sphere of this radius around the seed.",
 )
 @_smooth_option
-@click.option("--lesion", default=None, help="Lesion name (created if new; default 'CT lesion N').")
-@lesion_site_option
-@retired_site_option
+@new_lesion_options("CT lesion N")
 @reader_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @plain_errors
@@ -168,9 +131,9 @@ def grow(
     """Grow a region from --seed-at over similar HU, saved as a lesion's CT segmentation."""
     from palmares_desktop.core.ct.subject_ct import ct_grow_lesion, ct_lines, ct_report
 
-    with open_store(store_path, subject, reader_name, as_json) as store:
+    with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
         row, result = ct_grow_lesion(
             store, subject, seed_at, tolerance_hu, max_radius_mm, lesion, lesion_site, smooth_mm
         )
         report = ct_report(store, subject, row, result)
-    print_report(report, ct_lines(report), as_json)
+    echo_report(report, ct_lines(report), as_json)

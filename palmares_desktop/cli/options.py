@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import click
@@ -120,3 +121,27 @@ def region_choice(box_mm: float | None, sphere_mm: float | None) -> tuple[str, f
     if box_mm is not None and sphere_mm is not None:
         raise click.UsageError("Give --box-mm or --sphere-mm, not both.")
     return ("sphere", sphere_mm) if sphere_mm is not None else ("box", box_mm or 60.0)
+
+
+def new_lesion_options(default_name: str):
+    """--lesion / --lesion-site for a tool that saves its result as a lesion (new or existing)."""
+
+    def decorate(f):
+        f = retired_site_option(f)
+        f = lesion_site_option(f)
+        return click.option(
+            "--lesion", default=None, help=f"Lesion name (created if new; default '{default_name}')."
+        )(f)
+
+    return decorate
+
+
+def echo_report(report: dict, lines: list[str], as_json: bool) -> None:
+    """A tool's result: one JSON object, or its first sentence and the rest indented under it."""
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    first, *rest = lines
+    click.echo(first)
+    for line in rest:
+        click.echo(f"  {line}")

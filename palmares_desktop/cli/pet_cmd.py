@@ -11,12 +11,12 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli.options import (
-    lesion_site_option,
+    echo_report,
+    new_lesion_options,
     plain_errors,
     point,
     region_choice,
     region_options,
-    retired_site_option,
     store_option,
 )
 from palmares_desktop.core.paths import default_store_path
@@ -67,9 +67,7 @@ def pet() -> None:
     default=None,
     help="Keep the component of this voxel instead of the region's hottest voxel.",
 )
-@click.option("--lesion", default=None, help="Lesion name (created if new; default 'PET lesion N').")
-@lesion_site_option
-@retired_site_option
+@new_lesion_options("PET lesion N")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @plain_errors
 def threshold(
@@ -95,13 +93,7 @@ def threshold(
             store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, lesion_site
         )
         report = threshold_report(store, subject, row, result)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    first, *rest = threshold_lines(report)
-    click.echo(first)
-    for line in rest:
-        click.echo(f"  {line}")
+    echo_report(report, threshold_lines(report), as_json)
 
 
 @pet.command("metrics")

@@ -6,6 +6,8 @@ command-line reader (core.profile.choose_reader); never from $LOGNAME.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -47,3 +49,25 @@ def choose_reader(
     if say:
         click.echo(choice.sentence(), err=True)
     return choice
+
+
+def open_store_as_reader(
+    store_path: Path | None, subject: str, reader_name: str | None, quiet: bool, role: str = "radiologist"
+):
+    """The store, with the author of the writes chosen (and named on stderr unless `quiet`)."""
+    from palmares_desktop.core.paths import default_store_path
+    from palmares_desktop.core.store import Store
+
+    store = Store.open(store_path or default_store_path(), create=False)
+    try:
+        choose_reader(
+            store,
+            reader_name,
+            subject.split("-")[0] if "-" in subject else None,
+            role,
+            say=not quiet,
+        )
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -9,8 +9,14 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli import exit_codes
-from palmares_desktop.cli.options import lesion_site_option, modality_option, retired_site_option
-from palmares_desktop.cli.reader_option import choose_reader, reader_option
+from palmares_desktop.cli.options import (
+    echo_report,
+    lesion_site_option,
+    modality_option,
+    retired_site_option,
+    store_option,
+)
+from palmares_desktop.cli.reader_option import choose_reader, open_store_as_reader, reader_option
 from palmares_desktop.core.modalities import display_of
 from palmares_desktop.core.paths import default_store_path
 
@@ -22,13 +28,7 @@ def segmentation() -> None:
 
 @segmentation.command("add")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Store folder (default: the user's store).",
-)
+@store_option
 @click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
 @modality_option("CT", "PT", help="The image the mask was drawn on: the subject's CT or PET (SUV) series.")
 @click.option(
@@ -137,13 +137,7 @@ def add(
 
 
 @segmentation.command("export")
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Store folder (default: the user's store).",
-)
+@store_option
 @click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
 @click.option(
     "--format",
@@ -183,13 +177,7 @@ _CLEAN_OPERATIONS = {
 
 
 @segmentation.command("clean")
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Store folder (default: the user's store).",
-)
+@store_option
 @click.option("--subject", required=True, help="Subject code, e.g. IT03-0017.")
 @click.option("--lesion", required=True, help="The lesion to clean up (its version in use on that series).")
 @modality_option("CT", "PT", help="Which of the lesion's masks: the one on the subject's CT or PET.")
@@ -240,7 +228,6 @@ def clean(
     --subtract, --interpolate. Refused in words (exit status 1) when the lesion has no final mask on
     that series, the other lesion is on another grid, or the result would be empty.
     """
-    from palmares_desktop.cli.ct_cmd import open_store, print_report
     from palmares_desktop.core.errors import PalmaresError
     from palmares_desktop.core.segmentation.lesion_cleanup import clean_lesion, clean_report, saved_sentence
 
@@ -256,7 +243,7 @@ def clean(
     if min_ml is not None and operation != "remove-islands":
         raise click.UsageError("--min-ml goes with --remove-islands.")
     try:
-        with open_store(store_path, subject, reader_name, as_json) as store:
+        with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
             row, result = clean_lesion(
                 store,
                 subject,
@@ -282,4 +269,4 @@ def clean(
         )
     if report["unchanged"]:
         lines.append("The clean-up changed no voxel.")
-    print_report(report, lines, as_json)
+    echo_report(report, lines, as_json)

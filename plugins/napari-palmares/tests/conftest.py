@@ -3,7 +3,6 @@ with the plugin's src on PYTHONPATH, not pip-installed), an isolated home, and o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import npe2
@@ -16,9 +15,9 @@ PLUGIN = "napari-palmares"
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The project's real reference data (PALMARES_SHARED_DATA, else ../shared/data beside the repo)."""
-    path = Path(
-        os.environ.get("PALMARES_SHARED_DATA") or Path(__file__).resolve().parents[4] / "shared" / "data"
-    )
+    from palmares_desktop.core.paths import shared_data_dir
+
+    path = shared_data_dir()
     if not path.is_dir():
         pytest.fail(f"Reference data not found at {path}; set PALMARES_SHARED_DATA.")
     return path

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -9,9 +8,9 @@ import pytest
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The project's real reference data (PALMARES_SHARED_DATA, else ../shared/data beside the repo)."""
-    path = Path(
-        os.environ.get("PALMARES_SHARED_DATA") or Path(__file__).resolve().parents[4] / "shared" / "data"
-    )
+    from palmares_desktop.core.paths import shared_data_dir
+
+    path = shared_data_dir()
     if not path.is_dir():
         pytest.fail(f"Reference data not found at {path}; set PALMARES_SHARED_DATA.")
     return path
