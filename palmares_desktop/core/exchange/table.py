@@ -10,8 +10,10 @@ one per slide, with annotation counts and areas per class.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -81,22 +83,18 @@ def _pet(store: Store) -> tuple[dict, dict]:
 
 def _latest_features(store: Store) -> dict[str, list[dict]]:
     """segmentation id -> its newest successful feature set per parameter file."""
-    out: dict[str, dict[str, dict]] = {}
-    for r in exchange_rows.table_rows(store, "features"):
-        out.setdefault(r["segmentation_id"], {})[r["params_sha256"]] = r  # ordered by time: newest wins
-    return {k: list(v.values()) for k, v in out.items()}
+    out: dict[str, list[dict]] = {}
+    for r in exchange_rows.latest_feature_sets(store):  # ordered by time: newest wins
+        out.setdefault(r["segmentation_id"], []).append(r)
+    return out
 
 
-def build(
-    store: Store, modality: str | None = None, long_values: bool = False
-) -> tuple[list[dict], list[tuple]]:
-    """(wide rows, long values): the long values (row index, variable, value, provenance) only when asked."""
-    want = code_of(modality) if modality else None
-    covariates = _covariates(store)
+def _segment_rows(
+    store: Store, want: str | None, features: dict[str, list], covariates: dict
+) -> Iterator[tuple[dict, dict, dict, dict | None]]:
+    """(segmentation, its extra columns, its row without feature values, the feature set or None), one
+    per segmentation x feature set, in the table's order."""
     pet_lesions, pet_totals = _pet(store)
-    features = _latest_features(store)
-    rows: list[dict] = []
-    long: list[tuple] = []
     for seg in exchange_rows.table_rows(store, "segmented"):
         if want and seg["modality"] != want:
             continue
@@ -121,23 +119,133 @@ def build(
                 "params_name": fs["params_name"] if fs else None,
                 **extra,
             }
-            index = len(rows)
-            for k, v in extra.items() if long_values else ():
-                source = (
-                    "site PET metrics" if k.startswith(("pet_", "subject_")) else f"series {seg['series_id']}"
-                )
-                long.append((index, k, v, source))
-            if fs:
-                provenance = _dict(fs["provenance"])
-                note = f"feature set of segmentation {seg['segmentation_id']}, {fs['params_name']} ({fs['params_sha256'][:12]}), {provenance.get('pyradiomics_version') or provenance.get('versions') or ''}"
-                numbers = {k: float(v) for k, v in _dict(fs["features"]).items() if type(v) in (int, float)}
-                row.update(numbers)
-                if long_values:
-                    long.extend((index, name, value, note) for name, value in numbers.items())
-            rows.append(row)
+            yield seg, extra, row, fs
+
+
+def build(
+    store: Store, modality: str | None = None, long_values: bool = False
+) -> tuple[list[dict], list[tuple]]:
+    """(wide rows, long values): the long values (row index, variable, value, provenance) only when asked."""
+    want = code_of(modality) if modality else None
+    covariates = _covariates(store)
+    features = _latest_features(store)
+    rows: list[dict] = []
+    long: list[tuple] = []
+    for seg, extra, row, fs in _segment_rows(store, want, features, covariates):
+        index = len(rows)
+        for k, v in extra.items() if long_values else ():
+            source = (
+                "site PET metrics" if k.startswith(("pet_", "subject_")) else f"series {seg['series_id']}"
+            )
+            long.append((index, k, v, source))
+        if fs:
+            provenance = _dict(fs["provenance"])
+            note = f"feature set of segmentation {seg['segmentation_id']}, {fs['params_name']} ({fs['params_sha256'][:12]}), {provenance.get('pyradiomics_version') or provenance.get('versions') or ''}"
+            numbers = _numbers(_dict(fs["features"]))
+            row.update(numbers)
+            if long_values:
+                long.extend((index, name, value, note) for name, value in numbers.items())
+        rows.append(row)
     if want in (None, "HE"):
         rows += _slide_rows(store, covariates, long, len(rows))
     return rows, long
+
+
+def _columns_of(rows: list[dict]) -> dict[str, list]:
+    """Column name -> its values, for dict rows: KEYS first, then every other key where it first appears."""
+    seen: dict = {}
+    for r in rows:
+        seen.update(r)  # first appearance fixes a column's place (update never moves a key)
+    columns = list(KEYS) + [c for c in seen if c not in KEYS]
+    del seen
+    # Row-major values by C-level look-ups, then transposed: one list per column.
+    cells = [list(map(r.get, columns)) for r in rows]
+    values = list(zip(*cells, strict=True)) if cells else [() for _ in columns]
+    del cells
+    return {c: list(v) for c, v in zip(columns, values, strict=True)}
+
+
+def _wide_table(store: Store, modality: str | None) -> pa.Table:
+    """The wide table, as `build` rows would make it, without a dict per row of every feature value:
+    each feature set is kept as one float64 array (its names shared by every set with the same names)
+    and feature columns are filled from those arrays. Should a feature be named like another column,
+    the rows are built as dicts instead (the value that wins there is the dict's)."""
+    want = code_of(modality) if modality else None
+    covariates = _covariates(store)
+    names: dict[tuple, int] = {}  # feature names of a set -> its id
+    features: dict[str, list[dict]] = {}
+    for r in exchange_rows.latest_feature_sets(store):
+        numbers = _numbers(_dict(r["features"]))
+        kid = names.setdefault(tuple(numbers), len(names))
+        values = np.fromiter(numbers.values(), dtype=np.float64, count=len(numbers))
+        features.setdefault(r["segmentation_id"], []).append(
+            {
+                "params_sha256": r["params_sha256"],
+                "params_name": r["params_name"],
+                "kid": kid,
+                "values": values,
+            }
+        )
+        del r, numbers
+    heads: list[dict] = []
+    sets: list[dict | None] = []
+    for _seg, _extra, row, fs in _segment_rows(store, want, features, covariates):
+        heads.append(row)
+        sets.append(fs)
+    del features
+    if want in (None, "HE"):
+        slides = _slide_rows(store, covariates, [], len(heads))
+        heads += slides
+        sets += [None] * len(slides)
+    by_id = [k for k, _ in sorted(names.items(), key=lambda x: x[1])]
+    feature_names = {n for k in by_id for n in k}
+    head_names: set = set()
+    for h in heads:
+        head_names.update(h)
+    if feature_names & head_names:  # a feature named like a column: the dict rows' way, exactly
+        rows = []
+        for h, fs in zip(heads, sets, strict=True):
+            if fs:
+                h.update(zip(by_id[fs["kid"]], fs["values"].tolist(), strict=True))
+            rows.append(h)
+        return pa.table(_columns_of(rows))
+    seen: dict = {}
+    merged: set[int] = set()
+    for h, fs in zip(heads, sets, strict=True):
+        seen.update(h)
+        if fs and fs["kid"] not in merged:
+            merged.add(fs["kid"])
+            seen.update(dict.fromkeys(by_id[fs["kid"]]))
+    columns = list(KEYS) + [c for c in seen if c not in KEYS]
+    del seen
+    feature_columns = [c for c in columns if c in feature_names]
+    place = {c: i for i, c in enumerate(feature_columns)}
+    where = [np.fromiter((place[n] for n in k), dtype=np.intp, count=len(k)) for k in by_id]
+    matrix = np.zeros((len(feature_columns), len(heads)), dtype=np.float64)
+    present = np.zeros(matrix.shape, dtype=bool)
+    for i, fs in enumerate(sets):
+        if fs:
+            matrix[where[fs["kid"]], i] = fs["values"]
+            present[where[fs["kid"]], i] = True
+    del sets
+    small = _columns_of(heads)
+    data = {}
+    for c in columns:
+        if c in place:
+            j = place[c]
+            mask = None if present[j].all() else ~present[j]
+            data[c] = pa.array(matrix[j], type=pa.float64(), mask=mask)
+        else:
+            data[c] = small[c]
+    return pa.table(data)
+
+
+def _numbers(features: dict) -> dict:
+    """The numeric feature values as floats (booleans, text and nested values left out). A set whose
+    values are all floats already (pyradiomics' usual output) is taken as it is, without a copy."""
+    if set(map(type, features.values())) <= {float}:
+        return features
+    return {k: float(v) for k, v in features.items() if type(v) in (int, float)}
 
 
 def _slide_rows(store: Store, covariates: dict, long: list, start: int) -> list[dict]:
@@ -166,8 +274,8 @@ def write_table(
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise TableError(f"{out.name}: the table is written as .parquet or .csv.")
-    rows, long = build(store, modality, long_format)
     if long_format:
+        rows, long = build(store, modality, long_format)
         keys = ["site", "subject", "lesion", "modality", "reader", "params_sha256", "segmentation_id"]
         data = {k: [rows[i].get(k) for i, *_ in long] for k in keys}
         data["variable"] = [v for _i, v, _x, _p in long]
@@ -175,8 +283,7 @@ def write_table(
         data["provenance"] = [p for *_r, p in long]
         table = pa.table(data)
     else:
-        columns = list(KEYS) + [c for c in dict.fromkeys(k for r in rows for k in r) if c not in KEYS]
-        table = pa.table({c: [r.get(c) for r in rows] for c in columns})
+        table = _wide_table(store, modality)
     tmp = out.with_name(f".{out.name}.part")
     if out.suffix.lower() == ".parquet":
         pq.write_table(table, tmp)

@@ -270,6 +270,19 @@ def package_rows(conn: sqlite3.Connection, table: str) -> Iterator[dict]:
         yield dict(zip(names, values, strict=True))
 
 
+def package_values(conn: sqlite3.Connection, table: str, columns: list[str]) -> Iterator[dict]:
+    """Rows of a package table with only `columns` (of PACKAGE_TABLES), in key order: what a check
+    needs of a large table without reading its feature values."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    for values in conn.execute(f'SELECT {names} FROM "{table}" ORDER BY "{pk(table)}"'):
+        yield dict(zip(columns, values, strict=True))
+
+
+def package_column(conn: sqlite3.Connection, table: str, column: str) -> list:
+    """One column of a package table, in key order."""
+    return [r[0] for r in conn.execute(f'SELECT "{column}" FROM "{table}" ORDER BY "{pk(table)}"')]
+
+
 def package_count(conn: sqlite3.Connection, table: str) -> int:
     return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
 
@@ -387,6 +400,43 @@ def central_ids(store: Store, table: str) -> set:
 def foreign_ids(store: Store, table: str, site: str) -> set:
     """Ids the centre holds in `table` from sites other than `site`."""
     return {r["id"] for r in store.db.query(f'SELECT id FROM "{table}" WHERE site_code != ?', [site])}
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def central_ids_among(store: Store, table: str, keys: Iterable) -> set:
+    """Those of `keys` (text ids) that the centre (at a site: its own store) holds in `table`; the same
+    answer as `central_ids(store, table) & set(keys)`, without reading every id of the table."""
+    central = CENTRAL_TABLE.get(table, table)
+    key = "seq" if table == "audit_log" else pk(table)
+    wanted = sorted({k for k in keys if isinstance(k, str)})
+    found: set = set()
+    for chunk in _chunks(wanted):
+        marks_ = ", ".join("?" for _ in chunk)
+        found.update(
+            r[0]
+            for r in store.db.execute(f'SELECT "{key}" FROM "{central}" WHERE "{key}" IN ({marks_})', chunk)
+        )
+    return found & set(wanted)
+
+
+def foreign_ids_among(store: Store, table: str, site: str, ids: Iterable) -> set:
+    """Those of `ids` (text ids) the centre holds in `table` from sites other than `site`: the same answer
+    as `foreign_ids(store, table, site) & set(ids)`, by key look-ups."""
+    wanted = sorted({i for i in ids if isinstance(i, str)})
+    found: set = set()
+    for chunk in _chunks(wanted):
+        marks_ = ", ".join("?" for _ in chunk)
+        found.update(
+            r[0]
+            for r in store.db.execute(
+                f'SELECT id FROM "{table}" WHERE site_code != ? AND id IN ({marks_})', [site, *chunk]
+            )
+        )
+    return found & set(wanted)
 
 
 def central_has(store: Store, table: str, key: Any) -> bool:
@@ -608,6 +658,28 @@ def table_rows(store: Store, sql_name: str, args: list | None = None) -> list[di
             row[key[:-5]] = _parsed(row.pop(key))
         out.append(row)
     return out
+
+
+def latest_feature_sets(store: Store) -> Iterator[dict]:
+    """The newest successful feature set per segmentation and parameter file, one at a time, in the
+    "features" query's order (its last row per segmentation and parameter file wins, as in
+    `table_rows(store, "features")`); only those are parsed, each `X_json` column as `X`."""
+    held: dict | None = None
+    for row in store.db.query(_QUERIES["features"]):
+        if held is not None and (held["segmentation_id"], held["params_sha256"]) != (
+            row["segmentation_id"],
+            row["params_sha256"],
+        ):
+            yield _with_parsed(held)
+        held = row
+    if held is not None:
+        yield _with_parsed(held)
+
+
+def _with_parsed(row: dict) -> dict:
+    for key in [k for k in row if k.endswith("_json")]:
+        row[key[:-5]] = _parsed(row.pop(key))
+    return row
 
 
 def _parsed(text: str | None) -> Any:
