@@ -4,9 +4,10 @@ The panel only wires intent to core: shapes the pathologist draws on a napari Sh
 turned into outlines by core.slides.annotation_session tools, added to the session (which stores
 them at once), and the layers are redrawn from the session. Shapes are drawn in level-0 pixel
 coordinates (the layers have the slide layer's µm scale), with outline widths kept at about two
-screen pixels whatever the zoom. Point annotations (cells) are drawn on a napari Points layer, never
-as shapes. The wand and points tools take clicks on the canvas (a viewer mouse callback; a drag
-still pans): the wand grows a region with core.slides.wand at the resolution on screen, the points
+screen pixels whatever the zoom; an outline's holes are drawn as holes (see `_drawn`). Point
+annotations (cells) are drawn on a napari Points layer, never as shapes. The wand and points tools take clicks on the canvas (a viewer mouse callback; a drag
+still pans): the wand grows a region with core.slides.wand at the resolution on screen (the slide
+read and the growth in a worker thread; the result is added here, undoably), the points
 tool adds a point, selects the one under the click, or removes it with Alt+click (as in QuPath).
 Split cuts the selected outline with a line drawn across it; Vertex is napari's direct mode, whose
 vertex moves reshape the stored outline. The legend's check boxes hide a class on screen only. The
@@ -45,6 +46,7 @@ from palmares_desktop.core.slides import annotation_session as tools
 from palmares_desktop.core.slides.annotation_session import AnnotationSession
 from palmares_desktop.core.slides.annotations import study_classes
 from palmares_desktop.gui.slide_class_legend import UNCLASSIFIED, ClassLegend, swatch
+from palmares_desktop.gui.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 ANNOTATION_LAYER = "Annotations"
@@ -94,6 +96,8 @@ TILS_GEOMETRY_FAILED = (
     "The stromal TILs aid cannot be worked out from these outlines (the stroma and the invasive border "
     "meet only along their edges); move an outline so they overlap, or draw the stroma inside the border."
 )
+WAND_WORKING = "Wand: reading the slide and growing the region… (the window stays usable meanwhile)"
+WAND_BUSY = "The wand is still growing the last region: wait until it is added, then click again."
 POINT_UM = 10.0  # diameter of a drawn point (about a nucleus), µm; at least 10 screen pixels
 CLICK_SLOP_PX = 4  # a press that moves further than this is a drag (pan), not a click
 POINT_PICK_PX = 7  # a click this close (screen pixels) to a point selects it
@@ -107,8 +111,54 @@ def _compact(button: QPushButton) -> QPushButton:
 
 
 def _parts(geometry) -> list[np.ndarray]:
-    """(row, column) exteriors of each polygon part, for napari (holes are not drawn)."""
-    return [np.asarray(p.exterior.coords)[:-1, ::-1] for p in _polygons(geometry)]
+    """(row, column) vertices napari draws for each polygon part, holes included (see `_drawn`)."""
+    return [_drawn(p)[0] for p in _polygons(geometry)]
+
+
+def _rings(part) -> list[np.ndarray]:
+    """(x, y) vertices of a polygon's exterior and then of each hole, without the closing vertex."""
+    return [np.asarray(r.coords, float)[:-1] for r in (part.exterior, *part.interiors)]
+
+
+def _drawn(part) -> tuple[np.ndarray, np.ndarray | None]:
+    """(row, column) vertices of one napari polygon that draws `part` with its holes, and for a part
+    with holes the (ring, vertex) each drawn vertex stands for (ring 0 the exterior; None without holes).
+
+    napari's Shapes layer (0.5 and later) draws a hole when the polygon's vertices go round the
+    exterior back to its first vertex, step to the hole, go round it back to its first vertex and
+    return: an edge walked twice (the step in and out) is neither filled across nor outlined, so the
+    face excludes the hole and each ring gets its own outline in the class colour.
+    """
+    rings = _rings(part)
+    if len(rings) == 1:
+        return rings[0][:, ::-1], None
+    start = rings[0][0]
+    xy, owners = [rings[0], rings[0][:1]], [[(0, v) for v in range(len(rings[0]))], [(0, 0)]]
+    for n, ring in enumerate(rings[1:], start=1):
+        # Start the hole at a vertex other than the exterior's first (a hole may touch it there).
+        first = next((v for v, p in enumerate(ring) if not np.array_equal(p, start)), 0)
+        order = np.roll(np.arange(len(ring)), -first)
+        xy += [ring[order], ring[order[:1]], rings[0][:1]]
+        owners += [[(n, int(v)) for v in order], [(n, int(order[0]))], [(0, 0)]]
+    xy, owners = xy[:-1], owners[:-1]  # napari closes the polygon back to the exterior's start
+    return np.concatenate(xy)[:, ::-1], np.asarray([o for group in owners for o in group])
+
+
+def _moved_part(part, drawn_rc) -> Any:
+    """`part` after napari moved vertices of its drawn polygon (`_drawn`): each ring vertex goes where
+    whichever of its drawn copies was moved to; None when the drawing no longer matches the part."""
+    xy = np.asarray(drawn_rc)[:, ::-1]
+    before, owners = _drawn(part)
+    if owners is None:
+        return shapely.Polygon(xy) if len(xy) >= 3 else None
+    if len(xy) != len(before):
+        return None
+    rings = _rings(part)
+    # napari keeps vertices as float32: a vertex moved is one that differs from its float32 self.
+    moved = np.any(xy != before[:, ::-1].astype(np.float32), axis=1)
+    for (ring, vertex), p in zip(owners[moved], xy[moved], strict=True):
+        rings[ring][vertex] = p
+    return shapely.Polygon(rings[0], rings[1:])
 
 
 def _polygons(geometry) -> list:
@@ -119,7 +169,7 @@ class AnnotationPanel(QWidget):
     changed = Signal()  # the annotations changed (stored)
     message = Signal(str)  # a refusal or a note, in words
 
-    def __init__(self, viewer, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer, parent: QWidget | None = None, workers: WorkerPool | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer  # gui.napari_adapter.EmbeddedViewer
         self.session: AnnotationSession | None = None
@@ -134,6 +184,8 @@ class AnnotationPanel(QWidget):
         self._removing: list[str] = []
         self._scale = (1.0, 1.0)
         self._slide_file: tuple[Any, Any] | None = None  # (path, SlideInfo), opened at the first wand click
+        self.workers = workers if workers is not None else WorkerPool(self)
+        self._wand_running = False  # a wand click is being worked out in the background
         self._zoom_timer = QTimer(self, singleShot=True, interval=150)
         self._zoom_timer.timeout.connect(self._restyle)
         self._last_zoom = None
@@ -323,18 +375,18 @@ class AnnotationPanel(QWidget):
                 self._apply(lambda s: s.reshape_many(changed))
 
     def _changed_geometries(self, indices: list[int]) -> dict:
-        """New geometry of each annotation with a moved shape: the moved part's new exterior (its holes
-        and the annotation's other parts kept)."""
+        """New geometry of each annotation with a moved shape: the moved part with its vertices (a hole's
+        too) where napari put them, the annotation's other parts kept."""
         out: dict[str, Any] = {}
         for i in indices:
             annotation_id = self._index_ids[i]
             original = out.get(annotation_id) or self.session.objects[annotation_id]["geometry"]
             parts = _polygons(original)
             k = self._index_parts[i]
-            xy = np.asarray(self.layer.data[i], float)[:, ::-1]
-            if len(xy) < 3 or k >= len(parts):
+            moved = _moved_part(parts[k], self.layer.data[i]) if k < len(parts) else None
+            if moved is None:
                 continue
-            parts[k] = shapely.Polygon(xy, [h.coords for h in parts[k].interiors])
+            parts[k] = moved
             out[annotation_id] = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
         return out
 
@@ -356,9 +408,9 @@ class AnnotationPanel(QWidget):
     def _add_drawn(self, session: AnnotationSession, index: int) -> None:
         session.add(self._drawn_geometry(index), self._drawing_class())
 
-    def _drawing_class(self) -> str:
-        """The current class, shown again if it was hidden (what is drawn must be seen)."""
-        name = self.class_box.currentText()
+    def _drawing_class(self, name: str | None = None) -> str:
+        """The current class (or `name`), shown again if it was hidden (what is drawn must be seen)."""
+        name = name or self.class_box.currentText()
         if not self.legend.is_shown(name):
             self.legend.set_shown(name, True, quiet=True)  # the edit's redraw follows
         return name
@@ -421,31 +473,88 @@ class AnnotationPanel(QWidget):
             (cy + h / 2 / zoom) / sy,
         )
 
-    def wand_at(self, x: float, y: float) -> None:
-        """The wand at level-0 (x, y): the region grown at the zoom on screen, of the current class."""
-        from palmares_desktop.core.slides.wand import WandParams, wand
+    @property
+    def wand_busy(self) -> bool:
+        """Whether a wand click is still being worked out in the background."""
+        return self._wand_running
 
-        if self.session is None:
+    def wand_at(self, x: float, y: float) -> None:
+        """The wand at level-0 (x, y): the region grown at the zoom on screen, of the current class.
+
+        The slide is read and the region grown in a worker thread (core.slides.wand), so the window
+        stays live; a click while one is being worked out is refused in words. The region is added to
+        the session here, on the GUI thread, as one undoable edit, exactly as the core wand gave it."""
+        from palmares_desktop.core.slides.wand import WandParams
+
+        session = self.session
+        if session is None:
             return
-        found: list = []
+        if self._wand_running:
+            self.note.setText(WAND_BUSY)
+            return
+        try:
+            path = self._slide_file[0] if self._slide_file else self._slide_path()  # the store: here
+            params = WandParams(tolerance=float(self.wand_tolerance.value()))
+        except PalmaresError as exc:
+            self.note.setText(str(exc))
+            self.message.emit(str(exc))
+            return
+        opened = self._slide_file[1] if self._slide_file else None
+        name, screen_px, visible = self.class_box.currentText(), self.screen_px(), self.visible_box()
+
+        def work():  # worker thread: open the slide (first click), read its pixels, grow the region
+            from palmares_desktop.core.slides import wand
+            from palmares_desktop.core.slides.reader import open_slide
+
+            info = opened
+            try:
+                info = info or open_slide(path)
+                return info, wand.wand(path, info, x, y, screen_px, visible, params)
+            except PalmaresError as exc:  # a refusal in words, not a failure
+                return info, exc
+
+        def done(outcome) -> None:
+            self._wand_done()
+            info, result = outcome
+            if self.session is not session:  # another slide (or none) since the click
+                return
+            if info is not None:
+                self._slide_file = (path, info)
+            if isinstance(result, PalmaresError):
+                self.note.setText(str(result))
+                self.message.emit(str(result))
+            else:
+                self._add_wand(result, name, params)
+
+        def failed(exc) -> None:
+            self._wand_done()
+            if self.session is session:
+                self.note.setText(f"The wand failed: {exc}")
+
+        self._wand_running = True
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self.note.setText(WAND_WORKING)
+        self.workers.start(work, on_success=done, on_failure=failed, name="wand")
+
+    def _wand_done(self) -> None:
+        self._wand_running = False
+        QApplication.restoreOverrideCursor()
+
+    def _add_wand(self, result, name: str, params) -> None:
+        """Add the wand's region (of class `name`, chosen at the click) and say what was added."""
+        added: list = []
 
         def edit(session: AnnotationSession) -> None:
-            path, info = self._open_slide_file()
-            params = WandParams(tolerance=float(self.wand_tolerance.value()))
-            result = wand(path, info, x, y, self.screen_px(), self.visible_box(), params)
-            session.add(result.geometry, self._drawing_class(), measurements={"wand": result.to_dict()})
-            found.append(result)
+            added.append(
+                session.add(
+                    result.geometry, self._drawing_class(name), measurements={"wand": result.to_dict()}
+                )
+            )
 
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self._apply(edit)
-        finally:
-            QApplication.restoreOverrideCursor()
-        if found:
-            result = found[0]
+        self._apply(edit)
+        if added:
             area = f"{result.area_mm2:.3f} mm²" if result.area_mm2 is not None else f"{result.pixels} pixels"
-            tolerance = f"tolerance {self.wand_tolerance.value():.0f} ΔE"
-            text = f"Wand: {area} of {self.class_box.currentText()} added ({tolerance})."
+            text = f"Wand: {area} of {name} added (tolerance {params.tolerance:.0f} ΔE)."
             if result.touches_edge:
                 text += " It reached the edge of the view: zoom out or pan and click again to take in more."
             self.note.setText(text)
@@ -467,14 +576,11 @@ class AnnotationPanel(QWidget):
             self._selected_points.clear()
             self._apply(lambda s: s.add(tools.point(x, y, s.width, s.height), self._drawing_class()))
 
-    def _open_slide_file(self):
-        if self._slide_file is None:
-            from palmares_desktop.core.slides.reader import open_slide
-            from palmares_desktop.core.slides.registry import slide_path
+    def _slide_path(self):
+        """The slide's file (read from the store, so on the GUI thread)."""
+        from palmares_desktop.core.slides.registry import slide_path
 
-            path = slide_path(self.session.store, self.session.slide)
-            self._slide_file = (path, open_slide(path))
-        return self._slide_file
+        return slide_path(self.session.store, self.session.slide)
 
     def _delete_selected(self) -> None:
         ids = self.selected_ids()

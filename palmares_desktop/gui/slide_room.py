@@ -60,7 +60,7 @@ class SlideRoom(QWidget):
         self.picker.setVisible(False)
         self.details = QLabel()
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.panel = AnnotationPanel(self.viewer)
+        self.panel = AnnotationPanel(self.viewer, workers=workers)
         self.panel.setFixedWidth(330)
         self.tissue_button = QPushButton("Detect tissue")
         self.tissue_button.setEnabled(False)

@@ -7,13 +7,16 @@ callback machinery (the viewer's and the layer's), as the canvas sends them."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
 import shapely
 from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+from shapely.ops import polylabel
 
 from palmares_desktop.core.slides.annotations import export_slide
 from palmares_desktop.core.slides.reader import open_slide
@@ -109,7 +112,8 @@ def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(sl
     assert panel.layer.mode == "pan_zoom"
     _click(viewer, x, y, drag_px=40)  # a drag pans: nothing is added
     assert annotations_of(slide_window.store, slide["id"]) == []
-    _click(viewer, x, y)  # a click grows the region
+    _click(viewer, x, y)  # a click grows the region (in the background)
+    qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
     (stored,) = annotations_of(slide_window.store, slide["id"])
     g = stored["geometry"]
     assert (stored["classification"], stored["color"]) == ("Invasive tumour", (200, 0, 0))
@@ -133,7 +137,67 @@ def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(sl
     assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
     # Refused in words: a click outside the slide.
     panel.wand_at(slide["width"] + 100.0, 100.0)
+    qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
     assert "outside the slide" in panel.note.text() and annotations_of(slide_window.store, slide["id"]) == []
+
+
+def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_gives(
+    slide_window, qtbot, monkeypatch
+):
+    """The slide read (the slow part) and the growth run in a worker: the click returns at once, the
+    event loop goes on, a second click is refused in words; then the region added is the core wand's
+    on that click, with its provenance, and one undo removes it."""
+    from qtpy.QtCore import QTimer
+
+    from palmares_desktop.core.slides import wand as core_wand
+
+    slide = _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    viewer = slide_window.slide.viewer.model
+    x, y, screen_px = 11200.0, 10560.0, 16.0  # a purple invasive-tumour field of the demo slide
+    _look_at(slide_window, qtbot, x, y, screen_px)
+    panel.class_box.setCurrentText("Invasive tumour")
+    panel.wand_tolerance.setValue(12)
+    panel.choose_tool("Wand")
+    visible = panel.visible_box()
+    real_read = core_wand.read_at
+    reading, release, readers = threading.Event(), threading.Event(), []
+
+    def held_read(*args, **kwargs):  # the wand's slide read, held until the test lets it go
+        readers.append(threading.current_thread())
+        reading.set()
+        release.wait(120)  # a safety net only: the test releases it
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(core_wand, "read_at", held_read)
+    try:
+        _click(viewer, x, y)  # returns while the worker is still reading
+        assert panel.wand_busy and annotations_of(slide_window.store, slide["id"]) == []
+        assert "growing the region" in panel.note.text()
+        qtbot.waitUntil(reading.is_set, timeout=LOAD_TIMEOUT_MS)
+        assert readers == [readers[0]] and readers[0] is not threading.main_thread()
+        ticks = []
+        QTimer.singleShot(0, lambda: ticks.append("event loop ran"))  # the GUI thread is free
+        qtbot.waitUntil(lambda: bool(ticks), timeout=LOAD_TIMEOUT_MS)
+        _click(viewer, x + 400, y)  # a second click while the first is worked out: refused
+        assert "still growing" in panel.note.text() and len(readers) == 1
+        assert annotations_of(slide_window.store, slide["id"]) == []
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
+    monkeypatch.setattr(core_wand, "read_at", real_read)
+    (stored,) = annotations_of(slide_window.store, slide["id"])
+    path = slide_path(slide_window.store, slide)
+    expected = core_wand.wand(path, open_slide(path), x, y, screen_px, visible, core_wand.WandParams(12.0))
+    assert stored["geometry"].equals_exact(expected.geometry, 0.0)  # the same outline, vertex by vertex
+    assert stored["measurements"]["wand"] == json.loads(json.dumps(expected.to_dict()))
+    assert stored["classification"] == "Invasive tumour" and "Wand:" in panel.note.text()
+    assert len(readers) == 1 and "Invasive tumour: 1 shape" in panel.legend.text()
+    panel.undo_button.click()  # one undo, as for any drawn outline
+    assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
+    panel.redo_button.click()
+    (again,) = annotations_of(slide_window.store, slide["id"])
+    assert again["geometry"].equals_exact(expected.geometry, 0.0)
 
 
 def test_points_are_drawn_as_points_counted_deleted_undone_and_exported(slide_window, qtbot):
@@ -259,3 +323,86 @@ def test_a_vertex_moved_in_direct_mode_reshapes_the_stored_outline_and_undo_rest
     assert back["id"] == box["id"] and back["geometry"].equals(box["geometry"])
     panel.redo_button.click()
     assert annotations_of(slide_window.store, slide["id"])[0]["geometry"].equals(moved["geometry"])
+
+
+def _he_slide(window) -> dict:
+    """The demo's H&E slide row, without opening it."""
+    code = next(r["code"] for r in window.store.worklist() if "HE" in r["modalities"])
+    return slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
+
+
+def test_outlines_with_holes_are_drawn_with_their_holes(slide_window, qtbot, shared_data):
+    """QuPath's own MultiPolygon (one part with 26 holes) imported as GeoJSON, and a square with a
+    square hole (what a subtract leaves): on screen the holes show the tissue, not the class fill,
+    every hole's outline is drawn, and the legend's area is shapely's (holes left out)."""
+    from qtpy.QtWidgets import QCheckBox
+
+    from palmares_desktop.core.slides.annotations import SlideObject, import_geojson, save_objects
+
+    slide = _he_slide(slide_window)
+    bare = json.loads((shared_data / "qupath_geojson" / "qupath_core_test_polygon.geojson").read_text())
+    feature = {
+        "type": "Feature",
+        "geometry": bare,
+        "properties": {
+            "objectType": "annotation",
+            "classification": {"name": "Necrosis", "color": [60, 60, 60]},
+        },
+    }
+    objects, refused = import_geojson(
+        {"type": "FeatureCollection", "features": [feature]}, slide["width"], slide["height"]
+    )
+    assert refused == [] and objects[0].geometry.geom_type == "MultiPolygon"
+    # A hole over tissue (tumour and stroma of the demo slide), not over the glass.
+    ring = shapely.box(10200, 5200, 12200, 7200).difference(shapely.box(10700, 5700, 11700, 6700))
+    path = slide_path(slide_window.store, slide)
+    under_hole = read_at(path, open_slide(path), (11100, 6100, 11300, 6300), downsample=8.0).rgb
+    assert under_hole[..., :3].mean(axis=(0, 1)).min() < 200  # stained tissue, not white glass
+    objects.append(SlideObject(ring, classification="Necrosis", color=(60, 60, 60)))
+    save_objects(slide_window.store, slide, objects)
+    _open_slide(slide_window, qtbot)
+    panel = slide_window.slide.panel
+    viewer = slide_window.slide.viewer
+    multi = objects[0].geometry
+    holed = max(multi.geoms, key=lambda p: len(p.interiors))
+    assert len(holed.interiors) == 26
+    # The drawn polygons: one per part, and the holed part's holes are in its drawn vertices.
+    ids, parts = panel._index_ids, panel._index_parts
+    assert ids.count(objects[0].id) == 3 and ids.count(objects[1].id) == 1
+    k = list(multi.geoms).index(holed)
+    drawn = np.asarray(panel.layer.data[[*zip(ids, parts, strict=True)].index((objects[0].id, k))])
+    drawn_xy = {tuple(v) for v in drawn[:, ::-1]}  # napari keeps float32 vertices
+    holes_xy = [tuple(v) for h in holed.interiors for v in np.asarray(h.coords, np.float32)]
+    assert all(v in drawn_xy for v in holes_xy)
+    # The legend keeps shapely's areas (holes excluded), not the filled outer rings'.
+    area_mm2 = (multi.area + ring.area) * MPP * MPP / 1e6
+    assert f"Necrosis: 2 shapes, {area_mm2:.3f} mm²" in panel.legend.text()
+    box = panel.findChild(QCheckBox, "show-Necrosis")
+
+    def pixels(points_xy):
+        qtbot.wait(50)
+        canvas = viewer.screenshot()
+        out = []
+        for px, py in points_xy:
+            row, col = viewer.canvas_pixel((py * MPP, px * MPP), canvas.shape)
+            out.append(canvas[row - 3 : row + 4, col - 3 : col + 4, :3].astype(float).mean(axis=(0, 1)))
+        return out
+
+    # A point deep in QuPath's largest hole (clear of the parts inside it) and one deep in the region.
+    largest_hole = shapely.Polygon(max(holed.interiors, key=lambda h: shapely.Polygon(h).area))
+    lake = largest_hole.difference(multi)
+    lake = max(getattr(lake, "geoms", [lake]), key=lambda g: g.area)
+    in_lake, in_holed = polylabel(lake, 1.0), polylabel(holed, 1.0)
+    assert min(lake.boundary.distance(in_lake), holed.boundary.distance(in_holed)) > 10 * 12
+    views = [  # (centre x, y, level-0 px per screen px, a point in a hole, a point in the region)
+        (11200.0, 6200.0, 8.0, (11200.0, 6200.0), (10450.0, 6200.0)),
+        (5000.0, 5000.0, 12.0, (in_lake.x, in_lake.y), (in_holed.x, in_holed.y)),
+    ]
+    for cx, cy, screen_px, in_hole, in_region in views:
+        _look_at(slide_window, qtbot, cx, cy, screen_px)
+        shown = pixels([in_hole, in_region])
+        box.click()  # hide Necrosis: the bare tissue
+        bare_tissue = pixels([in_hole, in_region])
+        box.click()
+        np.testing.assert_allclose(shown[0], bare_tissue[0], atol=2)  # the hole shows the tissue
+        assert np.abs(shown[1] - bare_tissue[1]).max() > 5  # the region itself has the class fill
