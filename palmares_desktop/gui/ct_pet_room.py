@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from qtpy.QtCore import QSize, Qt, QTimer, Signal
-from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from qtpy.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -43,8 +44,10 @@ from palmares_desktop.core.pet.display import (
     DEFAULT_SUV_MAX,
     uncalibrated_display_max,
 )
+from palmares_desktop.core.planes import PLANES, Volume, readout
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.companion_views import ColourBar, CompanionViews
 from palmares_desktop.gui.ct_tools import CtTools
 from palmares_desktop.gui.lesions_panel import LesionsPanel
 from palmares_desktop.gui.napari_adapter import (
@@ -53,6 +56,7 @@ from palmares_desktop.gui.napari_adapter import (
     PET_LAYER,
     EmbeddedViewer,
     NapariVolume,
+    fusion_colormap,
     volume_from_sitk,
 )
 from palmares_desktop.gui.outline_editor import OutlineEditor
@@ -123,6 +127,16 @@ def read_subject(
     return loaded
 
 
+def _plane_volume(volume: NapariVolume | None) -> Volume | None:
+    return None if volume is None else Volume(volume.data, volume.placement)
+
+
+def _centre_of(loaded: LoadedSubject) -> tuple[float, float, float]:
+    """World centre of the subject's CT (else PET): where the cursor starts."""
+    reference = _plane_volume(loaded.ct_volume or loaded.pet_volume)
+    return tuple(float(v) for v in reference.bounds().mean(axis=0))  # type: ignore[return-value]
+
+
 def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(color))
@@ -159,6 +173,27 @@ class FitTabs(QTabWidget):
         return QSize(hint.width(), hint.height() - tallest + inner.sizeHint().height())
 
 
+class _WheelSlices(QObject):
+    """The wheel moves through slices and Ctrl+wheel zooms, as radiologists expect (napari's own
+    default is the other way round)."""
+
+    def __init__(self, viewer: EmbeddedViewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.Wheel or self.viewer.model.dims.ndisplay != 2:
+            return False
+        steps = event.angleDelta().y() / 120
+        if not steps:
+            return False
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.viewer.zoom_by(1.15**steps)
+        else:
+            self.viewer.step_slice(int(np.sign(steps) * max(1, round(abs(steps)))))
+        return True
+
+
 class CtPetRoom(QWidget):
     """Embedded napari viewer + display controls + lesion list + radiomics panel."""
 
@@ -176,6 +211,7 @@ class CtPetRoom(QWidget):
         self._fit_pending = False
         self._pet_in_suv = True  # the PET max box holds an SUV (False after an uncalibrated PET)
         self._select_after_load: str | None = None  # segmentation id to select once reloaded
+        self._cursor_live = False  # the cursor is placed once the subject's layers are on screen
 
         self.title = QLabel("No subject open. Double-click a subject in the worklist.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -210,14 +246,31 @@ class CtPetRoom(QWidget):
         self.masks_visible = QCheckBox("Show segmentations")
         self.masks_visible.setChecked(True)
         self.masks_visible.toggled.connect(self._toggle_masks)
+        for signal in (
+            self.window_combo.currentIndexChanged,
+            self.pet_visible.toggled,
+            self.pet_colormap.currentTextChanged,
+            self.pet_opacity.valueChanged,
+            self.suv_max.valueChanged,
+            self.masks_visible.toggled,
+        ):
+            signal.connect(lambda *_: self._refresh_companions())
         self.view_3d = QCheckBox("3D view")
         self.view_3d.setToolTip(
             "Slice view (2D) or a rotatable maximum-intensity projection (3D) of the PET, seen from the front"
         )
         self.view_3d.toggled.connect(self._toggle_3d)
+        self.layout_combo = QComboBox()
+        self.layout_combo.addItem("One view (axial)", "single")
+        self.layout_combo.addItem("2x2: axial, coronal, sagittal, PET MIP", "2x2")
+        self.layout_combo.setToolTip(
+            "L (over the images) switches between one view and 2x2 with a linked cursor"
+        )
+        self.layout_combo.currentIndexChanged.connect(self._layout_changed)
 
         display = QGroupBox("Display")
         form = QFormLayout(display)
+        form.addRow("Layout", self.layout_combo)
         form.addRow("CT window", self.window_combo)
         pet_row = QHBoxLayout()
         pet_row.addWidget(self.pet_visible)
@@ -301,7 +354,7 @@ class CtPetRoom(QWidget):
         side.setMinimumWidth(360)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.viewer.widget)
+        splitter.addWidget(self._build_view_area())
         splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
@@ -309,6 +362,156 @@ class CtPetRoom(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
+
+    # ------------------------------------------------------------ viewing area
+    def _build_view_area(self) -> QWidget:
+        """napari's axial view, the companion views of the 2x2 layout, the colour bar, the status line."""
+        self.companions = CompanionViews(self)
+        self.colour_bar = ColourBar()
+        self.status = QLabel("Move the mouse over the images: position (mm), HU and SUV show here.")
+        self.status.setStyleSheet("font-family: monospace; padding: 2px 4px;")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        area = QWidget()
+        grid = QGridLayout(area)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        grid.addWidget(self.viewer.widget, 0, 0)
+        grid.addWidget(self.companions.coronal, 0, 1)
+        grid.addWidget(self.companions.sagittal, 1, 0)
+        grid.addWidget(self.companions.mip, 1, 1)
+        grid.addWidget(self.colour_bar, 0, 2, 2, 1)
+        grid.addWidget(self.status, 2, 0, 1, 3)
+        self._view_grid = grid
+        for view in self.companions.views:
+            view.clicked.connect(self.move_cursor)
+        self.companions.coronal.scrolled.connect(lambda n: self._scroll_plane(1, n))
+        self.companions.sagittal.scrolled.connect(lambda n: self._scroll_plane(2, n))
+        self._companions_due = QTimer(self)
+        self._companions_due.setSingleShot(True)
+        self._companions_due.setInterval(0)  # many changes in one event-loop turn: one redraw
+        self._companions_due.timeout.connect(self._render_companions)
+        self.viewer.model.mouse_move_callbacks.append(self._mouse_moved)
+        self.viewer.model.mouse_drag_callbacks.append(self._click_moves_cursor)
+        self.viewer.model.dims.events.current_step.connect(self._slice_moved)
+        self._wheel = _WheelSlices(self.viewer)
+        self.viewer.widget.canvas.native.installEventFilter(self._wheel)
+        self._shortcuts(area)
+        self._layout_changed()
+        return area
+
+    def _shortcuts(self, area: QWidget) -> None:
+        def key(sequence: str, slot) -> None:
+            shortcut = QShortcut(QKeySequence(sequence), area)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+
+        for number, name in enumerate(WINDOW_PRESETS, start=1):
+            key(str(number), lambda name=name: self.set_window(name))
+        key("Up", lambda: self.viewer.step_slice(1))
+        key("Down", lambda: self.viewer.step_slice(-1))
+        key("PgUp", lambda: self.viewer.step_slice(10))
+        key("PgDown", lambda: self.viewer.step_slice(-10))
+        # (Ctrl+1..3 are the window's room tabs.)
+        key("L", lambda: self.set_layout("single" if self.layout_combo.currentData() == "2x2" else "2x2"))
+
+    def set_layout(self, name: str) -> None:
+        self.layout_combo.setCurrentIndex(self.layout_combo.findData(name))
+
+    def _layout_changed(self, *_: Any) -> None:
+        two_by_two = self.layout_combo.currentData() == "2x2"
+        for view in self.companions.views:
+            view.setVisible(two_by_two)
+        for index in (0, 1):  # 2x2: four equal views; one view: napari's takes the whole area
+            self._view_grid.setRowStretch(index, 1 if two_by_two or index == 0 else 0)
+            self._view_grid.setColumnStretch(index, 1 if two_by_two or index == 0 else 0)
+        self._refresh_companions()
+        if self.loaded is not None:
+            QTimer.singleShot(0, self.viewer.reset_view)  # fit the axial view to its new size
+
+    def _refresh_companions(self) -> None:
+        """Pass the display settings on to the companion views and the colour bar, then redraw."""
+        pet = self.viewer.layer(PET_LAYER)
+        colours = np.asarray(fusion_colormap(self.pet_colormap.currentText()).colors)
+        unit = (self.loaded.pet or {}).get("units") if self.loaded and self.loaded.pet else None
+        self.colour_bar.setVisible(pet is not None)
+        self.colour_bar.set_scale(colours, self.suv_max.value(), unit or "SUVbw")
+        self.companions.set_display(
+            self._window_limits(),
+            self.suv_max.value(),
+            colours,
+            self.pet_opacity.value() / 100,
+            self.pet_visible.isChecked(),
+            self.masks_visible.isChecked(),
+        )
+        self._companions_due.start()
+
+    def _render_companions(self) -> None:
+        if self.layout_combo.currentData() == "2x2":
+            self.companions.render()
+
+    def move_cursor(self, world_zyx) -> None:
+        """The linked cursor: every view goes through this world point (mm)."""
+        world = tuple(float(v) for v in world_zyx)
+        self._cursor_live = True
+        moved_planes = not np.allclose(world[1:], self.companions.cursor[1:])
+        self.companions.set_cursor(world)
+        self.viewer.show_cursor(world)
+        self.viewer.go_to_slice(world)
+        self.status.setText(self.readout_at(world))
+        if moved_planes:
+            self._companions_due.start()
+
+    def _forget_cursor(self) -> None:
+        self._cursor_live = False
+        self.companions.clear()
+        self.colour_bar.setVisible(False)
+        self.status.setText("")
+        self.viewer.show_orientation(None)
+
+    def _scroll_plane(self, axis: int, steps: int) -> None:
+        reference = self.companions.ct or self.companions.pet
+        if reference is None:
+            return
+        world = self.companions.cursor.copy()
+        world[axis] += steps * abs(float(reference.placement.scale[axis]))
+        self.move_cursor(world)
+
+    def _slice_moved(self, *_: Any) -> None:
+        if not self._cursor_live or self.viewer.model.dims.ndim < 3:
+            return
+        z = float(self.viewer.model.dims.point[0])
+        if abs(z - self.companions.cursor[0]) > 1e-6:
+            cursor = self.companions.cursor.copy()
+            cursor[0] = z
+            self.companions.set_cursor(cursor)
+            # Never create the cursor here: layers being removed (a teardown) move the slice too.
+            self.viewer.show_cursor(cursor, create=False)
+
+    def _click_moves_cursor(self, _viewer, event):
+        """napari: a left click without a drag (a drag pans) moves the linked cursor there."""
+        if getattr(event, "button", 1) != 1 or self.loaded is None or self.viewer.model.dims.ndisplay != 2:
+            return
+        start = np.asarray(event.position, dtype=float)
+        yield
+        while event.type == "mouse_move":
+            yield
+        if np.linalg.norm(np.asarray(event.position, dtype=float) - start) < 1.0:  # mm
+            self.move_cursor(tuple(event.position)[-3:])
+
+    def _mouse_moved(self, _viewer, event) -> None:
+        if self.loaded is not None and len(event.position) >= 3:
+            self.status.setText(self.readout_at(tuple(event.position)[-3:]))
+
+    def readout_at(self, world_zyx) -> str:
+        """The status line for a world point: its position, HU and PET value (from core)."""
+        ct, pet = self.companions.ct, self.companions.pet
+        unit = (self.loaded.pet or {}).get("units") if self.loaded else None
+        return readout(
+            world_zyx,
+            ct.value_at(world_zyx) if ct is not None else None,
+            pet.value_at(world_zyx) if pet is not None else None,
+            unit or "SUVbw",
+        )
 
     # ------------------------------------------------------------ loading
     def load_subject(self, store: Store, subject: dict) -> None:
@@ -323,6 +526,7 @@ class CtPetRoom(QWidget):
         self._generation += 1
         generation = self._generation
         self.view_3d.setChecked(False)  # a new subject opens in slice view
+        self._forget_cursor()
         self.viewer.clear()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
@@ -372,11 +576,19 @@ class CtPetRoom(QWidget):
             layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation), mask.color)
             layer.visible = self.masks_visible.isChecked()
         self._fill_lesions(loaded.masks)
+        self.companions.set_volumes(
+            _plane_volume(loaded.ct_volume),
+            _plane_volume(loaded.pet_volume),
+            [(_plane_volume(m.volume), QColor(m.color).getRgbF()[:3]) for m in loaded.masks],
+        )
+        self._refresh_companions()
         self.lesion_panel.set_subject(self.store, loaded.subject)
         keep = self.lesion_panel.selected_id()  # e.g. a new lesion, without outlines yet
         self.viewer.show_scale_bar(True)  # in mm: the layers carry physical units
         self._fit_view()
         self.viewer.middle_slice()
+        self.move_cursor(_centre_of(loaded))
+        self.viewer.show_orientation(PLANES["axial"].labels, "Axial")
         wanted = [i for i, m in enumerate(loaded.masks) if m.segmentation["id"] == self._select_after_load]
         self._select_after_load = None
         if wanted:
@@ -554,6 +766,8 @@ class CtPetRoom(QWidget):
         self.viewer.set_rendering(PET_LAYER, "mip")
         self.viewer.set_opacity(PET_LAYER, 1.0 if on else self.pet_opacity.value() / 100)
         self.viewer.set_3d(on)
+        self.viewer.show_cursor(self.companions.cursor if self._cursor_live else None)
+        self.viewer.show_orientation(None if on else PLANES["axial"].labels, "" if on else "Axial")
         if not on and self.selected_mask() is not None and self.selected_mask().centroid_zyx is not None:
             self.viewer.go_to_slice(self.selected_mask().centroid_zyx)
 
@@ -575,7 +789,7 @@ class CtPetRoom(QWidget):
             self.radiomics.clear()
             return
         if mask.centroid_zyx is not None:
-            self.viewer.go_to_slice(mask.centroid_zyx)
+            self.move_cursor(mask.centroid_zyx)  # all views through the lesion
         self.lesion_panel.select_lesion(mask.segmentation["lesion_id"])
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)
@@ -586,6 +800,7 @@ class CtPetRoom(QWidget):
         self.candidates.forget()
         self._generation += 1
         self.view_3d.setChecked(False)
+        self._forget_cursor()
         self.viewer.clear()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
@@ -599,6 +814,7 @@ class CtPetRoom(QWidget):
 
     def close_viewer(self) -> None:
         self.editor.leave()
+        self._cursor_live = False
         self._generation += 1
         self.lesion_panel.clear()  # numbers still on their way are dropped
         self.viewer.close()

@@ -22,6 +22,8 @@ import numpy as np
 import SimpleITK as sitk
 from napari.components import ViewerModel
 from napari.qt import QtViewer
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import QLabel
 
 from palmares_desktop.core.pet.display import DEFAULT_FUSION_OPACITY, fusion_positions, fusion_table
 from palmares_desktop.core.placement import Placement
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 CT_LAYER = "CT"
 PET_LAYER = "PET"
 SLIDE_LAYER = "H&E slide"
+CURSOR_LAYER = "Cursor"
+CURSOR_RGB = "#ffd600"  # amber, as the companion views draw it
+CURSOR_GAP_MM, CURSOR_ARM_MM = 4.0, 12.0  # the cross leaves the voxel under the cursor uncovered
 PET_COLORMAPS = ("inferno", "hot", "magma", "turbo", "gray")
 #: napari camera angles for a 3D view of (z, y, x) LPS data as a coronal MIP seen from the front
 #: (checked with markers: superior at the top, patient's left on the right of the screen).
@@ -158,6 +163,45 @@ def _placement(volume: NapariVolume) -> dict[str, Any]:
     return kwargs
 
 
+class _CanvasLetters(QObject):
+    """Orientation letters (top, bottom, left, right) and a title drawn over a napari canvas, kept at
+    its edges as it resizes (pan and zoom never turn a 2D view, so the letters stay true)."""
+
+    STYLE = "color: white; background: transparent; font-weight: bold; font-size: 14px;"
+
+    def __init__(self, canvas) -> None:
+        super().__init__(canvas)
+        self.canvas = canvas
+        self.labels = [QLabel(canvas) for _ in range(5)]  # top, bottom, left, right, title
+        for label in self.labels:
+            label.setStyleSheet(self.STYLE)
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            label.hide()
+        self.labels[4].setStyleSheet("color: #e6e6e6; background: transparent; font-size: 12px;")
+        canvas.installEventFilter(self)
+
+    def show(self, letters: tuple[str, str, str, str] | None, title: str = "") -> None:
+        for label, text in zip(self.labels, (*(letters or ("",) * 4), title), strict=True):
+            label.setText(text)
+            label.adjustSize()
+            label.setVisible(bool(text))
+        self.place()
+
+    def place(self) -> None:
+        w, h = self.canvas.width(), self.canvas.height()
+        top, bottom, left, right, title = self.labels
+        top.move((w - top.width()) // 2, 4)
+        bottom.move((w - bottom.width()) // 2, h - bottom.height() - 4)
+        left.move(6, (h - left.height()) // 2)
+        right.move(w - right.width() - 6, (h - right.height()) // 2)
+        title.move(6, 4)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Resize:
+            self.place()
+        return False
+
+
 class EmbeddedViewer:
     """A napari viewer living inside one of our widgets. Use `.widget` in layouts; `close()` at the end."""
 
@@ -165,6 +209,7 @@ class EmbeddedViewer:
         self.model = ViewerModel(title=title)
         self.widget = QtViewer(self.model)
         self.model.axes.visible = False
+        self._letters = _CanvasLetters(self.widget.canvas.native)
         self._closed = False
 
     # ------------------------------------------------------------------ layers
@@ -351,6 +396,56 @@ class EmbeddedViewer:
         """Show the axial slice through a world point (mm); the camera (zoom, pan) stays as the reader left it."""
         if self.model.dims.ndim >= 3:
             self.model.dims.set_point(0, float(point_zyx[0]))
+
+    def show_cursor(self, world_zyx: Sequence[float] | None, create: bool = True) -> None:
+        """The linked cursor on its own slice: four short arms with a gap, so the voxel under it stays
+        visible (a Shapes layer that never takes the selection: the outline editor paints into
+        whichever layer is active)."""
+        layer = self.layer(CURSOR_LAYER)
+        if world_zyx is None or self.model.dims.ndim < 3 or (layer is None and not create):
+            if layer is not None:
+                layer.visible = False
+            return
+        z, y, x = (float(v) for v in world_zyx)
+        gap, arm = CURSOR_GAP_MM, CURSOR_GAP_MM + CURSOR_ARM_MM
+        arms = [
+            np.array([[z, y - arm, x], [z, y - gap, x]]),
+            np.array([[z, y + gap, x], [z, y + arm, x]]),
+            np.array([[z, y, x - arm], [z, y, x - gap]]),
+            np.array([[z, y, x + gap], [z, y, x + arm]]),
+        ]
+        if layer is None:
+            active = self.model.layers.selection.active
+            layer = self.model.add_shapes(
+                arms,
+                shape_type="line",
+                name=CURSOR_LAYER,
+                edge_color=CURSOR_RGB,
+                edge_width=1.2,  # mm
+                blending="translucent_no_depth",
+            )
+            self.model.layers.selection.active = active
+        else:
+            layer.data = arms
+        layer.visible = self.model.dims.ndisplay == 2
+
+    def show_orientation(self, letters: tuple[str, str, str, str] | None, title: str = "") -> None:
+        """Orientation letters at the canvas edges (top, bottom, left, right) and a title; None hides."""
+        self._letters.show(letters if self.model.dims.ndisplay == 2 else None, title)
+
+    def orientation_letters(self) -> tuple[str, ...]:
+        """The letters and title shown (empty strings where none), as the reader sees them."""
+        return tuple(label.text() if label.isVisible() else "" for label in self._letters.labels)
+
+    def step_slice(self, steps: int) -> None:
+        """Move `steps` slices along the first axis (positive: superior)."""
+        if self.model.dims.ndim >= 3:
+            current = self.model.dims.current_step[0]
+            top = self.model.dims.nsteps[0] - 1
+            self.model.dims.set_current_step(0, int(min(max(current + steps, 0), top)))
+
+    def zoom_by(self, factor: float) -> None:
+        self.model.camera.zoom = float(self.model.camera.zoom) * factor
 
     def middle_slice(self) -> None:
         """Show the middle slice of the world extent along the first axis."""
