@@ -790,6 +790,7 @@ class CtPetRoom(QWidget):
             return
         if mask.centroid_zyx is not None:
             self.move_cursor(mask.centroid_zyx)  # all views through the lesion
+        self.ct_tools.refresh_others()  # the lesions it can be combined with
         self.lesion_panel.select_lesion(mask.segmentation["lesion_id"])
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)

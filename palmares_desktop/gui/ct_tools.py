@@ -5,7 +5,9 @@
   voxels connected to the click within ± a tolerance of its neighbourhood's mean HU, up to a radius.
   Both optionally smooth the CT first (Gaussian, mm) and save a final CT version by the reader.
 - **Clean-up** (`palmares segmentation clean`) of the selected segmentation's lesion on its own
-  series: fill holes, remove islands, grow or shrink by mm, interpolate between drawn slices.
+  series: fill holes, remove islands, grow or shrink by mm, interpolate between drawn slices, and
+  the union with, intersection with or subtraction of another lesion's mask on the same series
+  (the lesions core's `combinable_lesions` lists; core refuses another grid or an empty result).
 Every job runs in a worker on its own store connection; the room reloads and selects the result.
 """
 
@@ -38,7 +40,11 @@ CLEANUPS = (
     ("Grow by mm", "grow"),
     ("Shrink by mm", "shrink"),
     ("Interpolate slices", "interpolate"),
+    ("Union with", "union"),
+    ("Intersect with", "intersect"),
+    ("Subtract", "subtract"),
 )
+COMBINE = ("union", "intersect", "subtract")  # the clean-ups that name another lesion
 
 
 def _spin(low: float, high: float, value: float, suffix: str, step: float = 1.0) -> QDoubleSpinBox:
@@ -49,6 +55,16 @@ def _spin(low: float, high: float, value: float, suffix: str, step: float = 1.0)
     spin.setValue(value)
     spin.setSuffix(suffix)
     return spin
+
+
+class _OtherLesions(QComboBox):
+    """The other lesion of a union / intersect / subtract; its list is refreshed when it opens."""
+
+    about_to_open = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API
+        self.about_to_open.emit()
+        super().showPopup()
 
 
 class CtTools(QGroupBox):
@@ -75,6 +91,13 @@ class CtTools(QGroupBox):
         for text, value in CLEANUPS:
             self.cleanup.addItem(text, value)
         self.cleanup_mm = _spin(0.5, 50, 2, " mm", 0.5)
+        self.other = _OtherLesions()  # in the mm box's place for union / intersect / subtract
+        self.other.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.other.setMinimumContentsLength(5)
+        self.other.setToolTip("The other lesion (its outline on the same series)")
+        self.other.about_to_open.connect(self.refresh_others)
+        self.other.setVisible(False)
+        self.cleanup.currentIndexChanged.connect(self._cleanup_changed)
         self.apply_cleanup = QPushButton("Apply to selected")
         self.apply_cleanup.setToolTip(
             "Clean up the lesion selected in the segmentations list (its next version)"
@@ -89,6 +112,7 @@ class CtTools(QGroupBox):
         clean = QHBoxLayout()
         clean.addWidget(self.cleanup, 1)
         clean.addWidget(self.cleanup_mm)
+        clean.addWidget(self.other, 1)
         clean.addWidget(self.apply_cleanup)
         form = QFormLayout(self)
         form.addRow("Tool", self.mode)
@@ -116,6 +140,35 @@ class CtTools(QGroupBox):
             )
             return None
         return context
+
+    def _cleanup_changed(self) -> None:
+        combine = self.cleanup.currentData() in COMBINE
+        self.cleanup_mm.setVisible(not combine)
+        self.other.setVisible(combine)
+        if combine:
+            self.refresh_others()
+
+    def refresh_others(self) -> None:
+        """List the lesions the selected one may be combined with (core's `combinable_lesions`: the
+        subject's other lesions with an outline on the selected segmentation's series)."""
+        from palmares_desktop.core.segmentation.lesion_cleanup import combinable_lesions
+
+        context = self._context()
+        segmentation = context[2] if context else None
+        names = (
+            combinable_lesions(context[0], context[1], segmentation["lesion_name"], segmentation["series_id"])
+            if segmentation
+            else []
+        )
+        current = self.other.currentText()
+        self.other.blockSignals(True)
+        self.other.clear()
+        self.other.addItems(names)
+        if current in names:
+            self.other.setCurrentText(current)
+        self.other.blockSignals(False)
+        self.other.setEnabled(bool(names))
+        self.other.setToolTip(self.other.currentText() or "No other lesion has an outline on this series")
 
     def on_press(self, _viewer, event) -> None:
         """napari mouse callback: a left click while armed runs the chosen tool at that point."""
@@ -161,26 +214,36 @@ class CtTools(QGroupBox):
             return
         operation, mm = self.cleanup.currentData(), self.cleanup_mm.value()
         lesion, series_id = segmentation["lesion_name"], segmentation["series_id"]
+        if operation in COMBINE:
+            self.refresh_others()  # the selection may have changed since the list was made
+        other = (self.other.currentText() or None) if operation in COMBINE else None
         modality = "pet" if segmentation.get("series_modality") == "PT" else "ct"
         root, reader = store.root, store.reader
 
         def job() -> dict:
-            from palmares_desktop.core.segmentation.lesion_cleanup import clean_lesion, clean_report
+            from palmares_desktop.core.segmentation.lesion_cleanup import (
+                clean_lesion,
+                clean_report,
+                cleanup_sentence,
+            )
 
             with worker_store(root, reader) as worker:
                 row, result = clean_lesion(
                     worker, code, lesion, modality, operation,
-                    mm=mm if operation in ("grow", "shrink") else None, series_id=series_id,
+                    mm=mm if operation in ("grow", "shrink") else None, other_lesion=other,
+                    series_id=series_id,
                 )  # fmt: skip
-                return clean_report(worker, code, row, result)
+                report = clean_report(worker, code, row, result)
+                return {**report, "sentence": cleanup_sentence(worker, report)}
 
-        self.message.setText(f"{self.cleanup.currentText()} on {lesion}…")
+        with_other = f" {other}" if other else ""
+        self.message.setText(f"{self.cleanup.currentText()}{with_other} on {lesion}…")
         self.workers.start(job, on_success=self._done, on_failure=self._failed, name="clean-up")
 
     def _done(self, report: dict) -> None:
         from palmares_desktop.core.ct.subject_ct import ct_lines
 
-        self.message.setText(" ".join(ct_lines(report)))
+        self.message.setText(report.get("sentence") or " ".join(ct_lines(report)))
         self.saved.emit(report)
 
     def _failed(self, exc: Exception) -> None:

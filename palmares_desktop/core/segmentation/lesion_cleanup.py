@@ -4,7 +4,8 @@ GUI clean-up button): read the lesion's version in use on the subject's CT or PE
 result as the current reader's next final version with the method and its parameters.
 
 Also the saving and reporting shared with the CT tools (core/ct/subject_ct.py): `save_mask` and
-`version_report`.
+`version_report`; for the room's clean-up panel, `combinable_lesions` (the other lesions a union /
+intersect / subtract may name) and `cleanup_sentence` (what a clean-up did, before → after).
 """
 
 from __future__ import annotations
@@ -171,6 +172,28 @@ def mask_in_use(
     return sitk.GetArrayFromImage(stored) > 0, version
 
 
+def combinable_lesions(store: Store, subject_code: str, lesion_name: str, series_id: str) -> list[str]:
+    """Names of the subject's other lesions with a version in use on the series (by name): those a
+    union / intersect / subtract of `lesion_name` on that series can use."""
+    subject = store.subject_by_code(subject_code)
+    if subject is None:
+        return []
+    return [
+        row["name"]
+        for row in records.lesions_of_subject(store, subject["id"])
+        if row["name"] != lesion_name and version_in_use(store, row, series_id) is not None
+    ]
+
+
+def _no_other_words(store: Store, subject: dict, lesion: dict, series: dict) -> str:
+    """Which lesions could be named, for the refusal of a union / intersect / subtract without one."""
+    names = combinable_lesions(store, subject["code"], lesion["name"], series["id"])
+    if names:
+        return f"one of {', '.join(repr(n) for n in names)}"
+    image = modalities.display_of(series["modality"])
+    return f"{subject['code']} has no other lesion with a final {image} segmentation on this series"
+
+
 # ----------------------------------------------------------------------------- clean
 def _method(operation: str, mm, other, per_slice: bool, min_ml) -> str:
     if operation == "fill-holes":
@@ -246,7 +269,9 @@ def clean_lesion(
         out = cleanup.interpolate_slices(mask, spacing)
     else:
         if not other_lesion:
-            raise CleanupError(f"To {operation} lesions, name the other lesion.")
+            raise CleanupError(
+                f"To {operation} lesions, name the other lesion ({_no_other_words(store, subject, lesion, series)})."
+            )
         if other_lesion == lesion["name"]:
             raise CleanupError(f"Lesion {other_lesion!r} cannot be combined with itself.")
         other = lesion_of(store, subject, other_lesion)
@@ -266,6 +291,24 @@ def clean_lesion(
     row, kept = save_mask(store, subject_code, series, grid, out, method, parameters, lesion["name"])
     unchanged = bool(np.array_equal(out, mask))
     return row, CleanResult(out, method, parameters, int(mask.sum()), kept, unchanged)
+
+
+def cleanup_sentence(store: Store, report: dict) -> str:
+    """One sentence on a `clean_report`: the operation, voxels and mL before → after, what was saved."""
+    p = report["parameters"]
+    before = store.get("segmentations", p["from_segmentation_id"])
+    image = modalities.display_of(report["modality"])
+    if report["kept_existing"]:
+        saved = f"the same mask as {image} segmentation version {report['version']}, kept as it is"
+    else:
+        saved = f"saved as {image} segmentation version {report['version']}"
+    if report.get("unchanged"):
+        saved += " (no voxel changed)"
+    return (
+        f"{report['subject']} lesion {report['lesion']!r}, {report['method'][len('clean-up: ') :]}: "
+        f"{p['from_voxel_count']} → {report['voxel_count']} voxels "
+        f"({before['volume_ml']:.2f} → {report['volume_ml']:.2f} mL), {saved}."
+    )
 
 
 def clean_report(store: Store, subject_code: str, row: dict, result: CleanResult) -> dict:
