@@ -100,6 +100,43 @@ def build_demo_with_progress(app, path: Path) -> Path:
     return Path(outcome.get("result") or path)
 
 
+def build_demo_in_background(window, path: Path):
+    """First start: the window is usable at once and each demo subject appears in the worklist as
+    soon as it is imported (the first after about 10 s); closing the window stops the build between
+    two steps, and the next start resumes it."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from palmares_desktop.core.demo.demo_store import iter_build_demo_store, subject_ready
+
+    bar = window.statusBar()
+    bar.showMessage("Building the demo study in the background (CT, PET and an H&E slide for 3 subjects)…")
+
+    def progress(step) -> None:
+        bar.showMessage(f"Building the demo study in the background: {step.message}…")
+        if subject_ready(step):
+            window.refresh_worklist()
+
+    def done(_path) -> None:
+        window.refresh_worklist()
+        bar.showMessage("The demo study is ready.", 10_000)
+
+    def failed(exc: Exception) -> None:
+        log.error("demo build failed: %s", exc, exc_info=exc)
+        bar.clearMessage()
+        QMessageBox.warning(
+            window, "PALMARES Desktop — demo study", f"The demo study could not be built: {exc}"
+        )
+
+    return window.workers.start(
+        lambda: iter_build_demo_store(path),
+        on_success=done,
+        on_failure=failed,
+        on_progress=progress,
+        on_cancel=lambda: log.info("demo build stopped with the window; the next start resumes it"),
+        name="demo store",
+    )
+
+
 def _refuse(args: argparse.Namespace, title: str, message: str) -> int:
     """Tell the user why we cannot start: a dialog, or stderr when running unattended (--screenshot)."""
     if args.screenshot:
@@ -144,12 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName(paths.APP_AUTHOR)
     install_excepthook(log_file)
 
+    building = False  # the demo study is still to be built (first start)
     try:
         if args.demo:
             path = paths.demo_store_path()
-            if not demo_store_ready(path):
-                path = build_demo_with_progress(app, path)
-            store = Store.open(path, create=False)
+            building = not demo_store_ready(path)
+            if building and args.screenshot:
+                path, building = build_demo_with_progress(app, path), False  # unattended: wait for it
+            store = Store.open(path, create=building)
         elif args.store is not None:
             store = Store.open(args.store, create=False)
         else:
@@ -166,13 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from palmares_desktop.gui.main_window import MainWindow
     from palmares_desktop.gui.reader_dialog import ask_profile
 
+    window = MainWindow(store, None)
+    if building:
+        build_demo_in_background(window, store.root)  # under way while the reader is asked who they are
     profile = load_profile()
     remember = True
     if profile is None and args.screenshot:
         profile, remember = ReaderProfile("Demo Reader", "radiologist", "IT03"), False
     elif profile is None:
         profile = ask_profile(None)  # first start: who is working? (Cancel: browse without writing)
-    window = MainWindow(store, None)
     if profile is not None:
         window.set_profile(profile, remember=remember)
     window.show()

@@ -197,6 +197,18 @@ def _lesion_entries(
 
 def iter_write_demo_study(out_dir: str | Path, n_subjects: int = 3, seed: int = 2025) -> Task[DemoManifest]:
     """Write the demo study (see module doc); yields progress, returns the manifest (also on disk)."""
+    manifest = _new_manifest(out_dir, n_subjects)
+    start = time.perf_counter()
+    for n in range(1, n_subjects + 1):
+        manifest.subjects.append((yield from iter_write_subject(manifest.root, n, 2 * n_subjects, seed)))
+    texture_library.cache_clear()
+    manifest.seconds = time.perf_counter() - start
+    manifest.write()
+    yield Progress(2 * n_subjects, 2 * n_subjects, "demo study written")
+    return manifest
+
+
+def _new_manifest(out_dir: str | Path, n_subjects: int) -> DemoManifest:
     if n_subjects < 1 or n_subjects > 99:
         raise DemoError("The demo has between 1 and 99 subjects.")
     root = Path(out_dir).expanduser().resolve()
@@ -204,64 +216,58 @@ def iter_write_demo_study(out_dir: str | Path, n_subjects: int = 3, seed: int = 
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DemoError(f"Cannot create the demo folder {root}: {exc.strerror}.") from exc
-    start = time.perf_counter()
-    manifest = DemoManifest(root, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    steps = 2 * n_subjects
-    for n in range(1, n_subjects + 1):
-        yield Progress(2 * (n - 1), steps, f"subject {n}: CT and PET")
-        t0 = time.perf_counter()
-        subject = make_subject(n, PET_GRID, seed)
-        vendor = VENDORS[(n - 1) % len(VENDORS)].key
-        folder = f"dicom/subject{n}"
-        written = write_subject_dicom(subject, root / folder, vendor)
-        t1 = time.perf_counter()
-        ct_labels, pet_labels = lesion_labels(subject, CT_GRID), lesion_labels(subject, PET_GRID)
-        ct_path, pet_path = f"labels/subject{n}/ct_lesions.nrrd", f"labels/subject{n}/pet_lesions.nrrd"
-        _write_labels(ct_labels, CT_GRID, root / ct_path)
-        _write_labels(pet_labels, PET_GRID, root / pet_path)
-        reference = subject.liver_reference
-        yield Progress(2 * n - 1, steps, f"subject {n}: H&E slide")
-        slide_path = f"slides/DEMO-SUBJECT{n}-HE.svs"
-        slide = write_slide(root / slide_path, n, seed=seed)
-        manifest.subjects.append(
-            DemoSubject(
-                code=f"{DEMO_SITE}-{n:04d}",
-                index=n,
-                vendor=vendor,
-                patient_name=f"DEMO^SUBJECT{n}",
-                patient_id=f"DEMO{n:05d}",
-                dicom_folder=folder,
-                ct_labels=ct_path,
-                pet_labels=pet_path,
-                slide=slide_path,
-                study_uid=written.study_uid,
-                frame_of_reference_uid=written.frame_of_reference_uid,
-                ct_series_uid=written.ct_series_uid,
-                pet_series_uid=written.pet_series_uid,
-                pet_units=written.units,
-                weight_kg=subject.weight_kg,
-                height_m=subject.height_m,
-                suv_factor=written.suv_factor,
-                suv_inputs=written.suv_inputs,
-                ct_grid=_grid_dict(CT_GRID),
-                pet_grid=_grid_dict(PET_GRID),
-                liver_reference={
-                    "centre_mm": list(reference),
-                    "radius_mm": 15.0,
-                    "planted_suv": subject.liver_suv,
-                    "suv_mean": _sphere_mean(written.pet_suv, PET_GRID, reference, 15.0),
-                    "hu_mean": _sphere_mean(written.ct_hu, CT_GRID, reference, 15.0),
-                },
-                lesions=_lesion_entries(subject, written, ct_labels, pet_labels),
-                slide_info={k: v for k, v in slide.to_dict().items() if k != "path"},
-                seconds={"dicom": round(t1 - t0, 2), "slide": round(slide.seconds, 2)},
-            )
-        )
-    texture_library.cache_clear()
-    manifest.seconds = time.perf_counter() - start
-    manifest.write()
-    yield Progress(steps, steps, "demo study written")
-    return manifest
+    return DemoManifest(root, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def iter_write_subject(root: Path, n: int, steps: int, seed: int = 2025) -> Task[DemoSubject]:
+    """Write demo subject `n` (CT, PET, lesion labels, H&E slide) under `root`; returns its entry."""
+    yield Progress(2 * (n - 1), steps, f"subject {n}: CT and PET")
+    t0 = time.perf_counter()
+    subject = make_subject(n, PET_GRID, seed)
+    vendor = VENDORS[(n - 1) % len(VENDORS)].key
+    folder = f"dicom/subject{n}"
+    written = write_subject_dicom(subject, root / folder, vendor)
+    t1 = time.perf_counter()
+    ct_labels, pet_labels = lesion_labels(subject, CT_GRID), lesion_labels(subject, PET_GRID)
+    ct_path, pet_path = f"labels/subject{n}/ct_lesions.nrrd", f"labels/subject{n}/pet_lesions.nrrd"
+    _write_labels(ct_labels, CT_GRID, root / ct_path)
+    _write_labels(pet_labels, PET_GRID, root / pet_path)
+    reference = subject.liver_reference
+    yield Progress(2 * n - 1, steps, f"subject {n}: H&E slide")
+    slide_path = f"slides/DEMO-SUBJECT{n}-HE.svs"
+    slide = write_slide(root / slide_path, n, seed=seed)
+    return DemoSubject(
+        code=f"{DEMO_SITE}-{n:04d}",
+        index=n,
+        vendor=vendor,
+        patient_name=f"DEMO^SUBJECT{n}",
+        patient_id=f"DEMO{n:05d}",
+        dicom_folder=folder,
+        ct_labels=ct_path,
+        pet_labels=pet_path,
+        slide=slide_path,
+        study_uid=written.study_uid,
+        frame_of_reference_uid=written.frame_of_reference_uid,
+        ct_series_uid=written.ct_series_uid,
+        pet_series_uid=written.pet_series_uid,
+        pet_units=written.units,
+        weight_kg=subject.weight_kg,
+        height_m=subject.height_m,
+        suv_factor=written.suv_factor,
+        suv_inputs=written.suv_inputs,
+        ct_grid=_grid_dict(CT_GRID),
+        pet_grid=_grid_dict(PET_GRID),
+        liver_reference={
+            "centre_mm": list(reference),
+            "radius_mm": 15.0,
+            "planted_suv": subject.liver_suv,
+            "suv_mean": _sphere_mean(written.pet_suv, PET_GRID, reference, 15.0),
+            "hu_mean": _sphere_mean(written.ct_hu, CT_GRID, reference, 15.0),
+        },
+        lesions=_lesion_entries(subject, written, ct_labels, pet_labels),
+        slide_info={k: v for k, v in slide.to_dict().items() if k != "path"},
+        seconds={"dicom": round(t1 - t0, 2), "slide": round(slide.seconds, 2)},
+    )
 
 
 def write_demo_study(
@@ -304,11 +310,21 @@ def iter_build_demo_store(
             choose_reader(store, reader_name, DEMO_SITE)
         work = Path(work_dir).expanduser().resolve() if work_dir else root / "demo-source"
         manifest = load_manifest(work)
-        if manifest is None or len(manifest.subjects) < n_subjects:
-            manifest = yield from iter_write_demo_study(work, n_subjects)
-        total = len(manifest.subjects)
-        for i, subject in enumerate(manifest.subjects[:n_subjects]):
-            yield Progress(i, total, f"importing {subject.code}")
+        if manifest is None:
+            manifest = _new_manifest(work, n_subjects)
+        started = time.perf_counter()
+        # Subject by subject, written then imported: the first one is in the store (and on a waiting
+        # worklist) after seconds, not after the whole study is written.
+        for n in range(1, n_subjects + 1):
+            if len(manifest.subjects) < n:
+                manifest.subjects.append((yield from iter_write_subject(work, n, 2 * n_subjects)))
+                manifest.seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                manifest.write()  # an interrupted build resumes from here
+            subject = manifest.subjects[n - 1]
+            if _is_complete(store, subject):
+                continue  # imported by an earlier, interrupted build
+            yield Progress(n - 1, n_subjects, f"importing {subject.code}")
             try:
                 summary = yield from iter_import_dicom(
                     store, manifest.path(subject.dicom_folder), subject.code
@@ -324,11 +340,34 @@ def iter_build_demo_store(
                 _add_lesions(store, subject, manifest)
             except (SlideError, SegmentationError) as exc:
                 raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc
+            yield Progress(n, n_subjects, f"{subject.code}{SUBJECT_READY}")
+        texture_library.cache_clear()
         store.set_setting(
             BUILT_SETTING, json.dumps({"version": DEMO_VERSION, "subjects": n_subjects, "source": str(work)})
         )
-        yield Progress(total, total, "demo store ready")
+        yield Progress(n_subjects, n_subjects, "demo study complete")
     return root
+
+
+SUBJECT_READY = " ready"  # the end of the progress message of a subject now in the store
+
+
+def subject_ready(step: Progress) -> bool:
+    """True for the build's step that says one more subject is in the store (and on the worklist)."""
+    return step.message.endswith(SUBJECT_READY)
+
+
+def _is_complete(store, subject: DemoSubject) -> bool:
+    """True when an earlier build already imported this subject with its slide and every lesion."""
+    from palmares_desktop.core.reading_set import subject_segmentations
+    from palmares_desktop.core.store import records
+
+    row = store.subject_by_code(subject.code)
+    if row is None:
+        return False
+    planted = {lesion["name"] for lesion in subject.lesions}
+    drawn = [s for s in subject_segmentations(store, row["id"]) if s.get("lesion_name") in planted]
+    return len(drawn) == 2 * len(planted) and bool(records.slides_of_subject(store, row["id"]))
 
 
 def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
