@@ -100,15 +100,23 @@ def _rectangle(panel, x0, y0, x1, y1, cls: str) -> dict:
     )
 
 
-def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(slide_window, qtbot):
-    slide = _open_slide(slide_window, qtbot)
-    panel = slide_window.slide.panel
-    viewer = slide_window.slide.viewer.model
-    x, y, screen_px = 11200.0, 10560.0, 16.0  # a purple invasive-tumour field of the demo slide
-    _look_at(slide_window, qtbot, x, y, screen_px)
+WAND_FIELD = (11200.0, 10560.0, 16.0)  # x, y, level-0 px per screen px: a purple invasive-tumour field
+
+
+def _wand_on_tumour(window, qtbot):
+    """The demo slide open on an invasive-tumour field at 16 px per screen px, the wand chosen with
+    that class and tolerance 12: (slide row, panel, viewer model, (x, y, screen px))."""
+    slide = _open_slide(window, qtbot)
+    panel = window.slide.panel
+    _look_at(window, qtbot, *WAND_FIELD)
     panel.class_box.setCurrentText("Invasive tumour")
     panel.wand_tolerance.setValue(12)
     panel.choose_tool("Wand")
+    return slide, panel, window.slide.viewer.model, WAND_FIELD
+
+
+def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(slide_window, qtbot):
+    slide, panel, viewer, (x, y, screen_px) = _wand_on_tumour(slide_window, qtbot)
     assert panel.layer.mode == "pan_zoom"
     _click(viewer, x, y, drag_px=40)  # a drag pans: nothing is added
     assert annotations_of(slide_window.store, slide["id"]) == []
@@ -151,14 +159,7 @@ def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_give
 
     from palmares_desktop.core.slides import wand as core_wand
 
-    slide = _open_slide(slide_window, qtbot)
-    panel = slide_window.slide.panel
-    viewer = slide_window.slide.viewer.model
-    x, y, screen_px = 11200.0, 10560.0, 16.0  # a purple invasive-tumour field of the demo slide
-    _look_at(slide_window, qtbot, x, y, screen_px)
-    panel.class_box.setCurrentText("Invasive tumour")
-    panel.wand_tolerance.setValue(12)
-    panel.choose_tool("Wand")
+    slide, panel, viewer, (x, y, screen_px) = _wand_on_tumour(slide_window, qtbot)
     visible = panel.visible_box()
     real_read = core_wand.read_at
     reading, release, readers = threading.Event(), threading.Event(), []

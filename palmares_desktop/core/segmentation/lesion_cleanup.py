@@ -23,6 +23,7 @@ from palmares_desktop.core.segmentation.cleanup import CleanupError
 from palmares_desktop.core.segmentation.geometry import Grid, grid_mismatch
 from palmares_desktop.core.segmentation.labelmaps import add_segmentation, target_of
 from palmares_desktop.core.store import Store, records
+from palmares_desktop.core.store import segmentations as chains
 
 OPERATIONS = (
     "fill-holes",
@@ -296,7 +297,7 @@ def clean_lesion(
 def cleanup_sentence(store: Store, report: dict) -> str:
     """One sentence on a `clean_report`: the operation, voxels and mL before → after, what was saved."""
     p = report["parameters"]
-    before = store.get("segmentations", p["from_segmentation_id"])
+    before = chains.segmentation_row(store, p["from_segmentation_id"])
     image = modalities.display_of(report["modality"])
     if report["kept_existing"]:
         saved = f"the same mask as {image} segmentation version {report['version']}, kept as it is"
