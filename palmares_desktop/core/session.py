@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core.placement import Placement
+from palmares_desktop.core.segmentation import strokes
 
 DEFAULT_HISTORY_BYTES = 256 * 2**20  # a few hundred brush strokes on a CT, well under a full copy each
 DEFAULT_IDLE_S = 3.0  # save once the reader pauses this long...
@@ -223,6 +224,49 @@ class ReadingSession:
         before[tuple(i - lo for i, lo in zip(indices, low, strict=True))] = old_values
         return self.record_region(box, before)
 
+    # ------------------------------------------------- strokes (core/segmentation/strokes.py)
+    def begin_stroke(self) -> StrokeGroup:
+        """Gather the dabs of one drag (e.g. spheres along the mouse path) into one undo step:
+        pass it to `paint_sphere` and call its `end()` on release."""
+        return StrokeGroup(self)
+
+    def paint_sphere(
+        self,
+        centre_world_zyx,
+        diameter_mm: float,
+        value: int = 1,
+        stroke: StrokeGroup | None = None,
+        from_world_zyx=None,
+    ) -> int:
+        """Paint (`value` > 0) or erase (0) a sphere of `diameter_mm` (world mm, anisotropic spacing
+        honoured) around the voxel under a world (z, y, x) point. With `from_world_zyx` (the previous
+        point of a drag) spheres are laid along the way too, close enough to leave no gap. Without
+        `stroke` it is one undo step at once; with one, part of that stroke's step. Returns how many
+        voxels changed (0: none, and no step)."""
+        centres = (
+            [centre_world_zyx]
+            if from_world_zyx is None
+            else strokes.dab_centres(self.placement, from_world_zyx, centre_world_zyx, diameter_mm)
+        )
+        group = stroke if stroke is not None else StrokeGroup(self)
+        changed = 0
+        for centre in centres:
+            done = strokes.sphere_stroke(self.mask, self.placement, centre, diameter_mm, value)
+            if done is not None:
+                group.add(done)
+                changed += done.changed
+        if stroke is None:
+            group.end()
+        return changed
+
+    def fill(self, seed_world_zyx, three_d: bool = False, value: int = 1) -> strokes.Stroke:
+        """Fill the background region the outline encloses under a world point (on its axial slice,
+        or in 3D) with `value`, as one undo step. Raises `StrokeError` (a sentence) when the region
+        is not enclosed or the click is on the lesion. Returns what changed."""
+        done = strokes.fill_stroke(self.mask, self.placement, seed_world_zyx, three_d, value)
+        self.record_region(done.box, done.before)
+        return done
+
     def _record(self, step: Step) -> None:
         self.history.push(step)
         self.autosave.touched()
@@ -253,6 +297,44 @@ class ReadingSession:
 
     def mark_saved(self) -> None:
         self.autosave.saved()
+
+
+class StrokeGroup:
+    """The dabs of one stroke, each already written into the session's mask, recorded as ONE undo
+    step by `end()` (the union box, its values before the first dab rebuilt last-first)."""
+
+    def __init__(self, session: ReadingSession) -> None:
+        self.session = session
+        self._dabs: list[strokes.Stroke] = []
+        self.ended = False
+
+    @property
+    def changed(self) -> int:
+        """Voxels changed so far (a voxel painted by two dabs counts twice)."""
+        return sum(d.changed for d in self._dabs)
+
+    def add(self, dab: strokes.Stroke) -> None:
+        if self.ended:
+            raise ValueError("This stroke has ended; begin a new one.")
+        self._dabs.append(dab)
+        self.session.autosave.touched()  # a long drag keeps the draft save waiting for the pause
+
+    def end(self) -> tuple[slice, ...] | None:
+        """Record the stroke as one undo step; returns its box, or None when it changed nothing."""
+        if self.ended:
+            return None
+        self.ended = True
+        if not self._dabs:
+            return None
+        low = [min(d.box[a].start for d in self._dabs) for a in range(self.session.mask.ndim)]
+        high = [max(d.box[a].stop for d in self._dabs) for a in range(self.session.mask.ndim)]
+        box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
+        before = self.session.mask[box].copy()
+        for dab in reversed(self._dabs):
+            local = tuple(slice(s.start - lo, s.stop - lo) for s, lo in zip(dab.box, low, strict=True))
+            before[local] = dab.before
+        self._dabs.clear()
+        return box if self.session.record_region(box, before) else None
 
 
 def _absolute(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:

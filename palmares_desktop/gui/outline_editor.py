@@ -1,7 +1,11 @@
-"""The CT/PET room's outline editor: brush and eraser (size in mm) on the selected segmentation.
+"""The CT/PET room's outline editor: brush, eraser and fill on the selected segmentation, in 2D (the
+axial slice) or 3D (a sphere of the brush diameter; the enclosed volume), brush size in mm.
 
 Editing opens a core `ReadingSession` on the stored mask: the napari labels layer paints the session's
-array in place and its undo/redo are the session's (Ctrl+Z / Ctrl+Shift+Z). Every few seconds of
+array in place and its undo/redo are the session's (Ctrl+Z / Ctrl+Shift+Z). The 2D brush and eraser
+are napari's own (its paint events join the session's history); the 3D sphere and both fills are a
+mouse callback on the editing layer that asks core (`ReadingSession.paint_sphere`, `.fill`, computed in
+core/segmentation/strokes.py) for the voxels, one undo step per click or drag. Every few seconds of
 idle editing the working mask is autosaved as the reader's draft (core/segmentation/drafts.py: one
 draft row per chain, no version flood, no feature job); **Save** makes the draft the chain's next
 final version; **Cancel** throws the draft away. Saving runs in a worker on its own store connection.
@@ -14,15 +18,27 @@ from typing import Any
 
 import SimpleITK as sitk
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
 
-from palmares_desktop.core.session import ReadingSession
+from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.segmentation.strokes import voxels_ml
+from palmares_desktop.core.session import ReadingSession, StrokeGroup
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 
 EDIT_LAYER = "editing"
 AUTOSAVE_POLL_MS = 1000
+TOOLS = ("paint", "erase", "fill")
 
 
 class OutlineEditor(QGroupBox):
@@ -39,6 +55,8 @@ class OutlineEditor(QGroupBox):
         self._viewer = None
         self._draft_id: str | None = None
         self._saving = False
+        self._tool: str | None = "paint"  # paint, erase, fill; None: napari's own mode (e.g. pan)
+        self._applying = False  # set_mode is changing the layer's mode (not the reader's keys)
         self.edit = QPushButton("Edit selected")
         self.edit.setToolTip("Paint or erase the selected lesion's outline; Ctrl+Z undoes")
         self.brush_mm = QDoubleSpinBox()
@@ -48,10 +66,21 @@ class OutlineEditor(QGroupBox):
         self.brush_mm.valueChanged.connect(lambda _v: self._apply_brush())
         self.paint = QPushButton("Brush")
         self.erase = QPushButton("Eraser")
-        for button in (self.paint, self.erase):
+        self.fill = QPushButton("Fill")
+        self.fill.setToolTip(
+            "Click inside a closed outline to fill it: on this slice, or with 3D the enclosed volume"
+        )
+        for button in (self.paint, self.erase, self.fill):
             button.setCheckable(True)
         self.paint.clicked.connect(lambda: self.set_mode("paint"))
         self.erase.clicked.connect(lambda: self.set_mode("erase"))
+        self.fill.clicked.connect(lambda: self.set_mode("fill"))
+        self.sphere = QCheckBox("3D (sphere brush, volume fill)")
+        self.sphere.setToolTip(
+            "Brush and eraser paint a sphere of the brush diameter in mm (through slices); "
+            "Fill fills the region the outline encloses in 3D"
+        )
+        self.sphere.toggled.connect(lambda _on: self._tool is not None and self.set_mode(self._tool))
         self.save = QPushButton("Save")
         self.save.setToolTip("Save the outline as this lesion's next final version (features follow)")
         self.cancel = QPushButton("Cancel")
@@ -60,12 +89,17 @@ class OutlineEditor(QGroupBox):
         self.message = QLabel("Select a lesion, then Edit selected.")
         self.message.setWordWrap(True)
         tools = QHBoxLayout()
-        for button in (self.paint, self.erase, self.save, self.cancel):
+        for button in (self.paint, self.erase, self.fill):
             tools.addWidget(button)
+        saving = QHBoxLayout()
+        for button in (self.save, self.cancel):
+            saving.addWidget(button)
         form = QFormLayout(self)
         form.addRow(self.edit)
         form.addRow("Brush", self.brush_mm)
         form.addRow(tools)
+        form.addRow(self.sphere)
+        form.addRow(saving)
         form.addRow(self.message)
         self._autosave = QTimer(self)
         self._autosave.setInterval(AUTOSAVE_POLL_MS)
@@ -97,26 +131,125 @@ class OutlineEditor(QGroupBox):
         }
         self.layer = viewer.add_session_labels(self.session, EDIT_LAYER, color)
         self.layer.selected_label = 1
+        self.layer.mouse_drag_callbacks.append(self._on_press)
+        self.layer.events.mode.connect(self._layer_mode_changed)
         self.set_mode("paint")
         self._enable(True)
         self._autosave.start()
         self.message.setText(
-            f"Editing {self._target['lesion']} ({self._target['modality']}): paint with the brush, "
-            "Ctrl+Z undoes; autosaved as your draft."
+            f"Editing {self._target['lesion']} ({self._target['modality']}): paint with the brush "
+            "(tick 3D for a sphere), Ctrl+Z undoes; autosaved as your draft."
         )
 
     def set_mode(self, mode: str) -> None:
+        """`paint`, `erase` or `fill` (in 2D, or 3D with the 3D box ticked); another napari mode
+        (e.g. `pan_zoom`) hands the mouse back to napari."""
         if self.layer is None:
             return
-        self.layer.mode = mode
-        self.paint.setChecked(mode == "paint")
-        self.erase.setChecked(mode == "erase")
+        self._tool = mode if mode in TOOLS else None
+        ours = self._ours()
+        self._applying = True
+        try:
+            # Ours: napari must neither paint nor pan on a drag; the layer's callback takes it.
+            self.layer.mode = "pan_zoom" if ours else mode
+            self.layer.mouse_pan = self.layer.mode == "pan_zoom" and not ours
+        finally:
+            self._applying = False
+        self.paint.setChecked(self._tool == "paint")
+        self.erase.setChecked(self._tool == "erase")
+        self.fill.setChecked(self._tool == "fill")
         self._apply_brush()
+
+    def _ours(self) -> bool:
+        """True when the editor (core) makes the voxels: the sphere brush/eraser and both fills."""
+        return self._tool == "fill" or (self._tool in ("paint", "erase") and self.sphere.isChecked())
+
+    def _layer_mode_changed(self, _event=None) -> None:
+        """napari's own keys changed the layer's mode (P, E, F, Z, holding Space): follow them."""
+        if self._applying or self.layer is None:
+            return
+        mode = str(self.layer.mode)
+        self.set_mode(mode)
 
     def _apply_brush(self) -> None:
         if self.layer is not None and self._target:
             # napari's brush size is in voxels of the layer's data; the reader thinks in mm.
             self.layer.brush_size = max(1.0, self.brush_mm.value() / self._target["spacing"])
+            if self._ours() and self._tool != "fill":
+                self.layer.cursor = "circle"  # the sphere's cut through this slice, in mm
+                self.layer.cursor_size = self.brush_mm.value()
+            elif self._tool == "fill":
+                self.layer.cursor = "cross"
+
+    # --------------------------------------------------------- sphere, fill
+    def _on_press(self, layer, event):
+        """napari drag callback on the editing layer: a click or drag of the sphere brush/eraser
+        (one undo step per drag), or a fill click. 2D brushing stays napari's."""
+        if self.session is None or layer is not self.layer or getattr(event, "button", 1) != 1:
+            return
+        if not self._ours():
+            return
+        if self._viewer is not None and self._viewer.model.dims.ndisplay != 2:
+            self.message.setText("Untick 3D view to edit: outlines are edited on the slice.")
+            return
+        if self._tool == "fill":
+            self.fill_at(tuple(event.position)[-3:])
+            return
+        stroke = self.session.begin_stroke()
+        last = tuple(event.position)[-3:]
+        self._dab(stroke, last)
+        yield
+        while event.type == "mouse_move":
+            here = tuple(event.position)[-3:]
+            self._dab(stroke, here, last)
+            last = here
+            yield
+        self._end_stroke(stroke)
+
+    def _dab(self, stroke: StrokeGroup, world_zyx, previous=None) -> None:
+        value = 0 if self._tool == "erase" else int(self.layer.selected_label)
+        if self.session.paint_sphere(world_zyx, self.brush_mm.value(), value, stroke, previous):
+            self.layer.refresh()
+
+    def _end_stroke(self, stroke: StrokeGroup) -> None:
+        changed = stroke.changed
+        if stroke.end() is None:
+            self.message.setText("The sphere changed nothing there.")
+            return
+        verb = "erased" if self._tool == "erase" else "painted"
+        ml = voxels_ml(self.session.placement, changed)
+        self.message.setText(
+            f"Sphere of {self.brush_mm.value():g} mm: {changed} voxels ({ml:.2f} mL) {verb} through "
+            "the slices it crosses; Ctrl+Z undoes."
+        )
+
+    def sphere_at(self, world_zyx) -> int:
+        """One click of the sphere brush (or eraser, in erase mode) at a world (z, y, x) point, as the
+        mouse callback makes it; returns the voxels changed."""
+        if self.session is None:
+            return 0
+        stroke = self.session.begin_stroke()
+        self._dab(stroke, tuple(world_zyx)[-3:])
+        changed = stroke.changed
+        self._end_stroke(stroke)
+        return changed
+
+    def fill_at(self, world_zyx) -> bool:
+        """Fill the region the outline encloses under a world (z, y, x) point: on its slice, or the
+        enclosed volume with 3D ticked. A region that is not enclosed is refused in words."""
+        if self.session is None:
+            return False
+        three_d = self.sphere.isChecked()
+        try:
+            done = self.session.fill(tuple(world_zyx)[-3:], three_d, int(self.layer.selected_label))
+        except PalmaresError as exc:
+            self.message.setText(str(exc))
+            return False
+        self.layer.refresh()
+        where = "in 3D" if three_d else "on this slice"
+        ml = voxels_ml(self.session.placement, done.changed)
+        self.message.setText(f"Filled {done.changed} voxels ({ml:.2f} mL) {where}; Ctrl+Z undoes.")
+        return True
 
     # ---------------------------------------------------------------- saving
     def _job(self, final: bool):
@@ -207,6 +340,6 @@ class OutlineEditor(QGroupBox):
         self.closed.emit()
 
     def _enable(self, editing: bool) -> None:
-        for widget in (self.paint, self.erase, self.save, self.cancel, self.brush_mm):
+        for widget in (self.paint, self.erase, self.fill, self.sphere, self.save, self.cancel, self.brush_mm):
             widget.setEnabled(editing)
         self.edit.setEnabled(not editing)
