@@ -46,6 +46,7 @@ from palmares_desktop.core.pet.display import (
 )
 from palmares_desktop.core.planes import PLANES, Volume, readout
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
+from palmares_desktop.core.segmentation.drafts import drafts_sentence, unsaved_drafts
 from palmares_desktop.core.store import Store
 from palmares_desktop.gui.companion_views import ColourBar, CompanionViews
 from palmares_desktop.gui.ct_tools import CtTools
@@ -533,6 +534,8 @@ class CtPetRoom(QWidget):
         self.radiomics.set_background_busy(False)  # a previous subject's job no longer counts
         self.loaded = None
         ct, pet, notes = subject_series(store, subject["id"])
+        offer = drafts_sentence(unsaved_drafts(store, subject["id"]))  # e.g. work left by a crash
+        notes = [*notes, offer] if offer else notes
         segmentations = subject_segmentations(store, subject["id"])
         name = subject.get("shown") or subject["code"]  # a blinded case: its label (main_window)
         self.title.setText(f"{name} — loading CT/PET…")

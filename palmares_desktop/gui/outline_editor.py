@@ -116,11 +116,16 @@ class OutlineEditor(QGroupBox):
             return
         if self.session is not None:
             self.cancel_edit()
-        image = sitk.ReadImage(str(store.path(segmentation["mask_path"])))
-        label = int(segmentation.get("label") or 1)
+        from palmares_desktop.core.segmentation.drafts import reader_draft
+
+        # The reader's own draft of this outline, if an earlier session left one (a crash, a subject
+        # switch): editing goes on from it rather than from the saved version.
+        draft = reader_draft(store, segmentation["lesion_id"], segmentation["series_id"])
+        image = sitk.ReadImage(str(store.path(draft.mask_path if draft else segmentation["mask_path"])))
+        label = 1 if draft else int(segmentation.get("label") or 1)
         binary = sitk.Cast(sitk.Equal(image, label), sitk.sitkUInt8)  # the lesion's voxels as 1
         self.session = ReadingSession.for_mask(subject, None, binary)
-        self._store, self._viewer, self._draft_id = store, viewer, None
+        self._store, self._viewer, self._draft_id = store, viewer, draft.id if draft else None
         self._target = {
             "code": subject["code"],
             "modality": segmentation["series_modality"],
@@ -137,7 +142,10 @@ class OutlineEditor(QGroupBox):
         self._enable(True)
         self._autosave.start()
         self.message.setText(
-            f"Editing {self._target['lesion']} ({self._target['modality']}): paint with the brush "
+            f"Resumed your draft of {self._target['lesion']} ({self._target['modality']}), as last "
+            "autosaved: Save makes it your next version, Cancel throws it away."
+            if draft
+            else f"Editing {self._target['lesion']} ({self._target['modality']}): paint with the brush "
             "(tick 3D for a sphere), Ctrl+Z undoes; autosaved as your draft."
         )
 

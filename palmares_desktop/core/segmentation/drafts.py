@@ -93,3 +93,31 @@ def discard_draft(store: Store, draft_id: str) -> None:
     draft_row = chains.segmentation_row(store, draft_id)
     chains.discard_draft(store, draft_id)
     discard(store.path(draft_row["mask_path"]))
+
+
+def reader_draft(store: Store, lesion_id: str, series_id: str) -> Segmentation | None:
+    """The current reader's draft of the lesion on that series (what an interrupted edit left), if any."""
+    return chains.draft(store, lesion_id, series_id)
+
+
+def unsaved_drafts(store: Store, subject_id: str) -> list[dict]:
+    """The current reader's drafts of the subject (rows with lesion_name and series_modality): work
+    autosaved but never saved or cancelled, e.g. before a crash. Empty without a reader."""
+    if store.reader is None:
+        return []
+    return chains.drafts_of_subject(store, subject_id, store.reader.id)
+
+
+def drafts_sentence(drafts: list[dict]) -> str | None:
+    """One sentence offering the drafts back in the room, None when there are none."""
+    if not drafts:
+        return None
+    names = ", ".join(
+        f"{d['lesion_name']} ({'PET' if d['series_modality'] == 'PT' else d['series_modality']}, "
+        f"begun {str(d.get('created_at') or '')[:16].replace('T', ' ')})"
+        for d in drafts
+    )
+    return (
+        f"Unsaved draft{'s' if len(drafts) > 1 else ''} of {names}: select the lesion and press Edit "
+        "outline to resume it (Save keeps it, Cancel throws it away)."
+    )

@@ -159,6 +159,21 @@ def latest_finals_of_subject(store: Store, subject_id: str) -> list[dict]:
     return list(latest.values())
 
 
+def drafts_of_subject(store: Store, subject_id: str, reader_id: str) -> list[dict]:
+    """The reader's drafts (unsaved working outlines) of the subject's lesions, with the lesion's name
+    and the series' modality, oldest first."""
+    return [
+        dict(row)
+        for row in store.db.query(
+            """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
+               from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
+               where l.subject_id = ? and l.deleted_at is null and s.status = 'draft' and s.reader_id = ?
+               order by s.created_at, s.id""",
+            [subject_id, reader_id],
+        )
+    ]
+
+
 def describe(store: Store, segmentation_id: str) -> str:
     """How a user recognises a segmentation version in messages, e.g. 'IT03-0001 Liver v2'."""
     row = next(
