@@ -77,6 +77,7 @@ class EditHistory:
         self._undo: deque[Step] = deque()
         self._redo: list[Step] = []
         self.dropped = 0  # steps forgotten to stay within max_bytes
+        self.revision = 0  # + 1 on every edit, undo and redo: views redraw when it moves
 
     @property
     def nbytes(self) -> int:
@@ -96,6 +97,7 @@ class EditHistory:
         return bool(self._redo)
 
     def push(self, step: Step) -> None:
+        self.revision += 1
         self._undo.append(step)
         self._redo.clear()  # a new edit ends the redo branch, as in every editor
         while self._undo and self.nbytes > self.max_bytes:
@@ -107,6 +109,7 @@ class EditHistory:
         if not self._undo:
             return None
         step = self._undo.pop()
+        self.revision += 1
         step.write(mask, step.before)
         self._redo.append(step)
         return step.box
@@ -115,6 +118,7 @@ class EditHistory:
         if not self._redo:
             return None
         step = self._redo.pop()
+        self.revision += 1
         step.write(mask, step.after)
         self._undo.append(step)
         return step.box

@@ -147,6 +147,10 @@ class CompanionViews:
         self.ct, self.pet, self.masks = ct, pet, list(masks)
         self._mip_values = None
 
+    def set_masks(self, masks) -> None:
+        """(volume, rgb) outlines drawn in the planes (e.g. the outline being edited, live)."""
+        self.masks = list(masks)
+
     def set_display(self, ct_limits, suv_max, table, opacity, pet_visible, masks_visible) -> None:
         self.ct_limits, self.suv_max, self.table = tuple(ct_limits), float(suv_max), np.asarray(table)
         self.opacity, self.pet_visible, self.masks_visible = float(opacity), pet_visible, masks_visible

@@ -301,6 +301,12 @@ class CtPetRoom(QWidget):
         self.editor.edit.clicked.connect(self.edit_selected)
         self.editor.saved.connect(self._segmentation_saved)
         self.editor.closed.connect(lambda: self._toggle_masks(self.masks_visible.isChecked()))
+        self.editor.closed.connect(self._edit_ended)
+        # While an outline is edited the 2x2 planes follow its strokes (polled: napari paints in place).
+        self._edit_poll = QTimer(self)
+        self._edit_poll.setInterval(300)
+        self._edit_poll.timeout.connect(self._follow_edit)
+        self._edit_revision = -1
 
         # --- lesions
         self.lesions = QTableWidget(0, 4)
@@ -582,7 +588,7 @@ class CtPetRoom(QWidget):
         self.companions.set_volumes(
             _plane_volume(loaded.ct_volume),
             _plane_volume(loaded.pet_volume),
-            [(_plane_volume(m.volume), QColor(m.color).getRgbF()[:3]) for m in loaded.masks],
+            self._mask_outlines(),
         )
         self._refresh_companions()
         self.lesion_panel.set_subject(self.store, loaded.subject)
@@ -638,8 +644,33 @@ class CtPetRoom(QWidget):
             self.editor.message.setText("Select a lesion in the list first.")
             return
         self.editor.start(self.store, self.viewer, self.loaded.subject, mask.segmentation, mask.color)
-        if self.editor.session is not None:
+        session = self.editor.session
+        if session is not None:
             self.viewer.set_visible(self._mask_layer_name(mask.segmentation), False)
+            working = Volume(session.mask, session.placement)  # the array napari paints into
+            self.companions.set_masks(
+                [(working, QColor(mask.color).getRgbF()[:3])] + self._mask_outlines(exclude=mask)
+            )
+            self._edit_revision = -1
+            self._edit_poll.start()
+
+    def _mask_outlines(self, exclude: LoadedMask | None = None) -> list:
+        """(volume, rgb) of the shown outlines for the companion views."""
+        masks = self.loaded.masks if self.loaded else []
+        return [(_plane_volume(m.volume), QColor(m.color).getRgbF()[:3]) for m in masks if m is not exclude]
+
+    def _follow_edit(self) -> None:
+        session = self.editor.session
+        if session is None:
+            self._edit_poll.stop()
+        elif session.history.revision != self._edit_revision:
+            self._edit_revision = session.history.revision
+            self._companions_due.start()
+
+    def _edit_ended(self) -> None:
+        self._edit_poll.stop()
+        self.companions.set_masks(self._mask_outlines())
+        self._companions_due.start()
 
     def _segmentation_saved(self, result: dict) -> None:
         """A tool stored a segmentation: reload the subject's masks and select the new one."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import QPoint, QPointF, Qt
-from qtpy.QtGui import QWheelEvent
+from qtpy.QtGui import QColor, QWheelEvent
 from qtpy.QtWidgets import QApplication
 
 from palmares_desktop.core import planes
@@ -127,3 +127,38 @@ def test_keys_and_wheel_move_slices_switch_windows_and_layout(main_window, qtbot
     assert room.layout_combo.currentData() == "2x2"
     qtbot.keyClick(canvas, Qt.Key.Key_L)
     assert room.layout_combo.currentData() == "single"
+
+
+def test_the_companion_planes_follow_the_outline_being_edited(copy_window, qtbot):
+    window = copy_window
+    open_subject(window, qtbot)
+    room, editor = window.ct_pet, window.ct_pet.editor
+    room.set_layout("2x2")
+    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+    room.lesions.selectRow(ct_row)
+    editor.edit.click()
+    assert editor.session is not None
+    # A 12 mm sphere 40 mm to the patient's left of the lesion, on its coronal plane: drawn live in
+    # the coronal view in the lesion's colour, where nothing was outlined before.
+    cursor = room.companions.cursor.copy()
+    target = (cursor[0], cursor[1], cursor[2] + 40.0)
+    coronal = room.companions.coronal
+    qtbot.waitUntil(lambda: coronal.rgb is not None, timeout=10_000)
+    row, col = (int(round(v)) for v in coronal.grid.pixel_of(target))
+    edge_col = col + int(round(6.0 / coronal.grid.pixel_mm))  # the sphere's right edge in that plane
+    colour = (np.asarray(QColor(room.selected_mask().color).getRgbF()[:3]) * 255).round()
+    assert not np.array_equal(coronal.rgb[row, edge_col], colour)
+    editor.sphere.setChecked(True)
+    editor.brush_mm.setValue(12.0)
+    assert editor.sphere_at(target) > 0
+    qtbot.waitUntil(
+        lambda: any(np.array_equal(coronal.rgb[row, c], colour) for c in range(edge_col - 2, edge_col + 3)),
+        timeout=10_000,
+    )
+    editor.cancel_edit()  # the planes go back to the saved outlines
+    qtbot.waitUntil(
+        lambda: (
+            not any(np.array_equal(coronal.rgb[row, c], colour) for c in range(edge_col - 2, edge_col + 3))
+        ),
+        timeout=10_000,
+    )
