@@ -124,24 +124,39 @@ class PlaneView(QWidget):
 
 
 class CompanionViews:
-    """Coronal and sagittal planes through the cursor and a coronal PET MIP, linked to one cursor."""
+    """The views beside napari's axial one, linked to one cursor: for the 2x2 layout coronal and
+    sagittal planes through it and a coronal PET MIP; for the side-by-side layout the axial CT alone
+    and the axial PET alone."""
 
     def __init__(self, parent: QWidget) -> None:
         self.coronal = PlaneView("Coronal", parent)
         self.sagittal = PlaneView("Sagittal", parent)
         self.mip = PlaneView("PET MIP", parent)
+        self.ct_axial = PlaneView("CT", parent)
+        self.pet_axial = PlaneView("PET", parent)
+        self.layout = "2x2"  # or "side": which views render() draws
         self.ct: Volume | None = None
         self.pet: Volume | None = None
         self.masks: list[tuple[Volume, tuple[float, float, float]]] = []
         self.cursor = np.zeros(3)
         self.ct_limits = (-150.0, 250.0)
         self.suv_max, self.opacity, self.table = 6.0, 0.6, np.zeros((2, 4), np.float32)
-        self.pet_visible = self.masks_visible = True
+        self.pet_visible = self.masks_visible = self.ct_visible = True
         self._mip_values: np.ndarray | None = None
 
     @property
     def views(self) -> tuple[PlaneView, PlaneView, PlaneView]:
+        """The 2x2 layout's views."""
         return self.coronal, self.sagittal, self.mip
+
+    @property
+    def side_views(self) -> tuple[PlaneView, PlaneView]:
+        """The side-by-side layout's views (CT alone, PET alone)."""
+        return self.ct_axial, self.pet_axial
+
+    @property
+    def all_views(self) -> tuple[PlaneView, ...]:
+        return (*self.views, *self.side_views)
 
     def set_volumes(self, ct: Volume | None, pet: Volume | None, masks) -> None:
         self.ct, self.pet, self.masks = ct, pet, list(masks)
@@ -151,27 +166,35 @@ class CompanionViews:
         """(volume, rgb) outlines drawn in the planes (e.g. the outline being edited, live)."""
         self.masks = list(masks)
 
-    def set_display(self, ct_limits, suv_max, table, opacity, pet_visible, masks_visible) -> None:
+    def set_display(
+        self, ct_limits, suv_max, table, opacity, pet_visible, masks_visible, ct_visible=True
+    ) -> None:
         self.ct_limits, self.suv_max, self.table = tuple(ct_limits), float(suv_max), np.asarray(table)
         self.opacity, self.pet_visible, self.masks_visible = float(opacity), pet_visible, masks_visible
+        self.ct_visible = ct_visible
 
     def set_cursor(self, world_zyx) -> None:
         self.cursor = np.asarray(world_zyx, dtype=float)
-        for view in self.views:
+        for view in self.all_views:
             view.set_cursor(self.cursor)
 
     def clear(self) -> None:
         self.set_volumes(None, None, [])
-        for view in self.views:
+        for view in self.all_views:
             view.show_image(None, None)
 
     # ------------------------------------------------------------ rendering
     def render(self) -> None:
-        """Re-draw the two planes through the cursor and the MIP (only when they are on screen)."""
+        """Re-draw the current layout's views through the cursor (call it only when they are on screen)."""
         reference = self.ct or self.pet
         if reference is None:
-            for view in self.views:
+            for view in self.all_views:
                 view.show_image(None, None)
+            return
+        if self.layout == "side":
+            grid = PlaneGrid.covering(PLANES["axial"], reference)
+            self.ct_axial.show_image(self.plane_rgb(grid, pet=False) if self.ct is not None else None, grid)
+            self.pet_axial.show_image(self.plane_rgb(grid, ct=False) if self.pet is not None else None, grid)
             return
         for view, name in ((self.coronal, "coronal"), (self.sagittal, "sagittal")):
             grid = PlaneGrid.covering(PLANES[name], reference)
@@ -186,18 +209,19 @@ class CompanionViews:
             planes.to_bytes(planes.mip_grey(self._mip_values, self.suv_max)), grid, dark=False
         )
 
-    def plane_rgb(self, grid: PlaneGrid) -> np.ndarray:
+    def plane_rgb(self, grid: PlaneGrid, ct: bool = True, pet: bool = True) -> np.ndarray:
+        """The plane through the cursor: CT in its window, PET fused over it, outlines on top (`ct` /
+        `pet` False leave that image out, as the display's CT and PET ticks do)."""
         fixed = float(self.cursor[grid.kind.fixed_axis])
-        if self.ct is not None:
+        with_ct = ct and self.ct is not None and self.ct_visible
+        if with_ct:
             rgb = planes.grey(planes.sample(self.ct, grid, fixed), self.ct_limits)
         else:
             rgb = np.zeros((grid.rows, grid.cols, 3))
-        if self.pet is not None and self.pet_visible:
+        if pet and self.pet is not None and (self.pet_visible or not ct):
             suv = planes.sample(self.pet, grid, fixed, outside=0.0)
             # Without a CT under it, the PET is the image: full colour, not a translucent overlay.
-            rgb = planes.fuse(
-                rgb, suv, self.suv_max, self.table, self.opacity if self.ct is not None else 1.0
-            )
+            rgb = planes.fuse(rgb, suv, self.suv_max, self.table, self.opacity if with_ct else 1.0)
         if self.masks_visible:
             for mask, colour in self.masks:
                 edge = planes.outline(planes.sample(mask, grid, fixed, outside=0.0) > 0)

@@ -227,6 +227,10 @@ class CtPetRoom(QWidget):
             self.window_combo.addItem(preset.label(), preset.name)
         self.window_combo.setCurrentIndex(list(WINDOW_PRESETS).index(DEFAULT_WINDOW))
         self.window_combo.currentIndexChanged.connect(self._window_changed)
+        self.ct_visible = QCheckBox("Show CT")
+        self.ct_visible.setChecked(True)
+        self.ct_visible.setToolTip("Untick for the PET alone")
+        self.ct_visible.toggled.connect(lambda on: self.viewer.set_visible(CT_LAYER, on))
         self.pet_visible = QCheckBox("Show PET")
         self.pet_visible.setChecked(True)
         self.pet_visible.toggled.connect(lambda on: self.viewer.set_visible(PET_LAYER, on))
@@ -248,6 +252,7 @@ class CtPetRoom(QWidget):
         self.masks_visible.setChecked(True)
         self.masks_visible.toggled.connect(self._toggle_masks)
         for signal in (
+            self.ct_visible.toggled,
             self.window_combo.currentIndexChanged,
             self.pet_visible.toggled,
             self.pet_colormap.currentTextChanged,
@@ -264,9 +269,8 @@ class CtPetRoom(QWidget):
         self.layout_combo = QComboBox()
         self.layout_combo.addItem("One view (axial)", "single")
         self.layout_combo.addItem("2x2: axial, coronal, sagittal, PET MIP", "2x2")
-        self.layout_combo.setToolTip(
-            "L (over the images) switches between one view and 2x2 with a linked cursor"
-        )
+        self.layout_combo.addItem("Side by side: fused | CT | PET (axial)", "side")
+        self.layout_combo.setToolTip("L (with the images focused) goes to the next layout")
         self.layout_combo.currentIndexChanged.connect(self._layout_changed)
 
         display = QGroupBox("Display")
@@ -274,6 +278,7 @@ class CtPetRoom(QWidget):
         form.addRow("Layout", self.layout_combo)
         form.addRow("CT window", self.window_combo)
         pet_row = QHBoxLayout()
+        pet_row.addWidget(self.ct_visible)
         pet_row.addWidget(self.pet_visible)
         pet_row.addWidget(self.pet_colormap, 1)
         form.addRow("PET", pet_row)
@@ -386,10 +391,13 @@ class CtPetRoom(QWidget):
         grid.addWidget(self.companions.coronal, 0, 1)
         grid.addWidget(self.companions.sagittal, 1, 0)
         grid.addWidget(self.companions.mip, 1, 1)
-        grid.addWidget(self.colour_bar, 0, 2, 2, 1)
-        grid.addWidget(self.status, 2, 0, 1, 3)
+        # Side by side shares the first row (one layout's views are hidden while the other's show).
+        grid.addWidget(self.companions.ct_axial, 0, 1)
+        grid.addWidget(self.companions.pet_axial, 0, 2)
+        grid.addWidget(self.colour_bar, 0, 3, 2, 1)
+        grid.addWidget(self.status, 2, 0, 1, 4)
         self._view_grid = grid
-        for view in self.companions.views:
+        for view in self.companions.all_views:
             view.clicked.connect(self.move_cursor)
         self.companions.coronal.scrolled.connect(lambda n: self._scroll_plane(1, n))
         self.companions.sagittal.scrolled.connect(lambda n: self._scroll_plane(2, n))
@@ -419,18 +427,25 @@ class CtPetRoom(QWidget):
         key("PgUp", lambda: self.viewer.step_slice(10))
         key("PgDown", lambda: self.viewer.step_slice(-10))
         # (Ctrl+1..3 are the window's room tabs.)
-        key("L", lambda: self.set_layout("single" if self.layout_combo.currentData() == "2x2" else "2x2"))
+        key("L", lambda: self.layout_combo.setCurrentIndex((self.layout_combo.currentIndex() + 1) % 3))
 
     def set_layout(self, name: str) -> None:
         self.layout_combo.setCurrentIndex(self.layout_combo.findData(name))
 
     def _layout_changed(self, *_: Any) -> None:
-        two_by_two = self.layout_combo.currentData() == "2x2"
+        layout = self.layout_combo.currentData()
+        self.companions.layout = layout
         for view in self.companions.views:
-            view.setVisible(two_by_two)
-        for index in (0, 1):  # 2x2: four equal views; one view: napari's takes the whole area
-            self._view_grid.setRowStretch(index, 1 if two_by_two or index == 0 else 0)
-            self._view_grid.setColumnStretch(index, 1 if two_by_two or index == 0 else 0)
+            view.setVisible(layout == "2x2")
+        for view in self.companions.side_views:
+            view.setVisible(layout == "side")
+        # 2x2: four equal views; side by side: three in a row; one view: napari's takes the area.
+        rows = {"single": (1, 0), "2x2": (1, 1), "side": (1, 0)}[layout]
+        columns = {"single": (1, 0, 0), "2x2": (1, 1, 0), "side": (1, 1, 1)}[layout]
+        for index, stretch in enumerate(rows):
+            self._view_grid.setRowStretch(index, stretch)
+        for index, stretch in enumerate(columns):
+            self._view_grid.setColumnStretch(index, stretch)
         self._refresh_companions()
         if self.loaded is not None:
             QTimer.singleShot(0, self.viewer.reset_view)  # fit the axial view to its new size
@@ -449,11 +464,12 @@ class CtPetRoom(QWidget):
             self.pet_opacity.value() / 100,
             self.pet_visible.isChecked(),
             self.masks_visible.isChecked(),
+            self.ct_visible.isChecked(),
         )
         self._companions_due.start()
 
     def _render_companions(self) -> None:
-        if self.layout_combo.currentData() == "2x2":
+        if self.layout_combo.currentData() != "single":
             self.companions.render()
 
     def move_cursor(self, world_zyx) -> None:
@@ -465,7 +481,7 @@ class CtPetRoom(QWidget):
         self.viewer.show_cursor(world)
         self.viewer.go_to_slice(world)
         self.status.setText(self.readout_at(world))
-        if moved_planes:
+        if moved_planes or self.companions.layout == "side":  # side by side: axial planes
             self._companions_due.start()
 
     def _forget_cursor(self) -> None:
@@ -493,6 +509,8 @@ class CtPetRoom(QWidget):
             self.companions.set_cursor(cursor)
             # Never create the cursor here: layers being removed (a teardown) move the slice too.
             self.viewer.show_cursor(cursor, create=False)
+            if self.companions.layout == "side":
+                self._companions_due.start()  # its axial views show the new slice
 
     def _click_moves_cursor(self, _viewer, event):
         """napari: a left click without a drag (a drag pans) moves the linked cursor there."""
@@ -795,7 +813,7 @@ class CtPetRoom(QWidget):
                 self._mask_layer_name(mask.segmentation), self.masks_visible.isChecked() and not on
             )
         # 3D = the classic PET MIP (CT would only fog it); without PET, a CT MIP (bones).
-        self.viewer.set_visible(CT_LAYER, not (on and has_pet))
+        self.viewer.set_visible(CT_LAYER, self.ct_visible.isChecked() and not (on and has_pet))
         self.viewer.set_rendering(CT_LAYER, "mip")
         self.viewer.set_rendering(PET_LAYER, "mip")
         self.viewer.set_opacity(PET_LAYER, 1.0 if on else self.pet_opacity.value() / 100)

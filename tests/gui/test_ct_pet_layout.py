@@ -111,7 +111,7 @@ def test_keys_and_wheel_move_slices_switch_windows_and_layout(main_window, qtbot
     assert float(room.viewer.model.camera.zoom) == pytest.approx(zoom * 1.15)
 
     # Keys, with the viewer focused: Up/PgDown through slices, number keys for window presets,
-    # L for the 2x2 layout and back.
+    # L for the next layout: 2x2, side by side, one view.
     main_window.activateWindow()
     canvas.setFocus()
     qtbot.waitUntil(lambda: canvas.hasFocus(), timeout=5_000)
@@ -125,6 +125,8 @@ def test_keys_and_wheel_move_slices_switch_windows_and_layout(main_window, qtbot
     qtbot.keyClick(canvas, Qt.Key.Key_L)
     qtbot.waitUntil(lambda: room.companions.coronal.isVisible(), timeout=5_000)
     assert room.layout_combo.currentData() == "2x2"
+    qtbot.keyClick(canvas, Qt.Key.Key_L)
+    assert room.layout_combo.currentData() == "side"
     qtbot.keyClick(canvas, Qt.Key.Key_L)
     assert room.layout_combo.currentData() == "single"
 
@@ -162,3 +164,37 @@ def test_the_companion_planes_follow_the_outline_being_edited(copy_window, qtbot
         ),
         timeout=10_000,
     )
+
+
+def test_side_by_side_shows_ct_alone_pet_alone_and_follows_the_slice(main_window, qtbot):
+    lesion = planted(1, "vertebral metastasis")
+    open_subject(main_window, qtbot)
+    room = main_window.ct_pet
+    room.set_layout("side")
+    ct_view, pet_view = room.companions.side_views
+    qtbot.waitUntil(
+        lambda: ct_view.isVisible() and ct_view.rgb is not None and pet_view.rgb is not None, timeout=10_000
+    )
+    assert not room.companions.coronal.isVisible()
+    assert ct_view.grid.kind.labels == ("A", "P", "R", "L")
+    world = (lesion.centre[2], lesion.centre[1], lesion.centre[0])  # (z, y, x) mm
+    room.move_cursor(world)
+    qtbot.waitUntil(lambda: np.allclose(ct_view.cursor_zyx, world), timeout=5_000)
+    room._render_companions()
+    row, col = (int(round(v)) for v in ct_view.grid.pixel_of(world))
+    ct_rgb, pet_rgb = ct_view.rgb[row, col].astype(int), pet_view.rgb[row, col].astype(int)
+    assert ct_rgb.min() > 240 and np.ptp(ct_rgb) == 0, ct_rgb  # blastic bone, grey only: no PET in it
+    table = np.asarray(room.viewer.layer(PET_LAYER).colormap.colors)
+    suv = _layer_value(room.viewer.layer(PET_LAYER), world)
+    expected = planes.to_bytes(planes.fuse(np.zeros((1, 1, 3)), np.array([[suv]]), 6.0, table, 1.0))[0, 0]
+    assert np.abs(pet_rgb - expected.astype(int)).max() <= 1, (pet_rgb, expected)  # PET alone, full colour
+    # The axial views follow napari's slice.
+    shown = ct_view.rgb.copy()
+    room.viewer.step_slice(5)
+    qtbot.waitUntil(
+        lambda: abs(room.companions.cursor[0] - float(room.viewer.model.dims.point[0])) < 1e-6, timeout=5_000
+    )
+    qtbot.waitUntil(lambda: not np.array_equal(ct_view.rgb, shown), timeout=5_000)
+    # PET alone in napari's view too: Show CT off hides the CT layer.
+    room.ct_visible.setChecked(False)
+    assert not room.viewer.layer(CT_LAYER).visible
