@@ -36,6 +36,27 @@ def _dump(central):
         return exchange_rows.canonical_dump(store)
 
 
+@pytest.mark.parametrize("modality", [None, "ct", "pet", "he"])
+def test_the_wide_table_equals_one_dict_per_row_for_every_modality_filter(world, tmp_path, modality):
+    """The array-filled wide table (table._wide_table) against the plain way it replaced: a dict per
+    row, columns in first-seen order. A filter leaves out feature sets whose names no kept row has."""
+    import pyarrow as pa
+
+    from palmares_desktop.core.exchange.table import KEYS, _wide_table, build
+
+    central = centre_copy(world, tmp_path / "c")
+    p = world.packages
+    assert all(o.status == "merged" for o in _merge(central, [p["IT01"], p["IT02"], p["IT99"]]).outcomes)
+    with Store.open(central, read_only=True) as store:
+        rows, _ = build(store, modality)
+        columns = list(KEYS) + [c for c in dict.fromkeys(k for r in rows for k in r) if c not in KEYS]
+        expected = pa.table({c: [r.get(c) for r in rows] for c in columns})
+        table = _wide_table(store, modality)
+    assert table.column_names == expected.column_names
+    assert table.to_pylist() == expected.to_pylist()
+    assert table.num_rows > 0
+
+
 def test_two_orders_of_merging_give_equal_central_stores_with_the_conflict_listed(world, tmp_path):
     p = world.packages
     first = centre_copy(world, tmp_path / "c1")

@@ -220,7 +220,12 @@ def _wide_table(store: Store, modality: str | None) -> pa.Table:
     del seen
     feature_columns = [c for c in columns if c in feature_names]
     place = {c: i for i, c in enumerate(feature_columns)}
-    where = [np.fromiter((place[n] for n in k), dtype=np.intp, count=len(k)) for k in by_id]
+    # Only the name sets of rows in this table: a filtered-out set (another modality, an older
+    # version) may carry names no kept row has.
+    where = {
+        kid: np.fromiter((place[n] for n in by_id[kid]), dtype=np.intp, count=len(by_id[kid]))
+        for kid in merged
+    }
     matrix = np.zeros((len(feature_columns), len(heads)), dtype=np.float64)
     present = np.zeros(matrix.shape, dtype=bool)
     for i, fs in enumerate(sets):
