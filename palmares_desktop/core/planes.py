@@ -55,6 +55,14 @@ class Volume:
         inside = np.all((index >= 0) & (index < np.asarray(self.data.shape)), axis=-1)
         return np.where(inside[..., None], index, 0), inside
 
+    def centre(self) -> tuple[float, float, float]:
+        """World (z, y, x) centre of the volume (where a view's cursor starts)."""
+        return tuple(float(v) for v in self.bounds().mean(axis=0))  # type: ignore[return-value]
+
+    def spacing(self, world_axis: int) -> float:
+        """Voxel spacing (mm) along a world axis (0 z, 1 y, 2 x): one plane step there."""
+        return float(np.abs(self.placement.linear[world_axis]).max())
+
     def value_at(self, world_zyx) -> float | None:
         """The voxel value at a world point (nearest voxel), None outside the volume."""
         index, inside = self.indices(np.asarray(world_zyx, dtype=float))
@@ -111,12 +119,35 @@ class PlaneGrid:
         return out
 
 
-def sample(volume: Volume, grid: PlaneGrid, fixed_mm: float, outside: float = np.nan) -> np.ndarray:
-    """The plane of `volume` through `fixed_mm` on `grid` (float; `outside` where the volume is not)."""
-    index, inside = volume.indices(grid.world(fixed_mm))
-    values = volume.data[index[..., 0], index[..., 1], index[..., 2]].astype(np.float32)
-    values[~inside] = outside
-    return values
+@dataclass(frozen=True)
+class PlaneIndices:
+    """Which voxel of a volume each pixel of a plane shows: worked out once and shared by every
+    volume on the same grid (a lesion's masks all are on their series' grid)."""
+
+    flat: np.ndarray  # (rows, cols) index into data.ravel(); 0 where outside
+    inside: np.ndarray  # (rows, cols) bool
+
+    @classmethod
+    def of(cls, volume: Volume, grid: PlaneGrid, fixed_mm: float) -> PlaneIndices:
+        index, inside = volume.indices(grid.world(fixed_mm))
+        return cls(np.ravel_multi_index(np.moveaxis(index, -1, 0), volume.data.shape), inside)
+
+    def take(self, data: np.ndarray, outside: float = np.nan) -> np.ndarray:
+        values = data.ravel()[self.flat].astype(np.float32)
+        values[~self.inside] = outside
+        return values
+
+
+def sample(
+    volume: Volume,
+    grid: PlaneGrid,
+    fixed_mm: float,
+    outside: float = np.nan,
+    indices: PlaneIndices | None = None,
+) -> np.ndarray:
+    """The plane of `volume` through `fixed_mm` on `grid` (float; `outside` where the volume is not);
+    `indices` from `PlaneIndices.of` on an equal grid saves working them out again."""
+    return (indices or PlaneIndices.of(volume, grid, fixed_mm)).take(volume.data, outside)
 
 
 def projection(volume: Volume, grid: PlaneGrid) -> np.ndarray:
@@ -127,8 +158,10 @@ def projection(volume: Volume, grid: PlaneGrid) -> np.ndarray:
     along = int(np.argmax(np.abs(volume.placement.linear[grid.kind.fixed_axis])))
     projected = volume.data.max(axis=along)
     keep = [a for a in range(3) if a != along]
-    # The fixed coordinate is arbitrary: the projection is inside wherever the other two indices are.
-    index_other = np.rint(volume.placement.world_to_display(grid.world(0.0))).astype(np.int64)[..., keep]
+    # The other two indices, taken through the volume's middle (an oblique volume's projection
+    # then lines up with its centre plane).
+    middle = volume.centre()[grid.kind.fixed_axis]
+    index_other = np.rint(volume.placement.world_to_display(grid.world(middle))).astype(np.int64)[..., keep]
     shape = np.asarray(projected.shape)
     inside = np.all((index_other >= 0) & (index_other < shape), axis=-1)
     index_other = np.where(inside[..., None], index_other, 0)
@@ -143,16 +176,6 @@ def grey(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
     out = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
     out = np.where(np.isnan(values), 0.0, out)
     return np.repeat(out[..., None], 3, axis=-1)
-
-
-def fuse(
-    base_rgb: np.ndarray, suv: np.ndarray, suv_max: float, table: np.ndarray, opacity: float
-) -> np.ndarray:
-    """The translucent PET overlay of `core.pet.display.fused_pixel`, for a whole plane."""
-    fraction = np.clip(np.nan_to_num(suv, nan=0.0) / suv_max if suv_max > 0 else 0.0, 0.0, 1.0)
-    index = np.rint(fraction * (len(table) - 1)).astype(np.int64)
-    colour, alpha = table[index, :3], table[index, 3:4] * opacity
-    return (1.0 - alpha) * base_rgb + alpha * colour
 
 
 def outline(mask: np.ndarray) -> np.ndarray:

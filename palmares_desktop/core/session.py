@@ -314,7 +314,7 @@ class StrokeGroup:
 
     @property
     def changed(self) -> int:
-        """Voxels changed so far (a voxel painted by two dabs counts twice)."""
+        """Voxels changed so far (each dab counts only the voxels whose value it changed)."""
         return sum(d.changed for d in self._dabs)
 
     def add(self, dab: strokes.Stroke) -> None:

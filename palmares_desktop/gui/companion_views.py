@@ -12,9 +12,18 @@ from qtpy.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from palmares_desktop.core import planes
+from palmares_desktop.core.pet.display import fuse
 from palmares_desktop.core.planes import PLANES, PlaneGrid, Volume
 
 CURSOR_COLOUR = QColor(255, 214, 0)  # amber: visible over grey CT, the PET colours and the white MIP
+
+
+def wheel_steps(delta_y: int) -> int:
+    """Planes or slices to move for a wheel turn: one per notch (120), at least one for any turn (a
+    touchpad sends small deltas), up and down alike."""
+    if not delta_y:
+        return 0
+    return int(np.sign(delta_y)) * max(1, round(abs(delta_y) / 120))
 
 
 class PlaneView(QWidget):
@@ -118,9 +127,9 @@ class PlaneView(QWidget):
         self.clicked.emit(self.grid.world_of(row, col, cursor))
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt API
-        steps = event.angleDelta().y() // 120
+        steps = wheel_steps(event.angleDelta().y())
         if steps:
-            self.scrolled.emit(int(steps))
+            self.scrolled.emit(steps)
 
 
 class CompanionViews:
@@ -221,11 +230,14 @@ class CompanionViews:
         if pet and self.pet is not None and (self.pet_visible or not ct):
             suv = planes.sample(self.pet, grid, fixed, outside=0.0)
             # Without a CT under it, the PET is the image: full colour, not a translucent overlay.
-            rgb = planes.fuse(rgb, suv, self.suv_max, self.table, self.opacity if with_ct else 1.0)
+            rgb = fuse(rgb, suv, self.suv_max, self.table, self.opacity if with_ct else 1.0)
         if self.masks_visible:
+            shared: dict = {}  # a series' masks share its grid: one voxel look-up for all of them
             for mask, colour in self.masks:
-                edge = planes.outline(planes.sample(mask, grid, fixed, outside=0.0) > 0)
-                rgb[edge] = colour
+                key = (mask.placement, mask.data.shape)
+                if key not in shared:
+                    shared[key] = planes.PlaneIndices.of(mask, grid, fixed)
+                rgb[planes.outline(shared[key].take(mask.data, 0.0) > 0)] = colour
         return planes.to_bytes(rgb)
 
 

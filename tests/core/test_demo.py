@@ -197,6 +197,35 @@ def test_manifest_reloads_and_build_demo_store_imports_it_once(demo1, tmp_path):
         assert store.db["audit_log"].count == audit_before and store.db["series"].count == 2
 
 
+def test_a_build_interrupted_between_slide_and_lesions_resumes_without_duplicates(
+    demo1, tmp_path, monkeypatch
+):
+    from palmares_desktop.core.segmentation import labelmaps
+
+    real, calls = labelmaps.add_segmentation, []
+
+    def dies_on_the_third(*args, **kwargs):  # as if the process died mid-way through the lesions
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labelmaps, "add_segmentation", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_demo_store(tmp_path / "store", work_dir=demo1.root, n_subjects=1)
+    monkeypatch.setattr(labelmaps, "add_segmentation", real)
+    with Store.open(tmp_path / "store") as store:
+        assert not store.setting(BUILT_SETTING) and len(store.rows("segmentations")) == 2
+    build_demo_store(tmp_path / "store", work_dir=demo1.root, n_subjects=1)  # the next start
+    lesions = load_manifest(demo1.root).subjects[0].lesions
+    with Store.open(tmp_path / "store") as store:
+        assert store.setting(BUILT_SETTING)
+        assert len(store.rows("slides")) == 1 and store.db["series"].count == 2
+        segmentations = store.rows("segmentations")
+        assert len(segmentations) == 2 * len(lesions)
+        assert {s["version"] for s in segmentations} == {1}  # none added twice
+
+
 @pytest.mark.slow
 def test_three_subjects_cover_siemens_ge_and_philips_suv_conventions(tmp_path):
     start = time.perf_counter()

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from palmares_desktop.core import planes
-from palmares_desktop.core.pet.display import fused_pixel
+from palmares_desktop.core.pet.display import fuse, fused_pixel
 from palmares_desktop.core.placement import Placement
 from palmares_desktop.core.planes import PLANES, PlaneGrid, Volume
 
@@ -65,19 +65,17 @@ def test_the_mip_is_the_maximum_along_anterior_posterior():
     assert grey[0, :, 0].tolist() == [1.0, 0.5, 0.0]  # white background, black at and above the top
 
 
-def test_plane_fusion_is_the_room_fusion_pixel_for_pixel():
-    rng = np.random.default_rng(3)
-    table = np.concatenate([rng.random((256, 3)), np.linspace(0, 1, 256)[:, None]], axis=1).astype(np.float32)
-    hu = rng.uniform(-200, 600, (4, 5)).astype(np.float32)
-    suv = rng.uniform(0, 9, (4, 5)).astype(np.float32)
-    base = planes.grey(hu, (-150.0, 250.0))
-    fused = planes.fuse(base, suv, 6.0, table, 0.6)
-    for r in range(4):
-        for c in range(5):
-            np.testing.assert_allclose(
-                fused[r, c], fused_pixel(base[r, c], suv[r, c], 6.0, table, 0.6), atol=1e-6
-            )
-    assert planes.grey(np.array([[np.nan]]), (0, 1)).tolist() == [[[0.0, 0.0, 0.0]]]  # outside: black
+def test_plane_fusion_is_a_translucent_overlay_checked_by_hand():
+    # A two-entry table: SUV 0 transparent black, SUV >= max opaque pure red.
+    table = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    base = planes.grey(np.array([[50.0, 450.0, np.nan]]), (-150.0, 250.0))  # 0.5 grey, white, outside
+    assert base[0, :, 0].tolist() == [0.5, 1.0, 0.0]
+    fused = fuse(base, np.array([[0.0, 9.0, 9.0]]), 6.0, table, 0.6)
+    np.testing.assert_allclose(fused[0, 0], [0.5, 0.5, 0.5])  # cold: the CT untouched
+    np.testing.assert_allclose(fused[0, 1], [1.0, 0.4, 0.4])  # hot over white bone: 0.4 white + 0.6 red
+    np.testing.assert_allclose(fused[0, 2], [0.6, 0.0, 0.0])  # hot outside the CT: red over black
+    for r in range(3):  # the room's one-pixel form is the same formula
+        np.testing.assert_allclose(fused_pixel(base[0, r], [0.0, 9.0, 9.0][r], 6.0, table, 0.6), fused[0, r])
 
 
 def test_outline_keeps_only_the_boundary():

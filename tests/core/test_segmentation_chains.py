@@ -133,3 +133,21 @@ def test_the_batch_ignores_drafts(store, liver):
     # The 3-slice liver's extraction fails for a real reason (too thin); it is stored, the draft is not.
     assert summary.computed + len(summary.failed) == 1 and done == {final["id"]}
     assert draft.id not in done
+
+
+def test_a_draft_is_offered_back_only_while_it_is_newer_than_the_readers_final_versions(store, liver):
+    from palmares_desktop.core.segmentation.drafts import drafts_sentence, reader_draft, unsaved_drafts
+
+    v1 = add_segmentation(store, SUBJECT, "CT", _eroded(liver, 0), lesion_name="Liver")
+    subject_id = store.subject_by_code(SUBJECT)["id"]
+    assert unsaved_drafts(store, subject_id) == [] and drafts_sentence([]) is None
+    draft = save_draft(store, SUBJECT, "CT", _eroded(liver, 2), lesion_name="Liver")  # then a crash
+    assert reader_draft(store, v1["lesion_id"], v1["series_id"]).id == draft.id
+    (offered,) = unsaved_drafts(store, subject_id)
+    assert offered["id"] == draft.id and offered["series_modality"] == "CT"
+    assert drafts_sentence([offered]).startswith("Unsaved draft of Liver (CT, begun ")
+    # A tool saves a newer final version meanwhile (e.g. a clean-up): resuming the draft would undo
+    # it, so the draft is no longer offered.
+    add_segmentation(store, SUBJECT, "CT", _eroded(liver, 1), lesion_name="Liver")
+    assert reader_draft(store, v1["lesion_id"], v1["series_id"]) is None
+    assert unsaved_drafts(store, subject_id) == []

@@ -12,6 +12,7 @@ from qtpy.QtGui import QColor, QWheelEvent
 from qtpy.QtWidgets import QApplication
 
 from palmares_desktop.core import planes
+from palmares_desktop.core.pet.display import fuse
 from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
 from tests.gui.test_ct_pet_room import open_subject, planted
 
@@ -186,7 +187,7 @@ def test_side_by_side_shows_ct_alone_pet_alone_and_follows_the_slice(main_window
     assert ct_rgb.min() > 240 and np.ptp(ct_rgb) == 0, ct_rgb  # blastic bone, grey only: no PET in it
     table = np.asarray(room.viewer.layer(PET_LAYER).colormap.colors)
     suv = _layer_value(room.viewer.layer(PET_LAYER), world)
-    expected = planes.to_bytes(planes.fuse(np.zeros((1, 1, 3)), np.array([[suv]]), 6.0, table, 1.0))[0, 0]
+    expected = planes.to_bytes(fuse(np.zeros((1, 1, 3)), np.array([[suv]]), 6.0, table, 1.0))[0, 0]
     assert np.abs(pet_rgb - expected.astype(int)).max() <= 1, (pet_rgb, expected)  # PET alone, full colour
     # The axial views follow napari's slice.
     shown = ct_view.rgb.copy()

@@ -322,22 +322,27 @@ def iter_build_demo_store(
                 started = time.perf_counter()
                 manifest.write()  # an interrupted build resumes from here
             subject = manifest.subjects[n - 1]
-            if _is_complete(store, subject):
-                continue  # imported by an earlier, interrupted build
+            done = _done_parts(store, subject)  # an earlier, interrupted build may have done some
+            if done == {"images", "slide", "lesions"}:
+                continue
             yield Progress(n - 1, n_subjects, f"importing {subject.code}")
-            try:
-                summary = yield from iter_import_dicom(
-                    store, manifest.path(subject.dicom_folder), subject.code
-                )
-            except ImportRefusedError as exc:
-                raise DemoError(f"The demo subject {subject.code} could not be imported: {exc}") from exc
-            if not summary.ok or summary.errors:
-                reasons = "; ".join(f"{e.label}: {e.reason}" for e in summary.errors) or "nothing imported"
-                raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
+            if "images" not in done:
+                try:
+                    summary = yield from iter_import_dicom(
+                        store, manifest.path(subject.dicom_folder), subject.code
+                    )
+                except ImportRefusedError as exc:
+                    raise DemoError(f"The demo subject {subject.code} could not be imported: {exc}") from exc
+                if not summary.ok or summary.errors:
+                    reasons = (
+                        "; ".join(f"{e.label}: {e.reason}" for e in summary.errors) or "nothing imported"
+                    )
+                    raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
             row = store.subject_by_code(subject.code)
             try:
-                register_slide(store, row["id"], manifest.path(subject.slide), stain="H&E")
-                _add_lesions(store, subject, manifest)
+                if "slide" not in done:
+                    register_slide(store, row["id"], manifest.path(subject.slide), stain="H&E")
+                _add_lesions(store, subject, manifest)  # each lesion once, also after an interruption
             except (SlideError, SegmentationError) as exc:
                 raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc
             yield Progress(n, n_subjects, f"{subject.code}{SUBJECT_READY}")
@@ -357,17 +362,32 @@ def subject_ready(step: Progress) -> bool:
     return step.message.endswith(SUBJECT_READY)
 
 
-def _is_complete(store, subject: DemoSubject) -> bool:
-    """True when an earlier build already imported this subject with its slide and every lesion."""
-    from palmares_desktop.core.reading_set import subject_segmentations
+def _done_parts(store, subject: DemoSubject) -> set[str]:
+    """Which of "images" (CT and PET imported), "slide" and "lesions" (every planted lesion on CT and
+    PET) the store already holds for this demo subject."""
+    from palmares_desktop.core.reading_set import subject_series
     from palmares_desktop.core.store import records
 
     row = store.subject_by_code(subject.code)
     if row is None:
-        return False
+        return set()
+    ct, pet, _ = subject_series(store, row["id"])
+    done = {"images"} if ct is not None and pet is not None else set()
+    if records.slides_of_subject(store, row["id"]):
+        done.add("slide")
+    if len(_drawn(store, subject)) == 2 * len(subject.lesions):
+        done.add("lesions")
+    return done
+
+
+def _drawn(store, subject: DemoSubject) -> set[tuple[str, str]]:
+    """(lesion name, modality) of the planted lesions already in the store."""
+    from palmares_desktop.core.reading_set import subject_segmentations
+
+    row = store.subject_by_code(subject.code)
     planted = {lesion["name"] for lesion in subject.lesions}
-    drawn = [s for s in subject_segmentations(store, row["id"]) if s.get("lesion_name") in planted]
-    return len(drawn) == 2 * len(planted) and bool(records.slides_of_subject(store, row["id"]))
+    found = subject_segmentations(store, row["id"]) if row else []
+    return {(s["lesion_name"], s["series_modality"]) for s in found if s.get("lesion_name") in planted}
 
 
 def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
@@ -375,8 +395,12 @@ def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
     from palmares_desktop.core.segmentation.labelmaps import add_segmentation
     from palmares_desktop.core.store import records
 
+    drawn = _drawn(store, subject)
     for lesion in subject.lesions:
+        segmentation = None
         for modality, labels in (("CT", subject.ct_labels), ("PT", subject.pet_labels)):
+            if (lesion["name"], modality) in drawn:
+                continue  # added before an interruption
             segmentation = add_segmentation(
                 store,
                 subject.code,
@@ -392,6 +416,8 @@ def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
                     "planted_suv_max": lesion["planted_suv_max"],
                 },
             )
+        if segmentation is None:
+            continue
         details = {"lesion_type": lesion["lesion_type"], "bone_character": lesion["bone_character"] or None}
         row = records.lesion_row(store, segmentation["lesion_id"])
         if any(row.get(key) != value for key, value in details.items()):

@@ -43,9 +43,17 @@ def fusion_table(base_rgb: np.ndarray, positions: np.ndarray, fade_in: float = F
     return table
 
 
+def fuse(
+    base_rgb: np.ndarray, suv: np.ndarray, suv_max: float, table: np.ndarray, opacity: float
+) -> np.ndarray:
+    """The translucent overlay over CT pixels `base_rgb` (..., 3) at `suv` (...): RGB 0..1."""
+    fraction = np.clip(np.nan_to_num(suv, nan=0.0) / suv_max if suv_max > 0 else 0.0, 0.0, 1.0)
+    index = np.rint(fraction * (len(table) - 1)).astype(np.int64)
+    colour, alpha = table[index, :3], table[index, 3:4] * opacity
+    return (1.0 - alpha) * base_rgb + alpha * colour
+
+
 def fused_pixel(ct_rgb, suv: float, suv_max: float, table: np.ndarray, opacity: float) -> np.ndarray:
-    """The RGB (0..1) a translucent overlay gives over a CT pixel `ct_rgb` (0..1) at `suv`."""
-    fraction = float(np.clip(suv / suv_max if suv_max > 0 else 0.0, 0.0, 1.0))
-    index = int(round(fraction * (len(table) - 1)))
-    colour, alpha = table[index, :3], float(table[index, 3]) * opacity
-    return (1.0 - alpha) * np.asarray(ct_rgb, dtype=np.float64) + alpha * colour
+    """The RGB (0..1) a translucent overlay gives over one CT pixel `ct_rgb` (0..1) at `suv`."""
+    base = np.asarray(ct_rgb, dtype=np.float64).reshape(1, 3)
+    return fuse(base, np.array([float(suv)]), suv_max, np.asarray(table), opacity)[0]

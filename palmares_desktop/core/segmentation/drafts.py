@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.modalities import display_of
 from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.segmentation.geometry import check_geometry
 from palmares_desktop.core.segmentation.labelmaps import _lesion, target_of
@@ -96,16 +97,24 @@ def discard_draft(store: Store, draft_id: str) -> None:
 
 
 def reader_draft(store: Store, lesion_id: str, series_id: str) -> Segmentation | None:
-    """The current reader's draft of the lesion on that series (what an interrupted edit left), if any."""
-    return chains.draft(store, lesion_id, series_id)
+    """The current reader's draft of the lesion on that series that editing should resume (what an
+    interrupted edit left), if any. A draft older than the reader's newest final version (saved since
+    by a tool or a clean-up) is not offered: resuming it would silently undo that version."""
+    draft = chains.draft(store, lesion_id, series_id)
+    if draft is None:
+        return None
+    latest = chains.latest_final(store, lesion_id, series_id, draft.reader_id)
+    return draft if latest is None or draft.version > latest.version else None
 
 
 def unsaved_drafts(store: Store, subject_id: str) -> list[dict]:
-    """The current reader's drafts of the subject (rows with lesion_name and series_modality): work
-    autosaved but never saved or cancelled, e.g. before a crash. Empty without a reader."""
+    """The current reader's drafts of the subject that editing would resume (rows with lesion_name and
+    series_modality): work autosaved but never saved or cancelled, e.g. before a crash. Empty without
+    a reader."""
     if store.reader is None:
         return []
-    return chains.drafts_of_subject(store, subject_id, store.reader.id)
+    rows = chains.drafts_of_subject(store, subject_id, store.reader.id)
+    return [r for r in rows if reader_draft(store, r["lesion_id"], r["series_id"]) is not None]
 
 
 def drafts_sentence(drafts: list[dict]) -> str | None:
@@ -113,7 +122,7 @@ def drafts_sentence(drafts: list[dict]) -> str | None:
     if not drafts:
         return None
     names = ", ".join(
-        f"{d['lesion_name']} ({'PET' if d['series_modality'] == 'PT' else d['series_modality']}, "
+        f"{d['lesion_name']} ({display_of(d['series_modality'])}, "
         f"begun {str(d.get('created_at') or '')[:16].replace('T', ' ')})"
         for d in drafts
     )

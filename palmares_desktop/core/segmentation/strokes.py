@@ -122,6 +122,8 @@ def dab_centres(placement: Placement, start_world_zyx, end_world_zyx, diameter_m
     """The sphere centres of a drag from `start` (already painted, excluded) to `end` (included):
     evenly spaced at most a quarter of the diameter apart, so the spheres leave no gap (but never
     closer than half the finest voxel spacing). (n, 3) world (z, y, x) mm."""
+    if not np.isfinite(float(diameter_mm)) or float(diameter_mm) <= 0:
+        raise StrokeError(f"The brush diameter must be a positive size in mm, not {diameter_mm!r}.")
     start = np.asarray(start_world_zyx, dtype=float)[-3:]
     end = np.asarray(end_world_zyx, dtype=float)[-3:]
     step = max(float(diameter_mm) / 4.0, min(placement.scale) / 2.0)
