@@ -229,7 +229,7 @@ def clean(
     that series, the other lesion is on another grid, or the result would be empty.
     """
     from palmares_desktop.core.errors import PalmaresError
-    from palmares_desktop.core.segmentation.lesion_cleanup import clean_lesion, clean_report, saved_sentence
+    from palmares_desktop.core.segmentation.lesion_cleanup import clean_lesion, clean_lines, clean_report
 
     chosen = [name for name, value in operations.items() if value is not None and value is not False]
     if len(chosen) != 1:
@@ -257,16 +257,7 @@ def clean(
                 series_id=series_id,
             )
             report = clean_report(store, subject, row, result)
+            lines = clean_lines(store, report)
     except PalmaresError as exc:
         raise click.ClickException(exc.sentence) from None
-    lines = [saved_sentence(report), f"{report['voxels_before']} voxels before the clean-up."]
-    reach = report["parameters"].get("reach_mm_zyx")
-    if reach:
-        z, y, x = reach
-        lines.append(
-            f"On this grid {report['parameters']['mm']:g} mm reaches {x:.3g} mm along x, {y:.3g} mm along y and "
-            f"{z:.3g} mm along z (whole voxels)."
-        )
-    if report["unchanged"]:
-        lines.append("The clean-up changed no voxel.")
     echo_report(report, lines, as_json)

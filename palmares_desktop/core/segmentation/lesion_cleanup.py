@@ -312,6 +312,20 @@ def cleanup_sentence(store: Store, report: dict) -> str:
     )
 
 
+def clean_lines(store: Store, report: dict) -> list[str]:
+    """What the command line and the room say about a clean-up: the before -> after sentence, and for
+    grow/shrink what the distance reaches on this grid."""
+    lines = [cleanup_sentence(store, report)]
+    reach = report["parameters"].get("reach_mm_zyx")
+    if reach:
+        z, y, x = reach
+        lines.append(
+            f"On this grid {report['parameters']['mm']:g} mm reaches {x:.3g} mm along x, {y:.3g} mm along y "
+            f"and {z:.3g} mm along z (whole voxels)."
+        )
+    return lines
+
+
 def clean_report(store: Store, subject_code: str, row: dict, result: CleanResult) -> dict:
     """`version_report` of a clean-up, with the voxel count before it."""
     return version_report(
