@@ -133,3 +133,20 @@ def test_verify_in_words_and_exit_codes_at_the_centre_and_at_the_site(world, tmp
     assert done.returncode == 1 and "gap" in done.stdout and world.packages["IT01"].name not in done.stderr
     with Store.open(central, read_only=True) as store:
         assert exchange_rows.packages(store) == []
+
+
+def test_a_merge_checkpoints_aside_and_leaves_the_automatic_checkpoint_and_the_wal_as_before(world, tmp_path):
+    central = centre_copy(world, tmp_path / "centre")
+    paths = [world.packages[s] for s in ("IT01", "IT02", "IT99")]
+    with Store.open(central) as store:
+        store.use_system_reader("coordinator")
+        before = store.db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        result = merge_files(store, paths)
+        assert [o.status for o in result.outcomes] == ["merged"] * 3
+        assert store.db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == before
+        busy, frames, copied = store.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and frames == copied  # every committed package is in the database file
+    other = centre_copy(world, tmp_path / "other")
+    for path in paths:  # one at a time, through SQLite's automatic checkpoint: the same content
+        assert _merge(other, [path]).outcomes[0].status == "merged"
+    assert _dump(central) == _dump(other)

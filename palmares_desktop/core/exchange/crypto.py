@@ -181,7 +181,7 @@ def seal(recipients: list[PublicKey], plaintext: bytes, associated: bytes) -> tu
 
 
 def open_sealed(
-    root: Path, owner: str, wraps: list[dict], nonce: bytes, ciphertext: bytes, associated: bytes
+    root: Path, owner: str, wraps: list[dict], nonce: bytes, ciphertext: bytes | memoryview, associated: bytes
 ) -> bytes:
     """Decrypt with this store's box key (one of the wraps must be addressed to it)."""
     me = public_key(root, owner)

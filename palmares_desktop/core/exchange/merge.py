@@ -62,11 +62,9 @@ def _rank(revision, updated, sha) -> tuple:
     return (int(revision or 0), str(updated or ""), sha)
 
 
-def _peek(store: Store, path: Path) -> tuple[dict, dict]:
-    """(header, manifest) of a package, decrypted but not yet verified: only used to order the merge."""
-    sealed = package.read_file(path)
-    opened = package.open_file(store, sealed)
-    return sealed.header, opened.manifest
+def _peek(store: Store, path: Path) -> package.Opened:
+    """A package decrypted but not yet verified: its manifest orders the merge."""
+    return package.open_file(store, package.read_file(path))
 
 
 def _order(store: Store, items: list[tuple[Path, dict]]) -> tuple[list[tuple[Path, dict]], list[Outcome]]:
@@ -109,19 +107,28 @@ def merge_files(
         raise MergeError(f"{store.root} is not the centre's store (made with `palmares keys init --centre`).")
     result = MergeResult()
     items = []
+    last: tuple[Path, package.Opened] | None = None  # one decrypted package at a time is kept
     for path in paths:
+        last = None
         try:
-            _header, manifest = _peek(store, Path(path))
-            items.append((Path(path), manifest))
+            last = (Path(path), _peek(store, Path(path)))
+            items.append((Path(path), last[1].manifest))
         except PalmaresError as exc:
             result.outcomes.append(Outcome(Path(path), status="refused", reason=str(exc)))
     ordered, gaps = _order(store, items)
     result.outcomes += gaps
-    for path, _manifest in ordered:
-        outcome = merge_one(store, path)
-        result.outcomes.append(outcome)
-        if on_progress:
-            on_progress(outcome)
+    with exchange_rows.checkpoints_aside(store) as checkpoints:
+        for path, _manifest in ordered:
+            # The last package read for the order, merged first, is not read and decrypted again.
+            reuse = last[1] if last is not None and last[0] == path else None
+            last = None
+            outcome = merge_one(store, path, reuse, before_write=checkpoints.wait)
+            del reuse
+            if outcome.status == "merged":
+                checkpoints.start()  # aside, while the next package is verified
+            result.outcomes.append(outcome)
+            if on_progress:
+                on_progress(outcome)
     return result
 
 
@@ -139,9 +146,14 @@ def _chain_problem(store: Store, manifest: dict) -> str:
     return ""
 
 
-def merge_one(store: Store, path: Path) -> Outcome:
+def merge_one(
+    store: Store,
+    path: Path,
+    content: package.Opened | None = None,
+    before_write: Callable[[], object] | None = None,
+) -> Outcome:
     outcome = Outcome(Path(path))
-    with verify.opened(store, Path(path)) as (report, conn):
+    with verify.opened(store, Path(path), content) as (report, conn):
         manifest = report.manifest
         outcome.package_id, outcome.site = (
             str(manifest.get("package_id", "")),
@@ -164,6 +176,8 @@ def merge_one(store: Store, path: Path) -> Outcome:
         if problem:
             outcome.status, outcome.reason = "refused", problem
             return outcome
+        if before_write:
+            before_write()
         with store.transaction():
             exchange_rows.record_package(
                 store,
@@ -179,7 +193,7 @@ def merge_one(store: Store, path: Path) -> Outcome:
             )
             lineage = exchange_rows.ancestors(store, outcome.package_id)
             for table in exchange_rows.PACKAGE_TABLES:
-                _merge_table(store, table, list(exchange_rows.package_rows(conn, table)), outcome, lineage)
+                _merge_table(store, table, verify.package_rows(conn, table), outcome, lineage)
             store.audit(
                 "exchange merge",
                 {

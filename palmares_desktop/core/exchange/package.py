@@ -48,7 +48,7 @@ class Sealed:
 
     header: dict
     header_bytes: bytes
-    ciphertext: bytes
+    ciphertext: bytes | memoryview  # a view into the file's bytes (not copied)
 
 
 @dataclass
@@ -81,7 +81,7 @@ def read_file(path: Path) -> Sealed:
         raise PackageError(f"Cannot read the package {path}: {exc.strerror}.") from None
     if not data.startswith(MAGIC):
         raise PackageError(f"{path} is not a PALMARES site package.")
-    rest = memoryview(data)[len(MAGIC) :]  # no copy of the whole file: the ciphertext is copied once
+    rest = memoryview(data)[len(MAGIC) :]  # no copy of the whole file: the ciphertext is a view of it
     if len(rest) < 4:
         raise PackageError(f"The package {path} is truncated (it ends in its header).")
     (length,) = struct.unpack(">I", rest[:4])
@@ -99,7 +99,7 @@ def read_file(path: Path) -> Sealed:
             f"The package {path} has format {header.get('format')!r}, which this version of PALMARES "
             f"does not read (it reads format {FORMAT}): it was written by a newer or foreign program."
         )
-    return Sealed(header, header_bytes, bytes(rest[4 + length :]))
+    return Sealed(header, header_bytes, rest[4 + length :])
 
 
 def _associated(header: dict) -> bytes:

@@ -8,9 +8,11 @@ never travels by accident. Drafts never travel; masks travel as data, not files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -603,6 +605,59 @@ def add_once(store: Store, table: str, row: dict) -> bool:
         f'INSERT OR IGNORE INTO "{central}" ({names}) VALUES ({marks_})', list(row.values())
     )
     return cursor.rowcount > 0
+
+
+class Checkpoints:
+    """See `checkpoints_aside`: `start()` after a package's commit, `wait()` before the next one writes."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.thread = path, None
+
+    def start(self) -> None:
+        if self.path is None:
+            return
+        self.wait()
+        self.thread = threading.Thread(target=self._checkpoint, name="palmares-merge-checkpoint", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    def _checkpoint(self) -> None:
+        aside = sqlite3.connect(self.path)
+        try:
+            with contextlib.suppress(sqlite3.Error):  # frames left are copied by the next checkpoint
+                aside.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            aside.close()
+
+
+@contextlib.contextmanager
+def checkpoints_aside(store: Store) -> Iterator[Checkpoints]:
+    """For a merge of many packages: the store's connection stops copying the WAL into the database
+    at its commits (SQLite's automatic checkpoint, its fsyncs waited for by the merge); after each
+    package's commit, `start()` has a second connection, in a thread, make that PASSIVE checkpoint
+    while the next package is verified, and `wait()` lets it finish before that package writes (so
+    the WAL starts again from its beginning, no longer than one package, as before). Each package's
+    transaction commits exactly as before (as durable, whole or not at all under a kill: a checkpoint
+    only copies committed pages); the last checkpoint is made before returning and the automatic
+    one restored."""
+    conn = store.db.conn
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        yield Checkpoints(None)
+        return
+    previous = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    aside = Checkpoints(str(store.root / Store.DB_NAME))
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        yield aside
+    finally:
+        aside.wait()
+        conn.execute(f"PRAGMA wal_autocheckpoint={previous}")
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def ancestors(store: Store, package_id: str) -> set[str]:
