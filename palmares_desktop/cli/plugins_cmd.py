@@ -5,6 +5,8 @@ compute plugin feature families.
     palmares plugins allow NAME --store PATH [--reader NAME]
     palmares plugins disallow NAME --store PATH [--reader NAME]
     palmares plugins features --store PATH [--family PLUGIN/NAME] [--all-versions] [--json]
+    palmares plugins run TOOL --store PATH --subject CODE --modality ct|pet [--param NAME=VALUE ...]
+                         [--at X,Y,Z] [--lesion NAME] [--lesion-site SITE] [--reader NAME] [--json]
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 import click
 
 from palmares_desktop.cli import exit_codes
-from palmares_desktop.cli.reader_option import reader_option
+from palmares_desktop.cli import options as shared
+from palmares_desktop.cli.reader_option import open_store_as_reader, reader_option
 
 store_option = click.option(
     "--store",
@@ -175,3 +178,46 @@ def features(
             state = f"{len(s.features)} features" if s.status == "ok" else f"failed: {s.error}"
             click.echo(f"{s.segmentation_id} {s.params_name}: {state}")
     sys.exit(exit_codes.for_outcome(len(sets) > len(failed), bool(failed)))
+
+
+def _named_values(ctx, param, value) -> dict[str, str]:
+    """--param NAME=VALUE (repeated) -> {NAME: VALUE}; core's make_parameters converts and checks them."""
+    values: dict[str, str] = {}
+    for item in value or ():
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE (e.g. --param level=400).")
+        if name.strip() in values:
+            raise click.BadParameter(f"The parameter {name.strip()} is given twice.")
+        values[name.strip()] = text.strip()
+    return values
+
+
+@plugins.command("run")
+@click.argument("tool")
+@shared.store_option
+@click.option("--subject", required=True, help="Subject code, e.g. IT99-0001.")
+@shared.modality_option("CT", "PT", help="The image the tool runs on: the subject's CT (HU) or PET (SUVbw).")
+@click.option(
+    "--param",
+    "values",
+    multiple=True,
+    callback=_named_values,
+    metavar="NAME=VALUE",
+    help="A parameter of the tool (repeat for several); the others keep their defaults.",
+)
+@click.option(
+    "--at", "at", callback=shared.point, default=None, help="The seed, X,Y,Z mm (LPS), if the tool takes one."
+)
+@shared.new_lesion_options("CT lesion N / PET lesion N")
+@reader_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@shared.plain_errors
+def run(tool, store_path, subject, modality, values, at, lesion, lesion_site, reader_name, as_json) -> None:
+    """Run the allowed plugin segmentation TOOL (PLUGIN/NAME, or NAME when unambiguous) on a subject's
+    CT or PET, saved as a lesion's segmentation version with the plugin's name and version."""
+    from palmares_desktop.core.plugins.tools import plugin_tool_lesion, plugin_tool_lines
+
+    with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
+        _, _, report = plugin_tool_lesion(store, subject, tool, modality, values, at, lesion, lesion_site)
+    shared.echo_report(report, plugin_tool_lines(report), as_json)

@@ -47,6 +47,7 @@ class CoordinatorRoom(QDialog):
     merged = Signal(object)  # core MergeResult
     table_written = Signal(object)  # (rows, columns)
     _merge_step = Signal(object)  # a core Outcome, emitted from the merge worker thread
+    open_requested = Signal(object)  # core ConflictTarget: show that subject (and lesion) in its room
 
     def __init__(self, store: Store, workers: WorkerPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,6 +78,11 @@ class CoordinatorRoom(QDialog):
         self.keep_b = QPushButton("Keep version B")
         self.keep_a.clicked.connect(lambda: self.resolve("a"))
         self.keep_b.clicked.connect(lambda: self.resolve("b"))
+        self.open_in_room = QPushButton("Open in its room")
+        self.open_in_room.setToolTip(
+            "Show the subject (and the lesion) of this conflict in the CT/PET or slide room"
+        )
+        self.open_in_room.clicked.connect(self.open_conflict)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.addWidget(QLabel("Columns that differ (both versions are kept until you choose):"))
@@ -84,6 +90,7 @@ class CoordinatorRoom(QDialog):
         keep = QHBoxLayout()
         keep.addWidget(self.keep_a)
         keep.addWidget(self.keep_b)
+        keep.addWidget(self.open_in_room)
         right_layout.addLayout(keep)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.conflicts)
@@ -163,6 +170,7 @@ class CoordinatorRoom(QDialog):
         chosen = 0 <= self.conflicts.currentRow() < len(self.conflict_list)
         self.keep_a.setEnabled(chosen)
         self.keep_b.setEnabled(chosen)
+        self.open_in_room.setEnabled(chosen)
 
     def _show_conflict(self, index: int) -> None:
         self._enable_keep()
@@ -194,6 +202,25 @@ class CoordinatorRoom(QDialog):
         self.status.setText(
             f"Conflict {c.id[:8]} resolved: version {keep.upper()} of {c.table} kept. " + self.status.text()
         )
+
+    def open_conflict(self) -> None:
+        """Ask the window to show the selected conflict's subject (and lesion) in its room."""
+        from palmares_desktop.core.exchange.coordination import conflict_target
+
+        index = self.conflicts.currentRow()
+        if not 0 <= index < len(self.conflict_list):
+            return
+        target = conflict_target(self.store, self.conflict_list[index])
+        if target is None:
+            self.status.setText(
+                "This conflict's row belongs to no subject: there is nothing to open in a room."
+            )
+            return
+        self.status.setText(
+            f"{target.subject_code} opened in the {'CT/PET' if target.room == 'ct-pet' else 'slide'} room; "
+            "the columns that differ stay listed here until you keep one version."
+        )
+        self.open_requested.emit(target)
 
     def merge(self, paths: list[str | Path] | None = None) -> None:
         if paths is None:

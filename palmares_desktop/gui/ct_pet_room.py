@@ -48,7 +48,7 @@ from palmares_desktop.core.planes import PLANES, Volume, readout
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.segmentation.drafts import drafts_sentence, unsaved_drafts
 from palmares_desktop.core.store import Store
-from palmares_desktop.gui.companion_views import ColourBar, CompanionViews
+from palmares_desktop.gui.companion_views import ColourBar, CompanionViews, wheel_steps
 from palmares_desktop.gui.ct_tools import CtTools
 from palmares_desktop.gui.lesions_panel import LesionsPanel
 from palmares_desktop.gui.napari_adapter import (
@@ -63,6 +63,7 @@ from palmares_desktop.gui.napari_adapter import (
 from palmares_desktop.gui.outline_editor import OutlineEditor
 from palmares_desktop.gui.pet_candidates_tool import PetCandidatesTool
 from palmares_desktop.gui.pet_threshold_tool import PetThresholdTool
+from palmares_desktop.gui.plugin_tools_tab import PluginTools
 from palmares_desktop.gui.radiomics_panel import RadiomicsPanel
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
@@ -134,8 +135,7 @@ def _plane_volume(volume: NapariVolume | None) -> Volume | None:
 
 def _centre_of(loaded: LoadedSubject) -> tuple[float, float, float]:
     """World centre of the subject's CT (else PET): where the cursor starts."""
-    reference = _plane_volume(loaded.ct_volume or loaded.pet_volume)
-    return tuple(float(v) for v in reference.bounds().mean(axis=0))  # type: ignore[return-value]
+    return _plane_volume(loaded.ct_volume or loaded.pet_volume).centre()
 
 
 def _swatch(color: str) -> QIcon:
@@ -185,13 +185,13 @@ class _WheelSlices(QObject):
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
         if event.type() != QEvent.Type.Wheel or self.viewer.model.dims.ndisplay != 2:
             return False
-        steps = event.angleDelta().y() / 120
+        steps = wheel_steps(event.angleDelta().y())
         if not steps:
             return False
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.viewer.zoom_by(1.15**steps)
         else:
-            self.viewer.step_slice(int(np.sign(steps) * max(1, round(abs(steps)))))
+            self.viewer.step_slice(steps)
         return True
 
 
@@ -302,6 +302,10 @@ class CtPetRoom(QWidget):
         self.ct_tools.bind(self._ct_context)
         self.ct_tools.saved.connect(self._segmentation_saved)
         self.viewer.model.mouse_drag_callbacks.append(self.ct_tools.on_press)
+        self.plugin_tools = PluginTools(workers, self)
+        self.plugin_tools.bind(lambda: self._ct_context() or self._open_pet())
+        self.plugin_tools.saved.connect(self._segmentation_saved)
+        self.viewer.model.mouse_drag_callbacks.append(self.plugin_tools.on_press)
         self.editor = OutlineEditor(workers, self)
         self.editor.edit.clicked.connect(self.edit_selected)
         self.editor.saved.connect(self._segmentation_saved)
@@ -348,11 +352,12 @@ class CtPetRoom(QWidget):
         # for a 768-pixel laptop screen.
         self.tools = FitTabs()
         self.tools.addTab(display, "Display")
-        self.tools.addTab(self.threshold, "PET threshold")
-        self.tools.addTab(self.editor, "Edit outline")
-        self.tools.addTab(self.ct_tools, "CT tools")
+        self.tools.addTab(self.threshold, "PET")
+        self.tools.addTab(self.editor, "Edit")
+        self.tools.addTab(self.ct_tools, "CT")
         self.tools.addTab(self.candidates, "Candidates")
-        for box in (display, self.threshold, self.ct_tools, self.editor, self.candidates):
+        self.tools.addTab(self.plugin_tools, "Plugins")
+        for box in (display, self.threshold, self.ct_tools, self.editor, self.candidates, self.plugin_tools):
             box.setTitle("")
             box.setFlat(True)
         # The lesions page scrolls rather than setting the window's minimum height.
@@ -361,6 +366,18 @@ class CtPetRoom(QWidget):
         lesions_page.setWidgetResizable(True)
         lesions_page.setFrameShape(QScrollArea.Shape.NoFrame)
         self.tools.addTab(lesions_page, "Lesions")
+        # Short tab titles so that all seven fit a 1400-pixel window; the tooltip says what each holds.
+        tips = {
+            "Display": "Layout, CT window, PET colours and range",
+            "PET": "PET threshold: click a lesion (41 %, 50 %, SUV 2.5/4.0, PERCIST)",
+            "Edit": "Edit outline: brush, eraser, sphere, fill; drafts and Save",
+            "CT": "CT tools: HU range, region growing, clean-up and logical operations",
+            "Candidates": "Whole-body PET candidates to accept or reject",
+            "Plugins": "Segmentation tools of the allowed plugins",
+            "Lesions": "The subject's lesions: site, RECIST, numbers",
+        }
+        for index in range(self.tools.count()):
+            self.tools.setTabToolTip(index, tips.get(self.tools.tabText(index), ""))
         side_layout.addWidget(self.tools)
         side_layout.addWidget(side_split, 1)
         side.setMinimumWidth(360)
@@ -429,6 +446,12 @@ class CtPetRoom(QWidget):
         # (Ctrl+1..3 are the window's room tabs.)
         key("L", lambda: self.layout_combo.setCurrentIndex((self.layout_combo.currentIndex() + 1) % 3))
 
+    def show_tab(self, title: str) -> None:
+        """Bring a tool tab (e.g. "Lesions") to the front."""
+        for index in range(self.tools.count()):
+            if self.tools.tabText(index) == title:
+                self.tools.setCurrentIndex(index)
+
     def set_layout(self, name: str) -> None:
         self.layout_combo.setCurrentIndex(self.layout_combo.findData(name))
 
@@ -496,7 +519,7 @@ class CtPetRoom(QWidget):
         if reference is None:
             return
         world = self.companions.cursor.copy()
-        world[axis] += steps * abs(float(reference.placement.scale[axis]))
+        world[axis] += steps * reference.spacing(axis)
         self.move_cursor(world)
 
     def _slice_moved(self, *_: Any) -> None:
@@ -548,6 +571,7 @@ class CtPetRoom(QWidget):
         if shown is None or shown["id"] != subject["id"] or self.lesion_panel.store is not store:
             self.lesion_panel.clear()  # never another subject's lesions while this one loads
         self.store = store
+        self.plugin_tools.refresh(store)  # the tools of the plugins this store's site allows
         self._generation += 1
         generation = self._generation
         self.view_3d.setChecked(False)  # a new subject opens in slice view
@@ -558,8 +582,6 @@ class CtPetRoom(QWidget):
         self.radiomics.set_background_busy(False)  # a previous subject's job no longer counts
         self.loaded = None
         ct, pet, notes = subject_series(store, subject["id"])
-        offer = drafts_sentence(unsaved_drafts(store, subject["id"]))  # e.g. work left by a crash
-        notes = [*notes, offer] if offer else notes
         segmentations = subject_segmentations(store, subject["id"])
         name = subject.get("shown") or subject["code"]  # a blinded case: its label (main_window)
         self.title.setText(f"{name} — loading CT/PET…")
@@ -572,16 +594,20 @@ class CtPetRoom(QWidget):
         self.workers.start(
             lambda: read_subject(root, subject, ct, pet, segmentations, notes),
             on_success=lambda loaded: self._show(loaded, generation),
-            on_failure=lambda exc: self._failed(name, exc, generation),
+            on_failure=lambda exc: self._failed(name, exc, generation, subject),
             name=f"load {name}",
         )
 
-    def _failed(self, code: str, exc: Exception, generation: int) -> None:
+    def _failed(self, code: str, exc: Exception, generation: int, subject: dict | None = None) -> None:
         if generation != self._generation:
             return
         message = f"The images of {code} could not be read: {exc}"
         self.title.setText(f"{code} — images not available")
         self.notes.setText(message)
+        if subject is not None and self.store is not None:
+            # The lesions and their numbers are rows: readable without the images (e.g. at the
+            # coordinating centre, where pixel files do not travel).
+            self.lesion_panel.set_subject(self.store, subject)
         self.load_failed.emit(message)
 
     def _show(self, loaded: LoadedSubject, generation: int) -> None:
@@ -628,8 +654,7 @@ class CtPetRoom(QWidget):
         self.title.setText(
             f"{loaded.subject.get('shown') or loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
         )
-        self.notes.setText("\n".join(loaded.notes))
-        self.notes.setVisible(bool(loaded.notes))
+        self._show_notes()
         self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
 
@@ -685,7 +710,17 @@ class CtPetRoom(QWidget):
             self._edit_revision = session.history.revision
             self._companions_due.start()
 
+    def _show_notes(self) -> None:
+        """The subject's notes, and the reader's unsaved drafts (e.g. work left by a crash) offered back."""
+        if self.loaded is None or self.store is None:
+            return
+        offer = drafts_sentence(unsaved_drafts(self.store, self.loaded.subject["id"]))
+        lines = [*self.loaded.notes, *([offer] if offer else [])]
+        self.notes.setText("\n".join(lines))
+        self.notes.setVisible(bool(lines))
+
     def _edit_ended(self) -> None:
+        self._show_notes()  # a draft saved or thrown away is no longer offered
         self._edit_poll.stop()
         self.companions.set_masks(self._mask_outlines())
         self._companions_due.start()

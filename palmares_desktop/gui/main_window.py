@@ -241,9 +241,26 @@ class MainWindow(QMainWindow):
         from palmares_desktop.gui.coordinator_room import CoordinatorRoom
 
         room = CoordinatorRoom(self.store, self.workers, self)
+        room.open_requested.connect(self.show_in_room)
         room.show()
         self._coordinator_room = room
         return room
+
+    def show_in_room(self, target) -> None:
+        """Open a subject in the room a core ConflictTarget names, selecting its lesion once loaded."""
+        if target.lesion_id is not None:
+
+            def select(_what: str) -> None:  # once, whether the images could be shown or not
+                self.ct_pet.subject_loaded.disconnect(select)
+                self.ct_pet.load_failed.disconnect(select)
+                self.ct_pet.lesion_panel.select_lesion(target.lesion_id)
+                self.ct_pet.show_tab("Lesions")
+
+            self.ct_pet.subject_loaded.connect(select)
+            self.ct_pet.load_failed.connect(select)
+        self.open_subject(target.subject_code)
+        self.tabs.setCurrentIndex(CT_PET_TAB if target.room == "ct-pet" else SLIDE_TAB)
+        self.raise_()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if any(Path(url.toLocalFile()).is_dir() for url in event.mimeData().urls()):

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.exchange import keyring
-from palmares_desktop.core.store import Store, exchange_rows
+from palmares_desktop.core.store import Store, exchange_rows, records
 from palmares_desktop.core.store import coordination_rows as rows
+from palmares_desktop.core.store.slide_refs import slide_by_reference
 
 BINARY_COLUMNS = {"geometry_wkb", "data"}
 
@@ -117,6 +118,39 @@ def _as_conflict(row: dict, store: Store) -> Conflict:
         sha_b=row["sha_b"],
         label=_label(store, table, version_a),
     )
+
+
+@dataclass(frozen=True)
+class ConflictTarget:
+    """Where a conflict's row is seen: the subject, the room, and the lesion to select there."""
+
+    subject_code: str
+    room: str  # "ct-pet" | "slide"
+    lesion_id: str | None = None
+
+
+def conflict_target(store: Store, conflict: Conflict) -> ConflictTarget | None:
+    """The subject and room in which to look at a conflict's row (None when it belongs to no subject,
+    e.g. a reader row)."""
+    version = conflict.version_a or conflict.version_b
+    subject_id, room, lesion_id = version.get("subject_id"), "ct-pet", None
+    if conflict.table == "subjects":
+        subject_id = conflict.row_id
+    elif conflict.table == "lesions":
+        lesion_id = conflict.row_id
+    elif conflict.table.startswith("slide") and version.get("slide_id"):
+        room = "slide"
+        try:
+            subject_id = slide_by_reference(store, version["slide_id"])["subject_id"]
+        except PalmaresError:
+            return None
+    if not subject_id:
+        return None
+    try:
+        code = records.subject(store, subject_id).code
+    except PalmaresError:
+        return None
+    return ConflictTarget(code, room, lesion_id)
 
 
 def conflicts(store: Store, status: str | None = "open") -> list[Conflict]:

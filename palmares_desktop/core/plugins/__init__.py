@@ -24,6 +24,12 @@ from palmares_desktop.core.plugins.hookspecs import (
     make_parameters,
     parameter,
 )
+from palmares_desktop.core.plugins.tools import (
+    PluginToolResult,
+    plugin_tool_lesion,
+    plugin_tool_lines,
+    plugin_tool_report,
+)
 
 #: What a plugin may import from palmares_desktop (a module or anything inside it).
 PUBLIC_MODULES = (
@@ -52,12 +58,16 @@ __all__ = [
     "Importer",
     "ParameterField",
     "PluginError",
+    "PluginToolResult",
     "SegmentationTool",
     "VolumeInput",
     "describe_parameters",
     "hookimpl",
     "make_parameters",
     "parameter",
+    "plugin_tool_lesion",
+    "plugin_tool_lines",
+    "plugin_tool_report",
     "private_imports",
 ]
 

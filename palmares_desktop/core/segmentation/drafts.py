@@ -128,5 +128,5 @@ def drafts_sentence(drafts: list[dict]) -> str | None:
     )
     return (
         f"Unsaved draft{'s' if len(drafts) > 1 else ''} of {names}: select the lesion and press Edit "
-        "outline to resume it (Save keeps it, Cancel throws it away)."
+        "selected (Edit tab) to resume it (Save keeps it, Cancel throws it away)."
     )
