@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.segmentation.drafts import drawn_method
 from palmares_desktop.core.segmentation.strokes import voxels_ml
 from palmares_desktop.core.session import ReadingSession, StrokeGroup
 from palmares_desktop.gui.workers import WorkerPool, worker_store
@@ -138,6 +139,10 @@ class OutlineEditor(QGroupBox):
         self.layer.selected_label = 1
         self.layer.mouse_drag_callbacks.append(self._on_press)
         self.layer.events.mode.connect(self._layer_mode_changed)
+        self._tools_used: list[str] = []  # the tool chain the saved version records
+        self.layer.events.paint.connect(
+            lambda _e: self._used("eraser" if self.layer.mode == "erase" else "brush")
+        )
         self.set_mode("paint")
         self._enable(True)
         self._autosave.start()
@@ -219,11 +224,15 @@ class OutlineEditor(QGroupBox):
         if self.session.paint_sphere(world_zyx, self.brush_mm.value(), value, stroke, previous):
             self.layer.refresh()
 
+    def _used(self, tool: str) -> None:
+        self._tools_used.append(tool)
+
     def _end_stroke(self, stroke: StrokeGroup) -> None:
         changed = stroke.changed
         if stroke.end() is None:
             self.message.setText("The sphere changed nothing there.")
             return
+        self._used("sphere eraser" if self._tool == "erase" else "sphere brush")
         verb = "erased" if self._tool == "erase" else "painted"
         ml = voxels_ml(self.session.placement, changed)
         self.message.setText(
@@ -254,6 +263,7 @@ class OutlineEditor(QGroupBox):
             self.message.setText(str(exc))
             return False
         self.layer.refresh()
+        self._used("fill 3D" if three_d else "fill 2D")
         where = "in 3D" if three_d else "on this slice"
         ml = voxels_ml(self.session.placement, done.changed)
         self.message.setText(f"Filled {done.changed} voxels ({ml:.2f} mL) {where}; Ctrl+Z undoes.")
@@ -263,6 +273,8 @@ class OutlineEditor(QGroupBox):
     def _job(self, final: bool):
         session, target, root, reader = self.session, dict(self._target), self._store.root, self._store.reader
         mask = session.stored_mask()
+        tools = list(dict.fromkeys(self._tools_used))
+        method, parameters = drawn_method(tools), {"tools": tools, "brush_mm": self.brush_mm.value()}
 
         def job() -> dict:
             from palmares_desktop.core.segmentation.drafts import finalize, save_draft
@@ -270,7 +282,7 @@ class OutlineEditor(QGroupBox):
             with worker_store(root, reader) as store:
                 draft = save_draft(
                     store, target["code"], target["modality"], mask, target["lesion"], target["organ"],
-                    method="brush", series_id=target["series_id"],
+                    method=method, parameters=parameters, series_id=target["series_id"],
                 )  # fmt: skip
                 result = finalize(store, draft.id) if final else draft
             return {"segmentation_id": result.id, "version": result.version, "lesion": target["lesion"]}

@@ -151,3 +151,12 @@ def test_a_draft_is_offered_back_only_while_it_is_newer_than_the_readers_final_v
     add_segmentation(store, SUBJECT, "CT", _eroded(liver, 1), lesion_name="Liver")
     assert reader_draft(store, v1["lesion_id"], v1["series_id"]) is None
     assert unsaved_drafts(store, subject_id) == []
+
+
+def test_an_edited_outline_records_its_tool_chain():
+    from palmares_desktop.core.segmentation.drafts import drawn_method
+
+    assert drawn_method([]) == drawn_method(["brush", "brush"]) == "brush"
+    assert (
+        drawn_method(["brush", "fill 2D", "brush", "sphere eraser"]) == "drawn: brush, fill 2D, sphere eraser"
+    )

@@ -124,3 +124,5 @@ def test_sphere_brush_eraser_and_3d_fill_by_clicks_undo_redo_and_save(copy_windo
         editor.save.click()
     row = segmentation_row(window.store, saved.args[0]["segmentation_id"])
     assert row["status"] == "final" and row["voxel_count"] == expected
+    # The version records its tool chain, in first-use order, with the brush size.
+    assert row["method"] == "drawn: sphere brush, sphere eraser, fill 2D, fill 3D", row["method"]

@@ -130,3 +130,10 @@ def drafts_sentence(drafts: list[dict]) -> str | None:
         f"Unsaved draft{'s' if len(drafts) > 1 else ''} of {names}: select the lesion and press Edit "
         "selected (Edit tab) to resume it (Save keeps it, Cancel throws it away)."
     )
+
+
+def drawn_method(tools: list[str]) -> str:
+    """The method a version edited in the outline editor records, from the tools used (first use
+    first): "brush" for the 2D brush alone (or nothing), else e.g. "drawn: brush, sphere eraser, fill 3D"."""
+    used = list(dict.fromkeys(tools))
+    return "brush" if set(used) <= {"brush"} else "drawn: " + ", ".join(used)
