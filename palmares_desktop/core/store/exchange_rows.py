@@ -409,36 +409,28 @@ def _chunks(values: list, size: int = 500) -> Iterator[list]:
         yield values[start : start + size]
 
 
+def _found_among(store: Store, query: str, params: list, ids: Iterable) -> set:
+    """Those of `ids` (text ids) that `query` (ending in "IN") finds, looked up in chunks of keys."""
+    wanted = sorted({i for i in ids if isinstance(i, str)})
+    found: set = set()
+    for chunk in _chunks(wanted):
+        marks_ = ", ".join("?" for _ in chunk)
+        found.update(r[0] for r in store.db.execute(f"{query} ({marks_})", [*params, *chunk]))
+    return found & set(wanted)
+
+
 def central_ids_among(store: Store, table: str, keys: Iterable) -> set:
     """Those of `keys` (text ids) that the centre (at a site: its own store) holds in `table`; the same
     answer as `central_ids(store, table) & set(keys)`, without reading every id of the table."""
     central = CENTRAL_TABLE.get(table, table)
     key = "seq" if table == "audit_log" else pk(table)
-    wanted = sorted({k for k in keys if isinstance(k, str)})
-    found: set = set()
-    for chunk in _chunks(wanted):
-        marks_ = ", ".join("?" for _ in chunk)
-        found.update(
-            r[0]
-            for r in store.db.execute(f'SELECT "{key}" FROM "{central}" WHERE "{key}" IN ({marks_})', chunk)
-        )
-    return found & set(wanted)
+    return _found_among(store, f'SELECT "{key}" FROM "{central}" WHERE "{key}" IN', [], keys)
 
 
 def foreign_ids_among(store: Store, table: str, site: str, ids: Iterable) -> set:
     """Those of `ids` (text ids) the centre holds in `table` from sites other than `site`: the same answer
     as `foreign_ids(store, table, site) & set(ids)`, by key look-ups."""
-    wanted = sorted({i for i in ids if isinstance(i, str)})
-    found: set = set()
-    for chunk in _chunks(wanted):
-        marks_ = ", ".join("?" for _ in chunk)
-        found.update(
-            r[0]
-            for r in store.db.execute(
-                f'SELECT id FROM "{table}" WHERE site_code != ? AND id IN ({marks_})', [site, *chunk]
-            )
-        )
-    return found & set(wanted)
+    return _found_among(store, f'SELECT id FROM "{table}" WHERE site_code != ? AND id IN', [site], ids)
 
 
 def central_has(store: Store, table: str, key: Any) -> bool:
