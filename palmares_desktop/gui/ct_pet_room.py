@@ -213,6 +213,7 @@ class CtPetRoom(QWidget):
         self._pet_in_suv = True  # the PET max box holds an SUV (False after an uncalibrated PET)
         self._select_after_load: str | None = None  # segmentation id to select once reloaded
         self._cursor_live = False  # the cursor is placed once the subject's layers are on screen
+        self._fusion_colours: dict[str, np.ndarray] = {}  # PET colour map -> its fusion table
 
         self.title = QLabel("No subject open. Double-click a subject in the worklist.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -476,7 +477,10 @@ class CtPetRoom(QWidget):
     def _refresh_companions(self) -> None:
         """Pass the display settings on to the companion views and the colour bar, then redraw."""
         pet = self.viewer.layer(PET_LAYER)
-        colours = np.asarray(fusion_colormap(self.pet_colormap.currentText()).colors)
+        name = self.pet_colormap.currentText()
+        if name not in self._fusion_colours:  # built once per colour map, not per slider step
+            self._fusion_colours[name] = np.asarray(fusion_colormap(name).colors)
+        colours = self._fusion_colours[name]
         unit = (self.loaded.pet or {}).get("units") if self.loaded and self.loaded.pet else None
         self.colour_bar.setVisible(pet is not None)
         self.colour_bar.set_scale(colours, self.suv_max.value(), unit or "SUVbw")
