@@ -48,6 +48,7 @@ from palmares_desktop.core.planes import PLANES, Volume, readout
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
 from palmares_desktop.core.segmentation.drafts import drafts_sentence, unsaved_drafts
 from palmares_desktop.core.store import Store
+from palmares_desktop.gui.caliper import CaliperTool
 from palmares_desktop.gui.companion_views import ColourBar, CompanionViews, wheel_steps
 from palmares_desktop.gui.ct_tools import CtTools
 from palmares_desktop.gui.lesions_panel import LesionsPanel
@@ -289,6 +290,9 @@ class CtPetRoom(QWidget):
         toggles.addWidget(self.masks_visible)
         toggles.addWidget(self.view_3d)
         form.addRow(toggles)
+        self.caliper = CaliperTool(self)
+        self.caliper.bind(self.viewer)
+        form.addRow(self.caliper)
 
         # --- tools
         self.threshold = PetThresholdTool(workers, self)
@@ -581,6 +585,7 @@ class CtPetRoom(QWidget):
         self.view_3d.setChecked(False)  # a new subject opens in slice view
         self._forget_cursor()
         self.viewer.clear()
+        self.caliper.forget()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
         self.radiomics.set_background_busy(False)  # a previous subject's job no longer counts
@@ -894,6 +899,7 @@ class CtPetRoom(QWidget):
         self.view_3d.setChecked(False)
         self._forget_cursor()
         self.viewer.clear()
+        self.caliper.forget()
         self.lesions.setRowCount(0)
         self.radiomics.clear()
         self.radiomics.set_background_busy(False)

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 import SimpleITK as sitk
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -42,6 +42,25 @@ AUTOSAVE_POLL_MS = 1000
 TOOLS = ("paint", "erase", "fill")
 
 
+class _HoldSpace(QObject):
+    """Holding Space pans, as in napari's own paint modes. napari's hold-to-pan does nothing for our
+    sphere and fill tools (their layer is already in pan_zoom mode, with the mouse taken), so the
+    editor hears the key on the canvas itself and hands the mouse back to napari while it is held."""
+
+    def __init__(self, editor: OutlineEditor) -> None:
+        super().__init__(editor)
+        self.editor = editor
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        kind = event.type()
+        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self.editor.hold_space(kind == QEvent.Type.KeyPress)
+        elif kind == QEvent.Type.FocusOut:
+            self.editor.hold_space(False)  # a release the canvas never saw
+        return False
+
+
 class OutlineEditor(QGroupBox):
     saved = Signal(dict)  # {"segmentation_id", "version", "lesion"} of the new final version
     closed = Signal()  # editing ended (saved or cancelled)
@@ -58,6 +77,8 @@ class OutlineEditor(QGroupBox):
         self._saving = False
         self._tool: str | None = "paint"  # paint, erase, fill; None: napari's own mode (e.g. pan)
         self._applying = False  # set_mode is changing the layer's mode (not the reader's keys)
+        self._space_held = False  # Space pans while held, whatever the tool
+        self._space = _HoldSpace(self)
         self.edit = QPushButton("Edit selected")
         self.edit.setToolTip("Paint or erase the selected lesion's outline; Ctrl+Z undoes")
         self.brush_mm = QDoubleSpinBox()
@@ -139,6 +160,7 @@ class OutlineEditor(QGroupBox):
         self.layer.selected_label = 1
         self.layer.mouse_drag_callbacks.append(self._on_press)
         self.layer.events.mode.connect(self._layer_mode_changed)
+        viewer.widget.canvas.native.installEventFilter(self._space)
         self._tools_used: list[str] = []  # the tool chain the saved version records
         self.layer.events.paint.connect(
             lambda _e: self._used("eraser" if self.layer.mode == "erase" else "brush")
@@ -177,6 +199,19 @@ class OutlineEditor(QGroupBox):
         """True when the editor (core) makes the voxels: the sphere brush/eraser and both fills."""
         return self._tool == "fill" or (self._tool in ("paint", "erase") and self.sphere.isChecked())
 
+    def hold_space(self, held: bool) -> None:
+        """While Space is held the mouse pans (napari's own), then the tool comes back."""
+        if held == self._space_held:
+            return
+        self._space_held = held
+        if self.layer is None or not self._ours():
+            return  # napari's own modes: its hold-to-pan switches the layer's mode itself
+        self.layer.mouse_pan = held
+        if held:
+            self.layer.cursor = "standard"
+        else:
+            self._apply_brush()
+
     def _layer_mode_changed(self, _event=None) -> None:
         """napari's own keys changed the layer's mode (P, E, F, Z, holding Space): follow them."""
         if self._applying or self.layer is None:
@@ -200,8 +235,8 @@ class OutlineEditor(QGroupBox):
         (one undo step per drag), or a fill click. 2D brushing stays napari's."""
         if self.session is None or layer is not self.layer or getattr(event, "button", 1) != 1:
             return
-        if not self._ours():
-            return
+        if not self._ours() or self._space_held:
+            return  # napari's own tool, or Space held: napari pans
         if self._viewer is not None and self._viewer.model.dims.ndisplay != 2:
             self.message.setText("Untick 3D view to edit: outlines are edited on the slice.")
             return
@@ -354,7 +389,9 @@ class OutlineEditor(QGroupBox):
     def _close(self) -> None:
         self._autosave.stop()
         if self._viewer is not None:
+            self._viewer.widget.canvas.native.removeEventFilter(self._space)
             self._viewer.remove(EDIT_LAYER)
+        self._space_held = False
         self.session, self.layer, self._target, self._draft_id = None, None, {}, None
         self._enable(False)
         self.closed.emit()
