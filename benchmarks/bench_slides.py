@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from timing import best  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
+from palmares_desktop.core.model import Slide  # noqa: E402
 from palmares_desktop.core.paths import shared_data_dir  # noqa: E402
 from palmares_desktop.core.slides import analysis  # noqa: E402
 from palmares_desktop.core.slides.detections import Detections, pack_tiles  # noqa: E402
@@ -78,7 +79,7 @@ def detections(n: int) -> Detections:
     return Detections(centres, np.arange(n + 1, dtype=np.int64) * 13, vertices, rng.random((n, 5)), names)
 
 
-def new_slide(store: Store, n: int) -> dict:
+def new_slide(store: Store, n: int) -> Slide:
     subject = store.ensure_subject(f"IT03-{n:04d}")
     row = {
         "subject_id": subject["id"],
@@ -122,7 +123,7 @@ def bench_objects(root: Path, repeat: int) -> None:
     t_ours, _ = best(ours_save, repeat)
     t_raw, _ = best(raw_save, repeat)
     line("save", t_ours, t_raw, "target < 1000 ms")
-    slide_id = slides[0]["id"]
+    slide_id = slides[0].id
     t_ours, got = best(lambda: annotations_of(store, slide_id), repeat)
     t_raw, _ = best(
         lambda: shapely.from_wkb(

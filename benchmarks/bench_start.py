@@ -45,6 +45,9 @@ store = Store.open(path, create=building)
 window = MainWindow(store, None)
 window.resize(1600, 1000)
 build = build_demo_in_background(window, path) if building else None
+built = [build is None]  # the thread object is deleted once it ends: hear its end, never poll it
+if build is not None:
+    build.finished.connect(lambda: built.__setitem__(0, True))
 window.show()
 app.processEvents()
 out["shown"] = time.perf_counter() - t0
@@ -52,7 +55,7 @@ def poll():
     rows = len(window.worklist.visible_codes())
     if rows >= 1 and "first_subject" not in out:
         out["first_subject"] = time.perf_counter() - t0
-    if rows == 3 and (build is None or build.isFinished()):
+    if rows == 3 and built[0]:
         out["all"] = time.perf_counter() - t0
         window.close(); app.quit()
 timer = QTimer(); timer.timeout.connect(poll); timer.start(50)

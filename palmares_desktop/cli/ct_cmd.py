@@ -87,10 +87,10 @@ def threshold(
 
     shape, size = region_choice(box_mm, sphere_mm)
     with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
-        row, result = ct_threshold_lesion(
+        saved, result = ct_threshold_lesion(
             store, subject, at, hu[0], hu[1], size, shape, seed_at, lesion, lesion_site, smooth_mm
         )
-        report = ct_report(store, subject, row, result)
+        report = ct_report(store, subject, saved, result)
     echo_report(report, ct_lines(report), as_json)
 
 
@@ -132,8 +132,8 @@ def grow(
     from palmares_desktop.core.ct.subject_ct import ct_grow_lesion, ct_lines, ct_report
 
     with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
-        row, result = ct_grow_lesion(
+        saved, result = ct_grow_lesion(
             store, subject, seed_at, tolerance_hu, max_radius_mm, lesion, lesion_site, smooth_mm
         )
-        report = ct_report(store, subject, row, result)
+        report = ct_report(store, subject, saved, result)
     echo_report(report, ct_lines(report), as_json)

@@ -89,10 +89,10 @@ def threshold(
 
     shape, size = region_choice(box_mm, sphere_mm)
     with _open(store_path, subject) as store:
-        row, result = threshold_lesion(
+        saved, result = threshold_lesion(
             store, subject, at, rule, liver_at, blood_pool_at, size, shape, seed_at, lesion, lesion_site
         )
-        report = threshold_report(store, subject, row, result)
+        report = threshold_report(store, subject, saved, result)
     echo_report(report, threshold_lines(report), as_json)
 
 
@@ -165,10 +165,10 @@ def candidates(store_path, subject, rule, liver_at, blood_pool_at, min_voxels, a
     with _open(store_path, subject) as store:
         result, _ = subject_candidates(store, subject, rule, liver_at, blood_pool_at, min_voxels)
         accepted = [accept_candidate(store, subject, result, rank) for rank in accept]
-        names = [records.lesion_row(store, row["lesion_id"])["name"] for row in accepted]
+        names = [records.lesion_row(store, seg.lesion_id).name for seg in accepted]
     out = {"subject": subject, "rule": rule, **asdict_candidates(result)}
     out["accepted"] = [
-        {"rank": r, "lesion": n, "segmentation_id": a["id"]}
+        {"rank": r, "lesion": n, "segmentation_id": a.id}
         for r, n, a in zip(accept, names, accepted, strict=True)
     ]
     if as_json:

@@ -90,7 +90,7 @@ def add(
             choose_reader(
                 store, reader_name, subject.split("-")[0] if "-" in subject else None, "radiologist"
             )
-            row = add_segmentation(
+            saved = add_segmentation(
                 store,
                 subject,
                 modality,
@@ -102,20 +102,20 @@ def add(
                 parameters={"source_label": label},
                 series_id=series_id,
             )
-            lesion_row = records.lesion_row(store, row["lesion_id"])
-            choice = choose_series(store, lesion_row["subject_id"], modality, row["series_id"])
+            stored_lesion = records.lesion_row(store, saved.lesion_id)
+            choice = choose_series(store, stored_lesion.subject_id, modality, saved.series_id)
             feature_row, feature_problem = None, None
             if features:
                 try:
-                    feature_row = compute_features_for_segmentation(store, row["id"])
+                    feature_row = compute_features_for_segmentation(store, saved.id)
                 except RadiomicsError as exc:  # e.g. the study refuses these parameters: the mask stays
                     feature_problem = str(exc)
     except (SegmentationError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"{subject} {display_of(modality)}: lesion {lesion_row['name']!r}"
-        f"{' (' + lesion_row['organ'] + ')' if lesion_row['organ'] else ''}, segmentation version "
-        f"{row['version']}: {row['voxel_count']} voxels, {row['volume_ml']:.2f} mL (id {row['id']})."
+        f"{subject} {display_of(modality)}: lesion {stored_lesion.name!r}"
+        f"{' (' + stored_lesion.organ + ')' if stored_lesion.organ else ''}, segmentation version "
+        f"{saved.version}: {saved.voxel_count} voxels, {saved.volume_ml:.2f} mL (id {saved.id})."
     )
     if choice is not None and choice.alternatives:
         others = ", ".join(describe(s) for s in choice.alternatives)
@@ -244,7 +244,7 @@ def clean(
         raise click.UsageError("--min-ml goes with --remove-islands.")
     try:
         with open_store_as_reader(store_path, subject, reader_name, as_json) as store:
-            row, result = clean_lesion(
+            saved, result = clean_lesion(
                 store,
                 subject,
                 lesion,
@@ -256,7 +256,7 @@ def clean(
                 min_ml=min_ml,
                 series_id=series_id,
             )
-            report = clean_report(store, subject, row, result)
+            report = clean_report(store, subject, saved, result)
             lines = clean_lines(store, report)
     except PalmaresError as exc:
         raise click.ClickException(exc.sentence) from None

@@ -36,12 +36,12 @@ def _common(func):
 def _slide(
     store_path: Path, subject_code: str, slide_ref: str | None, reader_name, as_json: bool
 ) -> Iterator:
-    """(store, slide row, local file, reader choice) for a writing command; errors as one sentence."""
+    """(store, slide, local file, reader choice) for a writing command; errors as one sentence."""
     from palmares_desktop.core.errors import PalmaresError
     from palmares_desktop.core.slides.registry import slide_path
     from palmares_desktop.core.store import Store
     from palmares_desktop.core.store.records import slides_of_subject
-    from palmares_desktop.core.store.slide_refs import slide_by_reference
+    from palmares_desktop.core.store.slide_refs import referenced_slide
 
     try:
         with Store.open(store_path, create=False) as store:
@@ -49,18 +49,18 @@ def _slide(
             if subject is None:
                 raise click.ClickException(f"There is no subject {subject_code} in this store.")
             if slide_ref:
-                row = slide_by_reference(store, slide_ref)
-                if row["subject_id"] != subject["id"]:
+                slide = referenced_slide(store, slide_ref)
+                if slide.subject_id != subject["id"]:
                     raise click.ClickException(f"Slide {slide_ref} is not a slide of subject {subject_code}.")
             else:
                 slides = slides_of_subject(store, subject["id"])
                 if not slides:
                     raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
-                row = slides[0]
+                slide = slides[0]
             choice = choose_reader(
                 store, reader_name, subject_code.split("-")[0], "pathologist", say=not as_json
             )
-            yield store, row, slide_path(store, row), choice
+            yield store, slide, slide_path(store, slide), choice
     except PalmaresError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -83,14 +83,14 @@ def tissue(subject_code, store_path, slide_ref, as_json, reader_name) -> None:
     """Outline the tissue at low resolution and save it as an editable annotation named 'Tissue'."""
     from palmares_desktop.core.slides import analysis
 
-    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, row, path, choice):
-        found = analysis.tissue(store, row, path)
+    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, slide, path, choice):
+        found = analysis.tissue(store, slide, path)
     read = found["read"]
     _emit(
         as_json,
-        {"slide": row["display_name"], "reader": choice.to_dict(), **found},
+        {"slide": slide.display_name, "reader": choice.to_dict(), **found},
         [
-            f"Tissue of {row['display_name']}: {found['polygons']} region(s), {_mm2(found['area_mm2'])}, "
+            f"Tissue of {slide.display_name}: {found['polygons']} region(s), {_mm2(found['area_mm2'])}, "
             f"found at level {read['level']} reduced {read['reduction']}x "
             f"({read['mpp_um']:.2f} µm/px)."
             if read["mpp_um"]
@@ -110,8 +110,8 @@ def cells(subject_code, store_path, slide_ref, as_json, reader_name, annotation_
     """Detect nuclei on the hematoxylin channel inside annotations; counts and density per mm²."""
     from palmares_desktop.core.slides import analysis
 
-    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, row, path, choice):
-        regions = analysis.cells(store, row, path, list(annotation_ids) or None, classification)
+    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, slide, path, choice):
+        regions = analysis.cells(store, slide, path, list(annotation_ids) or None, classification)
     lines = []
     for r in regions:
         density = f", {r['density_per_mm2']:.0f} per mm²" if r["density_per_mm2"] is not None else ""
@@ -119,7 +119,7 @@ def cells(subject_code, store_path, slide_ref, as_json, reader_name, annotation_
             f"{r['classification'] or 'unclassified'} {r['annotation_id']}: {r['count']} nuclei{density} "
             f"({r['small_round']} small round), stain vectors {r['stains']}."
         )
-    _emit(as_json, {"slide": row["display_name"], "reader": choice.to_dict(), "regions": regions}, lines)
+    _emit(as_json, {"slide": slide.display_name, "reader": choice.to_dict(), "regions": regions}, lines)
 
 
 @click.command("measure")
@@ -139,11 +139,11 @@ def measure(subject_code, store_path, slide_ref, as_json, reader_name, annotatio
     unknown."""
     from palmares_desktop.core.slides.measure import measure_annotations
 
-    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, row, path, choice):
-        results = measure_annotations(store, row, path, list(annotation_ids) or None, radiomics)
+    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, slide, path, choice):
+        results = measure_annotations(store, slide, path, list(annotation_ids) or None, radiomics)
     refused = sorted({reason for r in results for reason in r.refused})
     payload = {
-        "slide": row["display_name"],
+        "slide": slide.display_name,
         "reader": choice.to_dict(),
         "annotations": [
             {"annotation_id": r.annotation_id, **r.values, "refused": r.refused} for r in results
@@ -187,8 +187,8 @@ def tils(subject_code, store_path, slide_ref, as_json, reader_name, percent) -> 
     annotations and, as an aid, the density of small round nuclei in stroma. Only --percent is stored."""
     from palmares_desktop.core.slides import analysis
 
-    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, row, _path, choice):
-        panel = analysis.tils(store, row, percent)
+    with _slide(store_path, subject_code, slide_ref, reader_name, as_json) as (store, slide, _path, choice):
+        panel = analysis.tils(store, slide, percent)
     aid = panel["aid"]
     lines = [
         f"Stroma inside the invasive border ({aid['border_from']}): {aid['stromal_area_mm2']:.4f} mm² "
@@ -207,4 +207,4 @@ def tils(subject_code, store_path, slide_ref, as_json, reader_name, percent) -> 
         lines.append(f"Stored your stromal TILs score: {percent:g}%.")
     else:
         lines.append("Nothing stored: give your score with --percent.")
-    _emit(as_json, {"slide": row["display_name"], "reader": choice.to_dict(), **panel}, lines)
+    _emit(as_json, {"slide": slide.display_name, "reader": choice.to_dict(), **panel}, lines)

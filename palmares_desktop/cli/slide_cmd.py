@@ -64,12 +64,10 @@ def add(slide_path: Path, subject_code: str, store_path: Path, stain: str, reade
     try:
         with Store.open(store_path, create=False) as store:
             choose_reader(store, reader_name, subject_code.split("-")[0], "pathologist")
-            row = add_slide(store, subject_code, slide_path, stain=stain)
+            added = add_slide(store, subject_code, slide_path, stain=stain)
     except (SlideError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"Slide {row['display_name']} registered ({row['width']} x {row['height']} px, id {row['id']})."
-    )
+    click.echo(f"Slide {added.display_name} registered ({added.width} x {added.height} px, id {added.id}).")
 
 
 @slide.command("locate")
@@ -84,17 +82,17 @@ def locate(store_path: Path, reference: str, new_path: Path) -> None:
     """Re-link a registered slide whose file moved (its content fingerprint is checked first)."""
     from palmares_desktop.core.slides.registry import locate_slide
     from palmares_desktop.core.store import Store, StoreError
-    from palmares_desktop.core.store.slide_refs import slide_by_reference
+    from palmares_desktop.core.store.slide_refs import referenced_slide
 
     try:
         with Store.open(store_path, create=False) as store:
-            slide_row = slide_by_reference(store, reference)
+            found = referenced_slide(store, reference)
             # The CLI's system reader is recorded as working at the slide's own site.
-            store.use_system_reader(site_code=slide_row["site_code"])
-            row = locate_slide(store, slide_row["id"], new_path)
+            store.use_system_reader(site_code=found.site_code)
+            located = locate_slide(store, found.id, new_path)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Slide {row['display_name']} is linked to its file again (fingerprint checked).")
+    click.echo(f"Slide {located.display_name} is linked to its file again (fingerprint checked).")
 
 
 @slide.command("annotations")
@@ -138,20 +136,20 @@ def annotations(
                 kinds = [f["properties"]["objectType"] for f in collection["features"]]
                 click.echo(
                     f"Exported {kinds.count('annotation')} annotations and {kinds.count('detection')} detections "
-                    f"of {target['display_name']} to {out}."
+                    f"of {target.display_name} to {out}."
                 )
                 return
             try:
                 data = json.loads(source.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise click.ClickException(f"{source} is not a readable GeoJSON file ({exc}).") from None
-            objects, refused = import_geojson(data, target["width"], target["height"])
+            objects, refused = import_geojson(data, target.width, target.height)
             save_objects(store, target, objects)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     for reason in refused:
         click.echo(f"Refused: {reason}", err=True)
-    click.echo(f"Imported {len(objects)} objects into {target['display_name']}; refused {len(refused)}.")
+    click.echo(f"Imported {len(objects)} objects into {target.display_name}; refused {len(refused)}.")
     code = exit_codes.for_outcome(bool(objects), bool(refused))
     if code != exit_codes.OK:
         sys.exit(code)

@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from palmares_desktop.core.ct.recist import recist_diameters
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Lesion
 from palmares_desktop.core.pet.metrics import ct_hu_stats
 from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation.export import SITE_CODES
@@ -222,29 +223,28 @@ def _check_site(organ: str | None) -> str | None:
 
 def next_lesion_name(store: Store, subject_id: str, prefix: str) -> str:
     """The first free '<prefix> N' of the subject (e.g. 'PET lesion 3'), for a tool's unnamed lesion."""
-    names = {row["name"] for row in records.lesions_of_subject(store, subject_id)}
+    names = {lesion.name for lesion in records.lesions_of_subject(store, subject_id)}
     n = 1
     while f"{prefix} {n}" in names:
         n += 1
     return f"{prefix} {n}"
 
 
-def add_lesion(store: Store, subject_code: str, name: str, organ: str | None = None) -> dict:
+def add_lesion(store: Store, subject_code: str, name: str, organ: str | None = None) -> Lesion:
     subject = _subject(store, subject_code)
     name = _clean_name(name)
     organ = _check_site(organ)
     with store.transaction():
         _check_free(store, subject, name)
-        lesion = records.add_lesion(store, subject["id"], name, organ)
-    return records.lesion_row(store, lesion.id)
+        return records.add_lesion(store, subject["id"], name, organ)
 
 
-def rename_lesion(store: Store, lesion_id: str, name: str) -> dict:
+def rename_lesion(store: Store, lesion_id: str, name: str) -> Lesion:
     name = _clean_name(name)
-    row = records.lesion_row(store, lesion_id)
-    if row["name"] == name:
-        return row
-    subject = records.subject(store, row["subject_id"])
+    lesion = records.lesion_row(store, lesion_id)
+    if lesion.name == name:
+        return lesion
+    subject = records.subject(store, lesion.subject_id)
     with store.transaction():
         _check_free(store, {"id": subject.id, "code": subject.code}, name)
         return records.rename_lesion(store, lesion_id, name)
@@ -257,7 +257,7 @@ def describe_lesion(
     recist_status: str | None = None,
     bone_character: str | None = None,
     notes: str | None = None,
-) -> dict:
+) -> Lesion:
     """Set the site, RECIST status, bone character (`bone_character_text`) and notes in one update."""
     if recist_status is not None and recist_status not in RECIST_STATUSES:
         raise LesionError(f"The RECIST status {recist_status!r} is not one of {', '.join(RECIST_STATUSES)}.")
@@ -270,27 +270,26 @@ def describe_lesion(
         "bone_character": bone_character or None,
         "notes": (notes or "").strip() or None,
     }
-    row = records.lesion_row(store, lesion_id)
-    changes = {k: v for k, v in changes.items() if row.get(k) != v}
+    lesion = records.lesion_row(store, lesion_id)
+    changes = {k: v for k, v in changes.items() if getattr(lesion, k) != v}
     if not changes:
-        return row
-    records.update_lesion(store, lesion_id, changes)
-    return records.lesion_row(store, lesion_id)
+        return lesion
+    return records.update_lesion(store, lesion_id, changes)
 
 
-def delete_lesion(store: Store, lesion_id: str) -> dict:
+def delete_lesion(store: Store, lesion_id: str) -> Lesion:
     """Mark the lesion deleted (its versions stay, for the audit and to undo)."""
     return records.set_lesion_deleted(store, lesion_id, datetime.now(timezone.utc).isoformat())
 
 
-def restore_lesion(store: Store, lesion_id: str) -> dict:
+def restore_lesion(store: Store, lesion_id: str) -> Lesion:
     """Undo a delete; refused when a lesion of the same name was added meanwhile."""
-    row = records.lesion_row(store, lesion_id)
-    subject = records.subject(store, row["subject_id"])
+    lesion = records.lesion_row(store, lesion_id)
+    subject = records.subject(store, lesion.subject_id)
     with store.transaction():
-        if records.lesion_named(store, subject.id, row["name"]) is not None:
+        if records.lesion_named(store, subject.id, lesion.name) is not None:
             raise LesionError(
-                f"{subject.code} has a new lesion named {row['name']!r}; rename it before restoring this one."
+                f"{subject.code} has a new lesion named {lesion.name!r}; rename it before restoring this one."
             )
         return records.set_lesion_deleted(store, lesion_id, None)
 
@@ -308,8 +307,8 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
 
     subject = _subject(store, subject_code)
     lesions = records.lesions_of_subject(store, subject["id"])
-    out: dict[str, dict] = {x["id"]: {"name": x["name"], "organ": x["organ"]} for x in lesions}
-    by_name = {x["name"]: x["id"] for x in lesions}
+    out: dict[str, dict] = {x.id: {"name": x.name, "organ": x.organ} for x in lesions}
+    by_name = {x.name: x.id for x in lesions}
     pet_series = records.series_rows_of_subject(store, subject["id"], "PT")
     try:
         pet = subject_pet_metrics(store, subject_code) if pet_series else None
@@ -327,19 +326,19 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
     ct = cts[0]
     ct_image = None
     for lesion in lesions:
-        version = version_in_use(store, lesion, ct["id"])
+        version = version_in_use(store, lesion, ct.id)
         resampling = None
         if version is not None:
-            mask_image = _read(store, version["mask_path"])
+            mask_image = _read(store, version.mask_path)
         else:
             pet_version = next(
-                (v for s in pet_series if (v := version_in_use(store, lesion, s["id"])) is not None), None
+                (v for s in pet_series if (v := version_in_use(store, lesion, s.id)) is not None), None
             )
             if pet_version is None:
                 continue
-            ct_image = ct_image or _read(store, ct["pixel_path"])
+            ct_image = ct_image or _read(store, ct.pixel_path)
             mask_image = sitk.Resample(
-                _read(store, pet_version["mask_path"]),
+                _read(store, pet_version.mask_path),
                 ct_image,
                 sitk.Transform(),
                 sitk.sitkNearestNeighbor,
@@ -350,7 +349,7 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
         mask = sitk.GetArrayFromImage(mask_image) > 0
         if not mask.any():
             continue
-        ct_image = ct_image or _read(store, ct["pixel_path"])
+        ct_image = ct_image or _read(store, ct.pixel_path)
         hu = sitk.GetArrayViewFromImage(ct_image)
         where = np.argwhere(mask)
         lo, hi = where.min(axis=0), where.max(axis=0) + 1
@@ -361,5 +360,5 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
         numbers["ct_volume_ml"] = float(mask.sum() * np.prod(ct_image.GetSpacing()) / 1000.0)
         if resampling:
             numbers["ct_resampling"] = resampling
-        out[lesion["id"]].update(numbers)
+        out[lesion.id].update(numbers)
     return out

@@ -97,6 +97,10 @@ class Lesion:
     recist_status: str | None = None
     bone_character: str | None = None
     notes: str | None = None
+    deleted_at: str | None = None  # set when the lesion is marked deleted (undoable), else None
+    author_id: str = ""
+    created_at: str = ""
+    updated_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,11 @@ class Segmentation:
     author_id: str = ""
     created_at: str = ""
     updated_at: str = ""
+    # Filled by the subject-wide queries (latest_finals_of_subject, drafts_of_subject), which join the
+    # lesion and the series (as Series.study_date is joined); empty when read alone.
+    lesion_name: str = ""
+    organ: str | None = None
+    series_modality: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -156,6 +165,10 @@ class Slide:
     mpp_y: float | None
     sha256: str  # fingerprint: relocatable reference
     stain: str
+    size_bytes: int | None = None  # with the fingerprint, how `slide locate` recognises the file
+    site_code: str = ""
+    author_id: str = ""
+    created_at: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ the box untouched (whichever is smaller). The oldest steps are dropped past `max
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.history import UndoHistory
 from palmares_desktop.core.placement import Placement
 from palmares_desktop.core.segmentation import strokes
+from palmares_desktop.core.segmentation.geometry import Grid
 
 DEFAULT_HISTORY_BYTES = 256 * 2**20  # a few hundred brush strokes on a CT, well under a full copy each
 DEFAULT_IDLE_S = 3.0  # save once the reader pauses this long...
@@ -69,59 +70,26 @@ class Step:
         return cls(tight, before.copy(), after.copy())
 
 
-class EditHistory:
-    """Undo/redo of changes to one label array, bounded in memory (see the module docstring)."""
+class EditHistory(UndoHistory[Step]):
+    """Undo/redo of changes to one label array, bounded in memory (see the module docstring): core's
+    one history (core/history.py), with steps that write voxels."""
 
     def __init__(self, max_bytes: int = DEFAULT_HISTORY_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._undo: deque[Step] = deque()
-        self._redo: list[Step] = []
-        self.dropped = 0  # steps forgotten to stay within max_bytes
-        self.revision = 0  # + 1 on every edit, undo and redo: views redraw when it moves
-
-    @property
-    def nbytes(self) -> int:
-        return sum(s.nbytes for s in self._undo) + sum(s.nbytes for s in self._redo)
-
-    @property
-    def depth(self) -> int:
-        """How many steps can be undone."""
-        return len(self._undo)
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
-
-    def push(self, step: Step) -> None:
-        self.revision += 1
-        self._undo.append(step)
-        self._redo.clear()  # a new edit ends the redo branch, as in every editor
-        while self._undo and self.nbytes > self.max_bytes:
-            self._undo.popleft()
-            self.dropped += 1
+        super().__init__(max_bytes, size_of=lambda step: step.nbytes)
 
     def undo(self, mask: np.ndarray) -> tuple[slice, ...] | None:
         """Put the last step's before-values back; returns the box changed (for the view), or None."""
-        if not self._undo:
-            return None
-        step = self._undo.pop()
-        self.revision += 1
-        step.write(mask, step.before)
-        self._redo.append(step)
-        return step.box
+        step = super().undo(lambda step: _written(step, mask, step.before))
+        return step.box if step is not None else None
 
     def redo(self, mask: np.ndarray) -> tuple[slice, ...] | None:
-        if not self._redo:
-            return None
-        step = self._redo.pop()
-        self.revision += 1
-        step.write(mask, step.after)
-        self._undo.append(step)
-        return step.box
+        step = super().redo(lambda step: _written(step, mask, step.after))
+        return step.box if step is not None else None
+
+
+def _written(step: Step, mask: np.ndarray, values: np.ndarray) -> Step:
+    step.write(mask, values)
+    return step
 
 
 @dataclass
@@ -299,8 +267,51 @@ class ReadingSession:
         """The working mask on the stored grid, voxel for voxel (what a draft save writes)."""
         return self.placement.to_stored(self.mask)
 
+    def snapshot(self) -> MaskSnapshot:
+        """The working mask as it is now, cheap enough for a GUI thread (a few ms on a 512x512x300
+        CT): the box holding every nonzero voxel and a copy of its values. A worker then rebuilds
+        the full mask on the stored grid from it (`MaskSnapshot.binary`), voxel for voxel what
+        `stored_mask()` gives, while editing goes on."""
+        box = _nonzero_box(self.mask)
+        return MaskSnapshot(self.placement, box, self.mask[box].copy())
+
     def mark_saved(self) -> None:
         self.autosave.saved()
+
+
+@dataclass(frozen=True)
+class MaskSnapshot:
+    """A working mask at one moment: `values` are its voxels inside `box` (display order), every
+    voxel outside the box is 0. Taken by `ReadingSession.snapshot()`; rebuilt in full on the stored
+    grid by `binary` (a worker's job: the full array is allocated there, not on the GUI thread)."""
+
+    placement: Placement
+    box: tuple[slice, ...]  # display (z, y, x) order, holds every nonzero voxel
+    values: np.ndarray
+
+    @property
+    def grid(self) -> Grid:
+        """The stored grid the mask lies on (for `check_geometry`)."""
+        p = self.placement
+        return Grid(p.size, p.spacing, p.origin, p.direction)
+
+    def stored_box(self) -> tuple[slice, ...]:
+        """`box` on the stored array (numpy z, y, x order of `sitk.GetArrayFromImage`)."""
+        out: list[slice] = [slice(0, 0)] * 3
+        for a, (axis, flip) in enumerate(zip(self.placement.stored_axis, self.placement.flipped, strict=True)):
+            start, stop, n = self.box[a].start, self.box[a].stop, self.placement.size[axis]
+            out[2 - axis] = slice(n - stop, n - start) if flip else slice(start, stop)
+        return tuple(out)
+
+    def binary(self, label: int = 1) -> tuple[np.ndarray, int]:
+        """(the stored-order uint8 array, 1 where the mask equals `label`, else 0; how many 1s)."""
+        p = self.placement
+        full = np.zeros(tuple(reversed(p.size)), dtype=np.uint8)  # calloc: untouched pages cost nothing
+        inside = self.values == label
+        flips = tuple(a for a, f in enumerate(p.flipped) if f)
+        inside = np.flip(inside, flips) if flips else inside
+        full[self.stored_box()] = np.transpose(inside, np.argsort([2 - i for i in p.stored_axis]))
+        return full, int(np.count_nonzero(inside))
 
 
 class StrokeGroup:
@@ -339,6 +350,21 @@ class StrokeGroup:
             before[local] = dab.before
         self._dabs.clear()
         return box if self.session.record_region(box, before) else None
+
+
+def _nonzero_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every nonzero voxel of a 3D mask (an empty box when there is none).
+    The slices are found on 8-byte words of each slice (the mask is read once, fast); the rows and
+    columns only within those slices."""
+    flat = np.ascontiguousarray(mask).reshape(mask.shape[0], -1).view(np.uint8)
+    words = flat.view(np.uint64) if flat.shape[1] % 8 == 0 else flat
+    slices = np.flatnonzero(words.max(axis=1)) if words.size else np.empty(0, dtype=np.intp)
+    if slices.size == 0:
+        return (slice(0, 0),) * mask.ndim
+    z = slice(int(slices[0]), int(slices[-1]) + 1)
+    plane = mask[z].max(axis=0) != 0
+    rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
+    return (z, slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
 
 
 def _absolute(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:

@@ -8,7 +8,7 @@ The mask's own RECIST diameters stay in the Lesions tab; the caliper is the read
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from palmares_desktop.core.ct.caliper import line_from_points, reading
 
@@ -17,7 +17,8 @@ CALIPER_RGB = "#ff3d6e"  # rose red: apart from the amber cursor and the lesion 
 
 
 class CaliperTool(QWidget):
-    """A Caliper toggle, a Clear button and the readout; `bind(viewer)` once the viewer exists."""
+    """A Caliper toggle and a Clear button, and the readout (a label the room places on its status
+    line); `bind(viewer)` once the viewer exists."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -32,16 +33,15 @@ class CaliperTool(QWidget):
         self.toggle.toggled.connect(self._toggled)
         self.clear_button = QPushButton("Clear lines")
         self.clear_button.clicked.connect(self.clear)
+        # The readout sits on the room's status line (placed by the room): the Display tab must not
+        # grow, or the window would no longer fit a 768-pixel laptop screen.
         self.readout = QLabel("")
-        self.readout.setWordWrap(True)
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(0, 0, 0, 0)
-        buttons.addWidget(self.toggle)
-        buttons.addWidget(self.clear_button)
-        layout = QVBoxLayout(self)
+        self.readout.setStyleSheet(f"color: {CALIPER_RGB}; font-family: monospace; padding: 2px 4px;")
+        self.readout.hide()  # shown while there is something to say: an empty label still takes a line
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(buttons)
-        layout.addWidget(self.readout)
+        layout.addWidget(self.toggle)
+        layout.addWidget(self.clear_button)
 
     def bind(self, viewer) -> None:
         self.viewer = viewer
@@ -93,7 +93,11 @@ class CaliperTool(QWidget):
         if len(lines) == len(self.layer.data):
             self.layer.features = {"length": np.asarray([line.length_mm for line in lines], dtype=float)}
             self.layer.refresh_text()
-        self.readout.setText(reading(lines).sentence())
+        self._say(reading(lines).sentence())
+
+    def _say(self, text: str) -> None:
+        self.readout.setText(text)
+        self.readout.setVisible(bool(text))
 
     def _lines(self):
         if self.layer is None:
@@ -116,4 +120,4 @@ class CaliperTool(QWidget):
         """The subject's layers were cleared: the lines went with them."""
         self.toggle.setChecked(False)
         self.layer = None
-        self.readout.setText("")
+        self._say("")

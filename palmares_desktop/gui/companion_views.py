@@ -222,22 +222,26 @@ class CompanionViews:
         """The plane through the cursor: CT in its window, PET fused over it, outlines on top (`ct` /
         `pet` False leave that image out, as the display's CT and PET ticks do)."""
         fixed = float(self.cursor[grid.kind.fixed_axis])
+        shared: dict = {}  # a series' image and masks share its grid: one voxel look-up for all
+
+        def indices(volume: Volume) -> planes.PlaneIndices:
+            key = (volume.placement, volume.data.shape)
+            if key not in shared:
+                shared[key] = planes.PlaneIndices.of(volume, grid, fixed)
+            return shared[key]
+
         with_ct = ct and self.ct is not None and self.ct_visible
         if with_ct:
-            rgb = planes.grey(planes.sample(self.ct, grid, fixed), self.ct_limits)
+            rgb = planes.grey(planes.sample(self.ct, grid, fixed, indices=indices(self.ct)), self.ct_limits)
         else:
             rgb = np.zeros((grid.rows, grid.cols, 3))
         if pet and self.pet is not None and (self.pet_visible or not ct):
-            suv = planes.sample(self.pet, grid, fixed, outside=0.0)
+            suv = planes.sample(self.pet, grid, fixed, outside=0.0, indices=indices(self.pet))
             # Without a CT under it, the PET is the image: full colour, not a translucent overlay.
             rgb = fuse(rgb, suv, self.suv_max, self.table, self.opacity if with_ct else 1.0)
         if self.masks_visible:
-            shared: dict = {}  # a series' masks share its grid: one voxel look-up for all of them
             for mask, colour in self.masks:
-                key = (mask.placement, mask.data.shape)
-                if key not in shared:
-                    shared[key] = planes.PlaneIndices.of(mask, grid, fixed)
-                rgb[planes.outline(shared[key].take(mask.data, 0.0) > 0)] = colour
+                rgb[planes.outline(indices(mask).take(mask.data, 0.0) > 0)] = colour
         return planes.to_bytes(rgb)
 
 

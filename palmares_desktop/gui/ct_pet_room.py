@@ -8,6 +8,7 @@ the user has already left.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
+from palmares_desktop.core.model import Segmentation, Series
 from palmares_desktop.core.pet.display import (
     DEFAULT_FUSION_OPACITY,
     DEFAULT_SUV_MAX,
@@ -78,7 +80,7 @@ LESION_COLOURS = ("#00e5ff", "#76ff03", "#ff4dff", "#4d9fff", "#00ffa3", "#c6a4f
 
 @dataclass
 class LoadedMask:
-    segmentation: dict  # segmentations row + lesion_name, organ, series_modality
+    segmentation: Segmentation  # with lesion_name, organ, series_modality
     volume: NapariVolume
     centroid_zyx: tuple[float, float, float] | None  # world mm, to jump to the lesion
     lesion_number: int = 1  # 1-based order of the lesion in the subject: picks its outline colour
@@ -91,42 +93,63 @@ class LoadedMask:
 @dataclass
 class LoadedSubject:
     subject: dict
-    ct: dict | None = None  # series row
-    pet: dict | None = None
+    ct: Series | None = None
+    pet: Series | None = None
     ct_volume: NapariVolume | None = None
     pet_volume: NapariVolume | None = None
     masks: list[LoadedMask] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
+def _read_mask(path: Path, label: int, number: int) -> tuple[NapariVolume, tuple[float, float, float] | None]:
+    """A stored mask's `label` voxels as lesion `number`'s display mask, and their centroid (world
+    mm) or None when there are none. Raises RuntimeError when the file cannot be read."""
+    mask = volume_from_sitk(sitk.ReadImage(str(path)))
+    selected = mask.data == label
+    mask.data = selected.astype(np.uint8 if number < 256 else np.uint16)  # no int64 product
+    mask.data *= mask.data.dtype.type(number)
+    centroid = None
+    if selected.any():
+        index = np.argwhere(selected).mean(axis=0)
+        centroid = tuple(float(v) for v in mask.placement.display_to_world(index))  # oblique too
+    return mask, centroid
+
+
+def _read_volume(path: Path) -> NapariVolume:
+    return volume_from_sitk(sitk.ReadImage(str(path)), np.float32)
+
+
 def read_subject(
-    root: Path, subject: dict, ct: dict | None, pet: dict | None, segmentations: list[dict], notes: list[str]
+    root: Path,
+    subject: dict,
+    ct: Series | None,
+    pet: Series | None,
+    segmentations: list[Segmentation],
+    notes: list[str],
 ) -> LoadedSubject:
-    """Worker-thread part: read volumes and masks from disk (no widgets, no layers here)."""
+    """Worker-thread part: read volumes and masks from disk (no widgets, no layers here). Two files
+    are read at a time (SimpleITK's readers and numpy release the GIL): the masks meanwhile the CT."""
     loaded = LoadedSubject(subject, ct, pet, notes=list(notes))
-    if ct is not None:
-        loaded.ct_volume = volume_from_sitk(sitk.ReadImage(str(root / ct["pixel_path"])), np.float32)
-    if pet is not None:
-        loaded.pet_volume = volume_from_sitk(sitk.ReadImage(str(root / pet["pixel_path"])), np.float32)
     lesion_numbers: dict[str, int] = {}
-    for seg in segmentations:
-        # One number (and so one colour) per lesion, shared by its CT and PET segmentations.
-        number = lesion_numbers.setdefault(seg["lesion_id"], len(lesion_numbers) + 1)
-        path = root / (seg.get("mask_path") or "")
-        try:
-            mask = volume_from_sitk(sitk.ReadImage(str(path)))
-        except RuntimeError as exc:
-            loaded.notes.append(
-                f"Mask of {seg['lesion_name']} could not be read ({path.name}): {exc}".strip()
-            )
-            continue
-        selected = mask.data == int(seg.get("label") or 1)
-        mask.data = (selected * number).astype(np.uint16)
-        centroid = None
-        if selected.any():
-            index = np.argwhere(selected).mean(axis=0)
-            centroid = tuple(float(v) for v in mask.placement.display_to_world(index))  # oblique too
-        loaded.masks.append(LoadedMask(seg, mask, centroid, number))
+    # One number (and so one colour) per lesion, shared by its CT and PET segmentations.
+    numbers = [lesion_numbers.setdefault(seg.lesion_id, len(lesion_numbers) + 1) for seg in segmentations]
+    paths = [root / (seg.mask_path or "") for seg in segmentations]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        volumes = [None if s is None else pool.submit(_read_volume, root / s.pixel_path) for s in (ct, pet)]
+        reads = [
+            pool.submit(_read_mask, path, int(seg.label or 1), number)
+            for seg, path, number in zip(segmentations, paths, numbers, strict=True)
+        ]
+        loaded.ct_volume, loaded.pet_volume = (None if f is None else f.result() for f in volumes)
+        for seg, path, number, read in zip(segmentations, paths, numbers, reads, strict=True):
+            try:
+                mask, centroid = read.result()
+            except RuntimeError as exc:
+                loaded.notes.append(
+                    f"Mask of {seg.lesion_name} could not be read ({path.name}): {exc}".strip()
+                )
+                continue
+            loaded.masks.append(LoadedMask(seg, mask, centroid, number))
     return loaded
 
 
@@ -289,10 +312,10 @@ class CtPetRoom(QWidget):
         toggles = QHBoxLayout()
         toggles.addWidget(self.masks_visible)
         toggles.addWidget(self.view_3d)
-        form.addRow(toggles)
         self.caliper = CaliperTool(self)
         self.caliper.bind(self.viewer)
-        form.addRow(self.caliper)
+        toggles.addWidget(self.caliper)
+        form.addRow(toggles)
 
         # --- tools
         self.threshold = PetThresholdTool(workers, self)
@@ -417,7 +440,10 @@ class CtPetRoom(QWidget):
         grid.addWidget(self.companions.ct_axial, 0, 1)
         grid.addWidget(self.companions.pet_axial, 0, 2)
         grid.addWidget(self.colour_bar, 0, 3, 2, 1)
-        grid.addWidget(self.status, 2, 0, 1, 4)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.caliper.readout)
+        grid.addLayout(status_row, 2, 0, 1, 4)
         self._view_grid = grid
         for view in self.companions.all_views:
             view.clicked.connect(self.move_cursor)
@@ -485,7 +511,7 @@ class CtPetRoom(QWidget):
         if name not in self._fusion_colours:  # built once per colour map, not per slider step
             self._fusion_colours[name] = np.asarray(fusion_colormap(name).colors)
         colours = self._fusion_colours[name]
-        unit = (self.loaded.pet or {}).get("units") if self.loaded and self.loaded.pet else None
+        unit = self.loaded.pet.units if self.loaded and self.loaded.pet else None
         self.colour_bar.setVisible(pet is not None)
         self.colour_bar.set_scale(colours, self.suv_max.value(), unit or "SUVbw")
         self.companions.set_display(
@@ -561,7 +587,7 @@ class CtPetRoom(QWidget):
     def readout_at(self, world_zyx) -> str:
         """The status line for a world point: its position, HU and PET value (from core)."""
         ct, pet = self.companions.ct, self.companions.pet
-        unit = (self.loaded.pet or {}).get("units") if self.loaded else None
+        unit = self.loaded.pet.units if self.loaded and self.loaded.pet else None
         return readout(
             world_zyx,
             ct.value_at(world_zyx) if ct is not None else None,
@@ -651,7 +677,7 @@ class CtPetRoom(QWidget):
         self.viewer.middle_slice()
         self.move_cursor(_centre_of(loaded))
         self.viewer.show_orientation(PLANES["axial"].labels, "Axial")
-        wanted = [i for i, m in enumerate(loaded.masks) if m.segmentation["id"] == self._select_after_load]
+        wanted = [i for i, m in enumerate(loaded.masks) if m.segmentation.id == self._select_after_load]
         self._select_after_load = None
         if wanted:
             self.lesions.selectRow(wanted[0])  # the segmentation the reader just made
@@ -659,12 +685,12 @@ class CtPetRoom(QWidget):
             self.lesions.selectRow(0)  # jump to the first lesion: a slice with something to see
         if keep is not None:
             self.lesion_panel.select_lesion(keep)  # the lesion the reader was working on stays selected
-        parts = [MODALITY_NAMES[row["modality"]] for row in (loaded.ct, loaded.pet) if row]
+        parts = [MODALITY_NAMES[series.modality] for series in (loaded.ct, loaded.pet) if series]
         self.title.setText(
             f"{loaded.subject.get('shown') or loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
         )
         self._show_notes()
-        self._compute_missing_features([mask.segmentation["id"] for mask in loaded.masks], generation)
+        self._compute_missing_features([mask.segmentation.id for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
 
     def _ct_context(self) -> tuple[Store, str, dict | None] | None:
@@ -746,16 +772,16 @@ class CtPetRoom(QWidget):
         if self.store is None or self.loaded is None:
             return
         lesion_id = self.lesion_panel.selected_id()
-        keep = next((m for m in self.loaded.masks if m.segmentation["lesion_id"] == lesion_id), None)
+        keep = next((m for m in self.loaded.masks if m.segmentation.lesion_id == lesion_id), None)
         keep = keep or self.selected_mask()
-        self._select_after_load = keep.segmentation["id"] if keep else None
+        self._select_after_load = keep.segmentation.id if keep else None
         self.load_subject(self.store, self.loaded.subject)
 
     def _select_lesion_named(self, name: str) -> None:
         """The reader picked a lesion in the lesions panel: select its first segmentation (the views
         centre on it); a lesion without outlines has nothing to show."""
         masks = self.loaded.masks if self.loaded else []
-        row = next((i for i, m in enumerate(masks) if m.segmentation.get("lesion_name") == name), None)
+        row = next((i for i, m in enumerate(masks) if m.segmentation.lesion_name == name), None)
         if row is not None:
             self.lesions.selectRow(row)
             self.lesions.scrollTo(self.lesions.model().index(row, 0))
@@ -792,8 +818,8 @@ class CtPetRoom(QWidget):
             self._fit_pending = False
             QTimer.singleShot(0, self.viewer.reset_view)
 
-    def _configure_pet_units(self, pet: dict | None) -> None:
-        units = (pet or {}).get("units") or "unknown units"
+    def _configure_pet_units(self, pet: Series | None) -> None:
+        units = (pet.units if pet else None) or "unknown units"
         is_suv = units.upper().startswith("SUV")
         self.suv_label.setText("PET max (SUVbw)" if is_suv else f"PET max ({units})")
         self.suv_max.blockSignals(True)
@@ -813,19 +839,19 @@ class CtPetRoom(QWidget):
         self._pet_in_suv = is_suv
 
     @staticmethod
-    def _mask_layer_name(seg: dict) -> str:
-        modality = MODALITY_NAMES.get(seg.get("series_modality") or "", seg.get("series_modality") or "?")
-        return f"{seg['lesion_name']} ({modality} v{seg.get('version') or 1})"
+    def _mask_layer_name(seg: Segmentation) -> str:
+        modality = MODALITY_NAMES.get(seg.series_modality or "", seg.series_modality or "?")
+        return f"{seg.lesion_name} ({modality} v{seg.version or 1})"
 
     def _fill_lesions(self, masks: list[LoadedMask]) -> None:
         self.lesions.setRowCount(len(masks))
         for row, mask in enumerate(masks):
             seg = mask.segmentation
-            volume = seg.get("volume_ml")
+            volume = seg.volume_ml
             cells = [
-                seg.get("lesion_name") or "?",
-                seg.get("organ") or "",
-                f"{MODALITY_NAMES.get(seg.get('series_modality') or '', '?')} v{seg.get('version') or 1}",
+                seg.lesion_name or "?",
+                seg.organ or "",
+                f"{MODALITY_NAMES.get(seg.series_modality or '', '?')} v{seg.version or 1}",
                 f"{volume:.2f}" if isinstance(volume, (int, float)) else "",
             ]
             for column, text in enumerate(cells):
@@ -887,7 +913,7 @@ class CtPetRoom(QWidget):
         if mask.centroid_zyx is not None:
             self.move_cursor(mask.centroid_zyx)  # all views through the lesion
         self.ct_tools.refresh_others()  # the lesions it can be combined with
-        self.lesion_panel.select_lesion(mask.segmentation["lesion_id"])
+        self.lesion_panel.select_lesion(mask.segmentation.lesion_id)
         if self.store is not None:
             self.radiomics.show_segmentation(self.store, mask.segmentation)
 

@@ -156,7 +156,7 @@ class CtTools(QGroupBox):
         context = self._context()
         segmentation = context[2] if context else None
         names = (
-            combinable_lesions(context[0], context[1], segmentation["lesion_name"], segmentation["series_id"])
+            combinable_lesions(context[0], context[1], segmentation.lesion_name, segmentation.series_id)
             if segmentation
             else []
         )
@@ -192,14 +192,14 @@ class CtTools(QGroupBox):
 
             with worker_store(root, reader) as worker:
                 if mode == "range":
-                    row, result = subject_ct.ct_threshold_lesion(
+                    saved, result = subject_ct.ct_threshold_lesion(
                         worker, code, at, low, high, size, "box", at, name, smooth_mm=smooth
                     )
                 else:
-                    row, result = subject_ct.ct_grow_lesion(
+                    saved, result = subject_ct.ct_grow_lesion(
                         worker, code, at, tolerance, size, name, smooth_mm=smooth
                     )
-                return subject_ct.ct_report(worker, code, row, result)
+                return subject_ct.ct_report(worker, code, saved, result)
 
         self.message.setText(f"Segmenting the CT at ({at[0]:.0f}, {at[1]:.0f}, {at[2]:.0f}) mm…")
         self.workers.start(job, on_success=self._done, on_failure=self._failed, name="ct tool")
@@ -213,11 +213,11 @@ class CtTools(QGroupBox):
             self.message.setText("Select a segmentation in the list first.")
             return
         operation, mm = self.cleanup.currentData(), self.cleanup_mm.value()
-        lesion, series_id = segmentation["lesion_name"], segmentation["series_id"]
+        lesion, series_id = segmentation.lesion_name, segmentation.series_id
         if operation in COMBINE:
             self.refresh_others()  # the selection may have changed since the list was made
         other = (self.other.currentText() or None) if operation in COMBINE else None
-        modality = "pet" if segmentation.get("series_modality") == "PT" else "ct"
+        modality = "pet" if segmentation.series_modality == "PT" else "ct"
         root, reader = store.root, store.reader
 
         def job() -> dict:
@@ -228,12 +228,12 @@ class CtTools(QGroupBox):
             )
 
             with worker_store(root, reader) as worker:
-                row, result = clean_lesion(
+                saved, result = clean_lesion(
                     worker, code, lesion, modality, operation,
                     mm=mm if operation in ("grow", "shrink") else None, other_lesion=other,
                     series_id=series_id,
                 )  # fmt: skip
-                report = clean_report(worker, code, row, result)
+                report = clean_report(worker, code, saved, result)
                 return {**report, "sentence": cleanup_sentence(worker, report)}
 
         with_other = f" {other}" if other else ""

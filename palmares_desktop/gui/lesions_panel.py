@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from palmares_desktop.core.lesions import (
     rename_lesion,
     restore_lesion,
 )
+from palmares_desktop.core.model import Lesion
 from palmares_desktop.core.reading_set import subject_segmentations
 from palmares_desktop.core.store import Reader, Store, records
 from palmares_desktop.gui.workers import WorkerPool
@@ -79,7 +81,7 @@ def measure(root: Path, reader: Reader | None, subject_code: str) -> tuple[dict[
         numbers = lesion_numbers(store, subject_code)
         subject = store.subject_by_code(subject_code)
         cts = records.series_rows_of_subject(store, subject["id"], "CT")  # lesion_numbers' CT: the first
-        grid = records.as_series(cts[0]).grid if cts else None
+        grid = cts[0].grid if cts else None
     return numbers, (grid.spacing[2] if grid is not None and len(grid.spacing) > 2 else None)
 
 
@@ -90,9 +92,9 @@ def number_text(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def diameter_text(lesion: dict, numbers: dict) -> str:
+def diameter_text(lesion: Lesion, numbers: dict) -> str:
     """RECIST 1.1's measure: the short axis (SA) of a lymph node, else the longest diameter (LD)."""
-    if is_node(lesion.get("organ")):
+    if is_node(lesion.organ):
         text = number_text(numbers.get("recist_short_axis_mm"), 1)
         return f"SA {text}" if text else ""
     text = number_text(numbers.get("recist_long_axis_mm"), 1)
@@ -147,7 +149,7 @@ class LesionsPanel(QWidget):
         self.workers = workers
         self.store: Store | None = None
         self.subject: dict | None = None
-        self._rows: list[dict] = []
+        self._rows: list[Lesion] = []
         self._outlines: dict[str, list[str]] = {}
         self._numbers: dict[str, dict] | None = None  # None while they are being computed
         self._slice_mm: float | None = None
@@ -260,9 +262,9 @@ class LesionsPanel(QWidget):
         self._rows = records.lesions_of_subject(self.store, self.subject["id"])
         self._outlines = {}
         for seg in subject_segmentations(self.store, self.subject["id"]):  # CT before PET
-            modality = MODALITY_NAMES.get(seg.get("series_modality") or "", "?")
-            names = self._outlines.setdefault(seg["lesion_id"], [])
-            name = f"{modality}\u00a0v{seg.get('version') or 1}"  # no break inside "CT v2"
+            modality = MODALITY_NAMES.get(seg.series_modality or "", "?")
+            names = self._outlines.setdefault(seg.lesion_id, [])
+            name = f"{modality}\u00a0v{seg.version or 1}"  # no break inside "CT v2"
             if name not in names:
                 names.append(name)
         self._fill()
@@ -303,26 +305,26 @@ class LesionsPanel(QWidget):
         self._quiet = True
         self.table.setRowCount(len(self._rows))
         for row, lesion in enumerate(self._rows):
-            found = numbers.get(lesion["id"], {})
+            found = numbers.get(lesion.id, {})
             cells = [
-                lesion["name"],
-                lesion.get("organ") or "",
-                lesion.get("recist_status") or "",
+                lesion.name,
+                lesion.organ or "",
+                lesion.recist_status or "",
                 number_text(found.get("suv_max"), 2),
                 number_text(found.get("mtv_ml"), 2),
                 diameter_text(lesion, found),
-                ", ".join(self._outlines.get(lesion["id"], [])),
+                ", ".join(self._outlines.get(lesion.id, [])),
             ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, lesion["id"])
+                item.setData(Qt.ItemDataRole.UserRole, lesion.id)
                 if column in NUMBER_COLUMNS:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
             self.table.item(row, 0).setToolTip(self._details(lesion, found))
-            if lesion["name"] in hints:
-                self.table.item(row, 2).setToolTip(hints[lesion["name"]])
-        ids = [x["id"] for x in self._rows]
+            if lesion.name in hints:
+                self.table.item(row, 2).setToolTip(hints[lesion.name])
+        ids = [x.id for x in self._rows]
         if wanted in ids:
             self.table.selectRow(ids.index(wanted))
         else:
@@ -332,7 +334,7 @@ class LesionsPanel(QWidget):
         self._show_editors()
 
     @staticmethod
-    def _details(lesion: dict, found: dict) -> str:
+    def _details(lesion: Lesion, found: dict) -> str:
         parts = [
             f"{label} {text}"
             for label, key, digits in (
@@ -344,14 +346,14 @@ class LesionsPanel(QWidget):
             if (text := number_text(found.get(key), digits))
         ]
         for label, key in (("Bone", "bone_character"), ("Notes", "notes")):
-            if lesion.get(key):
-                parts.append(f"{label}: {lesion[key]}")
-        return "\n".join([lesion["name"], *parts])
+            if getattr(lesion, key):
+                parts.append(f"{label}: {getattr(lesion, key)}")
+        return "\n".join([lesion.name, *parts])
 
     def _recist_notes(self) -> list:
         if self._numbers is None:
             return []
-        measured = [{**self._numbers.get(x["id"], {}), **x} for x in self._rows]  # the row's organ, status
+        measured = [{**self._numbers.get(x.id, {}), **asdict(x)} for x in self._rows]  # its organ, status
         return recist_check(measured, self._slice_mm)
 
     def _show_recist(self) -> None:
@@ -377,15 +379,15 @@ class LesionsPanel(QWidget):
     def _show_editors(self) -> None:
         lesion = self.selected_lesion()
         if lesion is not None:
-            organ = lesion.get("organ")
+            organ = lesion.organ
             if organ and self.site.findData(organ) < 0:  # a site stored before the fixed list
                 self.site.addItem(f"{organ} (not in the site list)", organ)
             self.site.setCurrentIndex(self.site.findData(organ) if organ else 0)
-            self.status.setCurrentIndex(max(0, self.status.findData(lesion.get("recist_status"))))
-            character, soft = parse_bone_character(lesion.get("bone_character"))
+            self.status.setCurrentIndex(max(0, self.status.findData(lesion.recist_status)))
+            character, soft = parse_bone_character(lesion.bone_character)
             self.bone.setCurrentIndex(max(0, self.bone.findData(character)))
             self.soft_tissue.setChecked(soft)
-            self.notes.setText(lesion.get("notes") or "")
+            self.notes.setText(lesion.notes or "")
         else:
             for combo in (self.site, self.status, self.bone):
                 combo.setCurrentIndex(0)
@@ -428,13 +430,13 @@ class LesionsPanel(QWidget):
         rows = self.table.selectionModel().selectedRows()
         return self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole) if rows else None
 
-    def selected_lesion(self) -> dict | None:
+    def selected_lesion(self) -> Lesion | None:
         lesion_id = self.selected_id()
-        return next((x for x in self._rows if x["id"] == lesion_id), None)
+        return next((x for x in self._rows if x.id == lesion_id), None)
 
     def select_lesion(self, lesion_id: str) -> None:
         """Select a lesion because the room shows it (nothing is emitted back)."""
-        ids = [x["id"] for x in self._rows]
+        ids = [x.id for x in self._rows]
         if lesion_id in ids and self.selected_id() != lesion_id:
             self._quiet = True
             self.table.selectRow(ids.index(lesion_id))
@@ -447,23 +449,23 @@ class LesionsPanel(QWidget):
         self._show_editors()
         lesion = self.selected_lesion()
         if lesion is not None:
-            self.lesion_selected.emit(lesion["name"])
+            self.lesion_selected.emit(lesion.name)
 
     # ------------------------------------------------------------ edits
-    def _edit(self, action: Callable[[], dict], done: str | Callable[[dict], str]) -> bool:
+    def _edit(self, action: Callable[[], Lesion], done: str | Callable[[Lesion], str]) -> bool:
         """Run one core edit; a refusal is shown as its sentence and changes nothing."""
         if self.store is None or self.subject is None:
             self._say("Open a subject first.", error=True)
             return False
         try:
-            row = action()
+            edited = action()
         except PalmaresError as exc:
             log.info("lesion edit refused: %s", exc)
             self._say(self._shown(str(exc)), error=True)
             return False
-        self._wanted = row["id"]  # a deleted lesion is no longer listed: nothing selected
+        self._wanted = edited.id  # a deleted lesion is no longer listed: nothing selected
         self._reload()
-        self._say(done(row) if callable(done) else done)
+        self._say(done(edited) if callable(done) else done)
         self.changed.emit()
         return True
 
@@ -482,12 +484,12 @@ class LesionsPanel(QWidget):
         if lesion is None:
             return
         name, ok = QInputDialog.getText(
-            self, "Rename lesion", f"New name of {lesion['name']}:", QLineEdit.EchoMode.Normal, lesion["name"]
+            self, "Rename lesion", f"New name of {lesion.name}:", QLineEdit.EchoMode.Normal, lesion.name
         )
-        if ok and name.strip() != lesion["name"]:
+        if ok and name.strip() != lesion.name:
             self._edit(
-                lambda: rename_lesion(self.store, lesion["id"], name),
-                f"{lesion['name']} renamed {' '.join(name.split())!r}.",
+                lambda: rename_lesion(self.store, lesion.id, name),
+                f"{lesion.name} renamed {' '.join(name.split())!r}.",
             )
 
     def apply(self) -> None:
@@ -497,13 +499,13 @@ class LesionsPanel(QWidget):
         self._edit(
             lambda: describe_lesion(
                 self.store,
-                lesion["id"],
+                lesion.id,
                 organ=self.site.currentData(),
                 recist_status=self.status.currentData(),
                 bone_character=bone_character_text(self.bone.currentData(), self.soft_tissue.isChecked()),
                 notes=self.notes.text(),
             ),
-            f"{lesion['name']}: description saved.",
+            f"{lesion.name}: description saved.",
         )
 
     def ask_delete(self) -> None:
@@ -513,7 +515,7 @@ class LesionsPanel(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete lesion",
-            f"Delete the lesion {lesion['name']}? Its outlines stay in the store and Undo delete brings "
+            f"Delete the lesion {lesion.name}? Its outlines stay in the store and Undo delete brings "
             "it back.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
@@ -521,21 +523,21 @@ class LesionsPanel(QWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
 
-        def action() -> dict:
-            row = delete_lesion(self.store, lesion["id"])
-            self._deleted.append(lesion["id"])
-            return row
+        def action() -> Lesion:
+            deleted = delete_lesion(self.store, lesion.id)
+            self._deleted.append(lesion.id)
+            return deleted
 
-        self._edit(action, f"{lesion['name']} deleted: Undo delete brings it back.")
+        self._edit(action, f"{lesion.name} deleted: Undo delete brings it back.")
 
     def undo_delete(self) -> None:
         if not self._deleted:
             return
         lesion_id = self._deleted[-1]
 
-        def action() -> dict:
-            row = restore_lesion(self.store, lesion_id)
+        def action() -> Lesion:
+            restored = restore_lesion(self.store, lesion_id)
             self._deleted.pop()
-            return row
+            return restored
 
-        self._edit(action, lambda row: f"{row['name']} restored.")
+        self._edit(action, lambda restored: f"{restored.name} restored.")

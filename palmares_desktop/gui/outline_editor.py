@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.segmentation.drafts import drawn_method
 from palmares_desktop.core.segmentation.strokes import voxels_ml
 from palmares_desktop.core.session import ReadingSession, StrokeGroup
@@ -129,8 +130,8 @@ class OutlineEditor(QGroupBox):
         self._enable(False)
 
     # ----------------------------------------------------------------- start
-    def start(self, store, viewer, subject: dict, segmentation: dict, color: str) -> None:
-        """Edit `segmentation` (a room mask row: lesion_name, organ, series_modality, label...)."""
+    def start(self, store, viewer, subject: dict, segmentation: Segmentation, color: str) -> None:
+        """Edit `segmentation` (a room mask's version: with lesion_name, organ, series_modality)."""
         if store.reader is None:
             self.message.setText(
                 "Choose a reader first (Reader → Switch reader…): every outline has an author."
@@ -142,18 +143,18 @@ class OutlineEditor(QGroupBox):
 
         # The reader's own draft of this outline, if an earlier session left one (a crash, a subject
         # switch): editing goes on from it rather than from the saved version.
-        draft = reader_draft(store, segmentation["lesion_id"], segmentation["series_id"])
-        image = sitk.ReadImage(str(store.path(draft.mask_path if draft else segmentation["mask_path"])))
-        label = 1 if draft else int(segmentation.get("label") or 1)
+        draft = reader_draft(store, segmentation.lesion_id, segmentation.series_id)
+        image = sitk.ReadImage(str(store.path(draft.mask_path if draft else segmentation.mask_path)))
+        label = 1 if draft else int(segmentation.label or 1)
         binary = sitk.Cast(sitk.Equal(image, label), sitk.sitkUInt8)  # the lesion's voxels as 1
         self.session = ReadingSession.for_mask(subject, None, binary)
         self._store, self._viewer, self._draft_id = store, viewer, draft.id if draft else None
         self._target = {
             "code": subject["code"],
-            "modality": segmentation["series_modality"],
-            "series_id": segmentation["series_id"],
-            "lesion": segmentation["lesion_name"],
-            "organ": segmentation.get("organ"),
+            "modality": segmentation.series_modality,
+            "series_id": segmentation.series_id,
+            "lesion": segmentation.lesion_name,
+            "organ": segmentation.organ,
             "spacing": min(image.GetSpacing()),
         }
         self.layer = viewer.add_session_labels(self.session, EDIT_LAYER, color)

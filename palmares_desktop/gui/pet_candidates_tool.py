@@ -171,9 +171,9 @@ class PetCandidatesTool(QGroupBox):
             from palmares_desktop.core.store import records
 
             with worker_store(root, reader) as writing:
-                row = accept_candidate(writing, code, result, rank)
-                lesion = records.lesion_row(writing, row["lesion_id"])["name"]
-            return {**row, "segmentation_id": row["id"], "lesion": lesion}
+                saved = accept_candidate(writing, code, result, rank)
+                lesion = records.lesion_row(writing, saved.lesion_id).name
+            return {"segmentation_id": saved.id, "version": saved.version, "lesion": lesion}
 
         def done(row: dict) -> None:
             self.review[rank] = f"accepted as {row['lesion']}"

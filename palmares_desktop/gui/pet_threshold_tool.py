@@ -122,10 +122,10 @@ class PetThresholdTool(QGroupBox):
             from palmares_desktop.core.pet.subject_pet import threshold_lesion, threshold_report
 
             with worker_store(root, reader) as worker:
-                row, result = threshold_lesion(
+                saved, result = threshold_lesion(
                     worker, code, at, rule, liver_at=liver, size_mm=size, lesion_name=name
                 )
-                return threshold_report(worker, code, row, result)
+                return threshold_report(worker, code, saved, result)
 
         self.workers.start(
             job, on_success=self._done, on_failure=lambda exc: self._fail(str(exc)), name="pet threshold"

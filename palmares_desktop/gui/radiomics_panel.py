@@ -28,15 +28,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from palmares_desktop.core.model import FeatureSet, Segmentation
 from palmares_desktop.core.store import Store
-from palmares_desktop.core.store.records import feature_provenance, feature_values
 from palmares_desktop.gui.workers import WorkerPool, worker_store
 
 log = logging.getLogger(__name__)
 ERROR_STYLE = "color: #c0392b; font-weight: bold;"
 
 
-def feature_sets_for(store: Store, segmentation_id: str) -> list[dict]:
+def feature_sets_for(store: Store, segmentation_id: str) -> list[FeatureSet]:
     from palmares_desktop.core.store.records import feature_sets_of
 
     return feature_sets_of(store, segmentation_id)
@@ -56,8 +56,8 @@ class RadiomicsPanel(QGroupBox):
         super().__init__("Radiomics", parent)
         self.workers = workers
         self.store: Store | None = None
-        self.segmentation: dict | None = None
-        self._sets: list[dict] = []
+        self.segmentation: Segmentation | None = None
+        self._sets: list[FeatureSet] = []
 
         self.subject_line = QLabel("Select a lesion to see its features.")
         self.subject_line.setWordWrap(True)
@@ -114,13 +114,13 @@ class RadiomicsPanel(QGroupBox):
         self.provenance.clear()
         self.compute_button.setEnabled(False)
 
-    def show_segmentation(self, store: Store, segmentation: dict) -> None:
+    def show_segmentation(self, store: Store, segmentation: Segmentation) -> None:
         self.store = store
         self.segmentation = segmentation
-        modality = {"CT": "CT", "PT": "PET"}.get(segmentation.get("series_modality") or "", "")
+        modality = {"CT": "CT", "PT": "PET"}.get(segmentation.series_modality or "", "")
         self.subject_line.setText(
-            f"<b>{segmentation.get('lesion_name', '?')}</b> — {modality} segmentation "
-            f"v{segmentation.get('version') or 1} ({segmentation.get('method') or 'unknown method'})"
+            f"<b>{segmentation.lesion_name or '?'}</b> — {modality} segmentation "
+            f"v{segmentation.version or 1} ({segmentation.method or 'unknown method'})"
         )
         self.compute_button.setEnabled(not self.background_busy)
         self.refresh()
@@ -128,14 +128,12 @@ class RadiomicsPanel(QGroupBox):
     def refresh(self) -> None:
         if self.store is None or self.segmentation is None:
             return
-        self._sets = feature_sets_for(self.store, self.segmentation["id"])
+        self._sets = feature_sets_for(self.store, self.segmentation.id)
         self.set_picker.blockSignals(True)
         self.set_picker.clear()
         for row in self._sets:
-            mark = "" if row.get("status") == "ok" else "  ⚠ failed"
-            self.set_picker.addItem(
-                f"{row.get('params_name') or '?'} · {(row.get('created_at') or '')[:16]}{mark}"
-            )
+            mark = "" if row.ok else "  ⚠ failed"
+            self.set_picker.addItem(f"{row.params_name or '?'} · {(row.created_at or '')[:16]}{mark}")
         self.set_picker.blockSignals(False)
         if self._sets:
             self.set_picker.setCurrentIndex(0)
@@ -150,7 +148,7 @@ class RadiomicsPanel(QGroupBox):
             self.features.setRowCount(0)
             self.provenance.clear()
 
-    def current_set(self) -> dict | None:
+    def current_set(self) -> FeatureSet | None:
         index = self.set_picker.currentIndex()
         return self._sets[index] if 0 <= index < len(self._sets) else None
 
@@ -160,16 +158,16 @@ class RadiomicsPanel(QGroupBox):
         self.provenance.clear()
         if row is None:
             return
-        if row.get("status") != "ok":
+        if not row.ok:
             self.status.setStyleSheet(ERROR_STYLE)
-            self.status.setText(f"Extraction failed: {row.get('error') or 'no reason recorded'}")
+            self.status.setText(f"Extraction failed: {row.error or 'no reason recorded'}")
         else:
             self.status.setStyleSheet("")
-            deviation = f" — deviation: {row['deviation']}" if row.get("deviation") else ""
-            elapsed = row.get("elapsed_s")
+            deviation = f" — deviation: {row.deviation}" if row.deviation else ""
+            elapsed = row.elapsed_s
             took = f" in {elapsed:.1f} s" if isinstance(elapsed, (int, float)) else ""
-            self.status.setText(f"Computed {(row.get('created_at') or '')[:19]}{took}{deviation}")
-        features = feature_values(row)
+            self.status.setText(f"Computed {(row.created_at or '')[:19]}{took}{deviation}")
+        features = dict(row.features)
         self.features.setRowCount(len(features))
         for r, (name, value) in enumerate(sorted(features.items())):
             self.features.setItem(r, 0, QTableWidgetItem(name))
@@ -180,7 +178,7 @@ class RadiomicsPanel(QGroupBox):
         self._apply_filter(self.filter.text())
         self._fill_provenance(row)
 
-    def _fill_provenance(self, row: dict) -> None:
+    def _fill_provenance(self, row: FeatureSet) -> None:
         summary = QTreeWidgetItem(["Feature set", ""])
         for key in (
             "params_name",
@@ -194,15 +192,15 @@ class RadiomicsPanel(QGroupBox):
             "author_id",
             "id",
         ):
-            if row.get(key):
-                value = self._author(row[key]) if key == "author_id" else str(row[key])
+            if getattr(row, key):
+                value = self._author(getattr(row, key)) if key == "author_id" else str(getattr(row, key))
                 item = QTreeWidgetItem(["author" if key == "author_id" else key, value])
-                item.setToolTip(1, str(row[key]))
+                item.setToolTip(1, str(getattr(row, key)))
                 if key == "error":
                     item.setForeground(1, QColor("#c0392b"))
                 summary.addChild(item)
         self.provenance.addTopLevelItem(summary)
-        provenance = feature_provenance(row)
+        provenance = dict(row.provenance)
         self._add_tree(self.provenance.invisibleRootItem(), "Details", provenance)
         summary.setExpanded(True)
 
@@ -244,7 +242,7 @@ class RadiomicsPanel(QGroupBox):
     def compute(self) -> None:
         if self.store is None or self.segmentation is None:
             return
-        root, reader, seg_id = self.store.root, self.store.reader, self.segmentation["id"]
+        root, reader, seg_id = self.store.root, self.store.reader, self.segmentation.id
 
         def job() -> dict:
             # Imported here: the radiomics engine (and pyradiomics) loads only when a user asks for it.
@@ -277,13 +275,13 @@ class RadiomicsPanel(QGroupBox):
     def _computed(self, seg_id: str) -> None:
         self.compute_button.setText("Compute features")
         self.compute_button.setEnabled(self.segmentation is not None)
-        if self.segmentation is not None and self.segmentation["id"] == seg_id:
+        if self.segmentation is not None and self.segmentation.id == seg_id:
             self.refresh()
         self.computed.emit(seg_id)
 
     def _compute_failed(self, seg_id: str, exc: Exception) -> None:
         self.compute_button.setText("Compute features")
         self.compute_button.setEnabled(self.segmentation is not None)
-        if self.segmentation is not None and self.segmentation["id"] == seg_id:
+        if self.segmentation is not None and self.segmentation.id == seg_id:
             self.status.setStyleSheet(ERROR_STYLE)
             self.status.setText(f"Features could not be computed: {exc}")

@@ -17,6 +17,7 @@ TILs box shows core.slides.analysis.tils and stores only the pathologist's score
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from typing import Any
 
@@ -42,9 +43,11 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides import annotation_session as tools
 from palmares_desktop.core.slides.annotation_session import AnnotationSession
 from palmares_desktop.core.slides.annotations import study_classes
+from palmares_desktop.core.slides.object_picture import draw_calls, outline_bounds, render_objects
 from palmares_desktop.gui.slide_class_legend import UNCLASSIFIED, ClassLegend, swatch
 from palmares_desktop.gui.workers import WorkerPool
 
@@ -101,6 +104,19 @@ WAND_BUSY = "The wand is still growing the last region: wait until it is added, 
 POINT_UM = 10.0  # diameter of a drawn point (about a nucleus), µm; at least 10 screen pixels
 CLICK_SLOP_PX = 4  # a press that moves further than this is a drag (pan), not a click
 POINT_PICK_PX = 7  # a click this close (screen pixels) to a point selects it
+PICTURE_LAYER = "Objects (picture)"
+#: Above this many annotations a slide is "crowded": only outlines in view are editable napari
+#: shapes (napari builds Python objects and meshes per shape: seconds for 10,000), the rest and
+#: every detection are drawn as one picture of the view (core.slides.object_picture, in a worker),
+#: and the legend's areas and the TILs aid are worked out in the background.
+CROWDED = 1000
+VIEW_SHAPES = 150  # at most this many outlines in view become shapes; more: the picture only
+PICTURE_MARGIN = 0.25  # the picture covers the view and this fraction of it on each side
+PICTURE_AT_ONCE = 300  # a picture of at most this many shapes is drawn at once (~20 ms), not in a worker
+ZOOMED_OUT_NOTE = (
+    "{n} outlines in view: they are drawn as a picture; zoom in (to {limit} or fewer in view) to "
+    "select or edit them."
+)
 
 
 def _compact(button: QPushButton) -> QPushButton:
@@ -189,6 +205,16 @@ class AnnotationPanel(QWidget):
         self._zoom_timer = QTimer(self, singleShot=True, interval=150)
         self._zoom_timer.timeout.connect(self._restyle)
         self._last_zoom = None
+        self.detections = None  # the slide's stored detections (core Detections), drawn in the picture
+        self._on_view: set[str] = set()  # crowded slide: the annotations now on the Shapes layer
+        self._picture_running = self._picture_dirty = False
+        self._summary_running = self._detections_running = False
+        self._summary_generation = 0
+        self._summary_pending = False  # a summary waits for the detections and their picture
+        self._crowded_note = False
+        self._collected: tuple | None = None  # see _collect
+        self._revision = 0  # bumped at every _collect (the objects or the hidden classes may differ)
+        self._picture_key: tuple | None = None  # what the picture on screen shows (see _picture_covers)
 
         self.classes = study_classes()
         self.class_box = QComboBox()
@@ -282,7 +308,7 @@ class AnnotationPanel(QWidget):
         self._update_buttons()
 
     # -------------------------------------------------------------- binding
-    def bind(self, store, slide: dict, scale: tuple[float, float]) -> None:
+    def bind(self, store, slide: Slide, scale: tuple[float, float]) -> None:
         """Show and edit the annotations of `slide` (its layers drawn at `scale` µm per pixel (y, x))."""
         self.session = AnnotationSession(store, slide)
         self._scale = scale
@@ -290,6 +316,11 @@ class AnnotationPanel(QWidget):
         self._selected_points.clear()
         self.viewer.remove(ANNOTATION_LAYER)
         self.viewer.remove(POINT_LAYER)
+        self.viewer.remove(PICTURE_LAYER)
+        self.detections = None
+        self._on_view = set()
+        self._picture_dirty = self._summary_pending = False
+        self._collected = self._picture_key = None
         self.layer = self.viewer.model.add_shapes(
             name=ANNOTATION_LAYER, scale=scale, ndim=2, edge_width=2.0, opacity=1.0
         )
@@ -306,14 +337,25 @@ class AnnotationPanel(QWidget):
             blending="translucent_no_depth",  # drawn over the outlines' fill, never hidden by it
         )
         self.viewer.model.camera.events.zoom.connect(self._on_zoom)
+        self.viewer.model.camera.events.zoom.connect(self._on_view_moved)
+        self.viewer.model.camera.events.center.connect(self._on_view_moved)
         self.setEnabled(True)
         self.redraw()
         self._tool_chosen(self.tool_group.checkedId())
+        self._load_detections()
 
     def unbind(self) -> None:
         if self.layer is not None:
-            with contextlib.suppress(TypeError, RuntimeError, ValueError):
-                self.viewer.model.camera.events.zoom.disconnect(self._on_zoom)
+            for event, slot in (
+                ("zoom", self._on_zoom),
+                ("zoom", self._on_view_moved),
+                ("center", self._on_view_moved),
+            ):
+                with contextlib.suppress(TypeError, RuntimeError, ValueError):
+                    getattr(self.viewer.model.camera.events, event).disconnect(slot)
+        self.detections = None
+        self._on_view = set()
+        self._collected = self._picture_key = None
         self.session, self.layer, self.points = None, None, None
         self._index_ids, self._index_parts, self._point_ids = [], [], []
         self._selected_points.clear()
@@ -625,35 +667,19 @@ class AnnotationPanel(QWidget):
         zoom = self.viewer.model.camera.zoom
         if self.layer is None or (self._last_zoom and 0.75 < zoom / self._last_zoom < 1.33):
             return
-        self.redraw()
+        self.redraw(full=False)
 
-    def redraw(self) -> None:
+    def redraw(self, full: bool = True) -> None:
+        """Redraw the layers from the session; `full` (after an edit) also refreshes the legend and the
+        TILs aid, which a zoom restyle or a move of a crowded slide's view does not change."""
         if self.layer is None or self.session is None:
             return
-        hidden = self.legend.hidden()
         keep = {self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)}
-        self._selected_points &= set(self.session.objects)
-        data, ids, parts, edges, faces = [], [], [], [], []
-        points, point_ids, point_faces, point_edges = [], [], [], []
-        for o in self.session.objects.values():
-            if (o["classification"] or UNCLASSIFIED) in hidden:
-                continue
-            rgb = np.asarray(o["color"] or (255, 255, 255), float) / 255
-            if tools.is_point(o["geometry"]):
-                for x, y in shapely.get_coordinates(o["geometry"]):
-                    points.append((y, x))
-                    point_ids.append(o["id"])
-                    point_faces.append([*rgb, 1.0])
-                    point_edges.append(
-                        [1.0, 0.85, 0.0, 1.0] if o["id"] in self._selected_points else [1, 1, 1, 1]
-                    )
-                continue
-            for k, part in enumerate(_parts(o["geometry"])):
-                data.append(part)
-                ids.append(o["id"])
-                parts.append(k)
-                edges.append([*rgb, 1.0])
-                faces.append([*rgb, 0.22])
+        if full or self._collected is None:
+            self._collect()
+        outlines, _, (points, point_ids, point_faces, point_edges) = self._collected
+        shown = self._shapes_of(outlines, keep)
+        data, ids, parts, edges, faces = self._shape_rows(shown)
         self._syncing = True
         try:
             mode = self.layer.mode
@@ -670,9 +696,10 @@ class AnnotationPanel(QWidget):
             self.layer.mode = mode
             if mode in ("select", "direct") and keep:  # an edit keeps what was selected
                 self.layer.selected_data = {i for i, a in enumerate(ids) if a in keep}
-            self.points.selected_data = set()
-            self.points.data = np.asarray(points, float).reshape(-1, 2)
             self.points.current_size = self._point_size()
+            if full or len(self.points.data) != len(points):
+                self.points.selected_data = set()
+                self.points.data = np.asarray(points, float).reshape(-1, 2)
             if points:
                 self.points.size = self._point_size()
                 self.points.face_color = np.asarray(point_faces)
@@ -680,9 +707,335 @@ class AnnotationPanel(QWidget):
         finally:
             self._syncing = False
         self._index_ids, self._index_parts, self._point_ids = ids, parts, point_ids
+        self._on_view = {o["id"] for o in shown}
         self._last_zoom = self.viewer.model.camera.zoom
         self._update_buttons()
-        self._update_legend()
+        self._picture_later()  # first: a crowded slide's summary waits for the picture
+        if full:
+            self._update_legend()
+
+    @staticmethod
+    def _shape_rows(objects: list[dict]) -> tuple[list, list, list, list, list]:
+        """(vertices, annotation id, part, edge colour, face colour) of each napari polygon."""
+        data, ids, parts, edges, faces = [], [], [], [], []
+        for o in objects:
+            rgb = np.asarray(o["color"] or (255, 255, 255), float) / 255
+            for k, part in enumerate(_parts(o["geometry"])):
+                data.append(part)
+                ids.append(o["id"])
+                parts.append(k)
+                edges.append([*rgb, 1.0])
+                faces.append([*rgb, 0.22])
+        return data, ids, parts, edges, faces
+
+    def _add_shapes(self, objects: list[dict]) -> None:
+        """Append outlines that came into view to the Shapes layer (indices of the others unchanged)."""
+        data, ids, parts, edges, faces = self._shape_rows(objects)
+        if not data:
+            return
+        self._syncing = True
+        try:
+            self.layer.add(
+                data, shape_type="polygon", edge_color=edges, face_color=faces, edge_width=self._edge_width()
+            )
+        finally:
+            self._syncing = False
+        self._index_ids = self._index_ids + ids
+        self._index_parts = self._index_parts + parts
+        self._on_view = self._on_view | set(ids)
+
+    def _collect(self) -> None:
+        """The shown (not hidden) outlines with their level-0 boxes, and the points' layer data, kept
+        until the next full redraw (a view move of a crowded slide reuses them)."""
+        hidden = self.legend.hidden()
+        self._selected_points &= set(self.session.objects)
+        points, point_ids, point_faces, point_edges = [], [], [], []
+        outlines = []
+        for o in self.session.objects.values():
+            if (o["classification"] or UNCLASSIFIED) in hidden:
+                continue
+            if tools.is_point(o["geometry"]):
+                rgb = np.asarray(o["color"] or (255, 255, 255), float) / 255
+                for x, y in shapely.get_coordinates(o["geometry"]):
+                    points.append((y, x))
+                    point_ids.append(o["id"])
+                    point_faces.append([*rgb, 1.0])
+                    point_edges.append(
+                        [1.0, 0.85, 0.0, 1.0] if o["id"] in self._selected_points else [1, 1, 1, 1]
+                    )
+                continue
+            outlines.append(o)
+        bounds = outline_bounds([o["geometry"] for o in outlines]) if outlines else np.zeros((0, 4))
+        self._collected = (outlines, bounds, (points, point_ids, point_faces, point_edges))
+        self._revision += 1
+
+    # ------------------------------------------------- crowded slides, detections
+    def crowded(self) -> bool:
+        """More annotations than napari shapes can hold at interactive speed (see CROWDED)."""
+        return self.session is not None and len(self.session.objects) > CROWDED
+
+    def busy(self) -> bool:
+        """Whether drawing or summarising is still going on in the background (or about to start)."""
+        return (
+            self._summary_pending
+            or self._picture_running
+            or self._picture_dirty
+            or self._summary_running
+            or self._detections_running
+        )
+
+    def _view_box(self, margin: float = 0.0) -> tuple[float, float, float, float]:
+        """The level-0 box on screen, `margin` of its size added on each side, clipped to the slide."""
+        x0, y0, x1, y1 = self.visible_box()
+        mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+        w, h = (self.session.width, self.session.height) if self.session is not None else (x1, y1)
+        return max(x0 - mx, 0.0), max(y0 - my, 0.0), min(x1 + mx, float(w)), min(y1 + my, float(h))
+
+    @staticmethod
+    def _in_box(objects: list[dict], box, bounds: np.ndarray | None = None) -> list[dict]:
+        """The objects whose level-0 box meets `box` (`bounds`: their boxes, when known)."""
+        if not objects:
+            return []
+        b = outline_bounds([o["geometry"] for o in objects]) if bounds is None else bounds
+        inside = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3]) & (b[:, 3] >= box[1])
+        return [objects[i] for i in np.flatnonzero(inside)]
+
+    def _shapes_of(self, outlines: list[dict], keep: set[str]) -> list[dict]:
+        """The outlines to put on the Shapes layer: all of them, or on a crowded slide those in view
+        (none but the selected when more than VIEW_SHAPES are in view: the picture shows them)."""
+        if not self.crowded():
+            self._say_crowded(0)
+            return outlines
+        bounds = self._collected[1] if self._collected and self._collected[0] is outlines else None
+        in_view = self._in_box(outlines, self._view_box(PICTURE_MARGIN), bounds)
+        if len(in_view) <= VIEW_SHAPES:
+            self._say_crowded(0)
+            return in_view
+        self._say_crowded(len(self._in_box(in_view, self._view_box())))
+        return [o for o in in_view if o["id"] in keep][:VIEW_SHAPES]
+
+    def _say_crowded(self, n: int) -> None:
+        if n > VIEW_SHAPES:
+            self.note.setText(ZOOMED_OUT_NOTE.format(n=n, limit=VIEW_SHAPES))
+            self._crowded_note = True
+        elif self._crowded_note:
+            self._crowded_note = False
+            if self.note.text().endswith("select or edit them."):
+                self.note.clear()
+
+    def _on_view_moved(self, event=None) -> None:
+        # At once, not after a timer: shapes and a small picture then reach the same paint as the
+        # slide's new tiles (one paint per step; each costs ~50 ms with software OpenGL).
+        if self.session is not None and (self.crowded() or self.detections is not None):
+            self._view_changed()
+
+    def _view_changed(self) -> None:
+        """After a pan or zoom: new shapes when the outlines in view changed, and a new picture."""
+        if self.layer is None or self.session is None:
+            return
+        if self.crowded():
+            if self._collected is None:
+                self._collect()
+            outlines = self._collected[0]
+            keep = {self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)}
+            zoom = self.viewer.model.camera.zoom
+            restyle = bool(self._last_zoom) and not 0.75 < zoom / self._last_zoom < 1.33
+            wanted = self._shapes_of(outlines, keep)
+            new = [o for o in wanted if o["id"] not in self._on_view]
+            if restyle or len(self._on_view) + len(new) > VIEW_SHAPES:
+                self.redraw(full=False)  # start again from the outlines in view
+                return
+            self._add_shapes(new)  # outlines that left the view may stay: they are drawn nowhere else
+        self._picture_later()
+
+    def _picture_later(self) -> None:
+        """Draw the annotations not on the Shapes layer (crowded slide) and the detections as one
+        picture of the view, in a worker; one at a time, the last view wins."""
+        session = self.session
+        if session is None or self.layer is None:
+            return
+        if not self.crowded() and self.detections is None:
+            self.viewer.remove(PICTURE_LAYER)
+            return
+        if self._picture_running:
+            self._picture_dirty = True
+            return
+        per_px = 1.0 / self.screen_px()  # screen pixels per level-0 pixel
+        crowded = self.crowded()
+        key = (self._revision, id(self.detections), crowded)
+        if self._picture_covers(key, per_px):
+            return  # the picture drawn last still covers the view, at about this zoom, rightly
+        box = self._view_box(PICTURE_MARGIN)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return
+        size = tuple(max(1, min(int(round(d * per_px)), 4096)) for d in (box[2] - box[0], box[3] - box[1]))
+        outlines, drawn = [], set()
+        if crowded:
+            if self._collected is None:
+                self._collect()
+            shown, bounds = self._collected[:2]
+            rest = [o for o in self._in_box(shown, box, bounds) if o["id"] not in self._on_view]
+            outlines = [(o["geometry"], o["color"] or (255, 255, 255)) for o in rest]
+            drawn = {o["id"] for o in rest}
+        found = self.detections
+        if draw_calls(box, size, outlines, found) <= PICTURE_AT_ONCE:
+            self._show_picture(render_objects(box, size, outlines, found), box)
+            self._picture_key = (key, box, per_px, drawn)
+            return
+        self._picture_running = True
+
+        def done(rgba) -> None:
+            self._picture_running = False
+            if self.session is session and self.layer is not None:
+                self._show_picture(rgba, box)
+                self._picture_key = (key, box, per_px, drawn)
+            if self._picture_dirty:
+                self._picture_dirty = False
+                self._picture_later()
+            self._summary_if_pending(session)
+
+        def failed(exc) -> None:
+            self._picture_running = self._picture_dirty = False
+            log.warning("the objects picture failed: %s", exc)
+            self._summary_if_pending(session)
+
+        self.workers.start(
+            lambda: render_objects(box, size, outlines, found),
+            on_success=done,
+            on_failure=failed,
+            name="objects picture",
+        )
+
+    def _picture_covers(self, key, per_px: float) -> bool:
+        """Whether the picture on screen shows the same objects, at about this zoom, around the view."""
+        if self._picture_key is None or self.viewer.layer(PICTURE_LAYER) is None:
+            return False
+        drawn_key, box, drawn_per_px, drawn = self._picture_key
+        if drawn_key != key or not 0.8 < per_px / drawn_per_px < 1.25:
+            return False
+        view = self._view_box()
+        if not (box[0] <= view[0] and box[1] <= view[1] and view[2] <= box[2] and view[3] <= box[3]):
+            return False
+        if not key[2] or self._collected is None:
+            return True
+        # Each outline in view must be drawn once: on the Shapes layer or in the picture, not both.
+        shown, bounds = self._collected[:2]
+        return all(
+            (o["id"] in self._on_view) != (o["id"] in drawn) for o in self._in_box(shown, view, bounds)
+        )
+
+    def _show_picture(self, rgba: np.ndarray, box) -> None:
+        sy, sx = self._scale
+        x0, y0, x1, y1 = box
+        h, w = rgba.shape[:2]
+        scale, translate = ((y1 - y0) / h * sy, (x1 - x0) / w * sx), (y0 * sy, x0 * sx)
+        layer = self.viewer.layer(PICTURE_LAYER)
+        if layer is None:
+            model = self.viewer.model
+            active = model.layers.selection.active
+            layer = model.add_image(
+                rgba,
+                name=PICTURE_LAYER,
+                rgb=True,
+                scale=scale,
+                translate=translate,
+                blending="translucent_no_depth",
+            )
+            model.layers.move(model.layers.index(layer), 1)  # over the slide, under the shapes and points
+            model.layers.selection.active = active
+        else:
+            layer.scale, layer.translate = scale, translate
+            layer.data = rgba
+
+    def _load_detections(self) -> None:
+        """Read the slide's stored detections in a worker (their own read-only store connection)."""
+        from palmares_desktop.core.store.slide_objects import detection_runs_of
+
+        session = self.session
+        if session is None or not detection_runs_of(session.store, session.slide.id):
+            return
+        root, slide = session.store.root, session.slide
+
+        def work():
+            from palmares_desktop.core.slides import analysis
+            from palmares_desktop.core.store import Store
+
+            store = Store.open(root, create=False, read_only=True)
+            try:
+                return analysis.detections(store, slide)
+            finally:
+                store.close()
+
+        def done(found) -> None:
+            self._detections_running = False
+            if self.session is session:
+                self.detections = found if len(found) else None
+                self._picture_later()
+            self._summary_if_pending(session)
+
+        def failed(exc) -> None:
+            self._detections_running = False
+            if self.session is session:
+                self.note.setText(f"The slide's detections could not be read: {exc}")
+            self._summary_if_pending(session)
+
+        self._detections_running = True
+        self.workers.start(work, on_success=done, on_failure=failed, name="detections")
+
+    def _summary_if_pending(self, session) -> None:
+        if not self._summary_pending:
+            return
+        if self.session is not session or self.session is None:
+            self._summary_pending = False
+        elif not (self._detections_running or self._picture_running):
+            self._summarise_later()
+
+    def _summarise_later(self) -> None:
+        """A crowded slide's class areas and TILs aid, worked out in a worker from a snapshot (after
+        the detections are read and drawn: what is on screen comes first)."""
+        session = self.session
+        if self._detections_running or self._picture_running:
+            self._summary_pending = True
+            return
+        self._summary_pending = False
+        snapshot = copy.copy(session)
+        snapshot.objects = dict(session.objects)  # edits replace object dicts, never change them
+        root, slide = session.store.root, session.slide
+        self._summary_generation += 1
+        generation = self._summary_generation
+
+        def work():
+            from palmares_desktop.core.slides import analysis
+            from palmares_desktop.core.store import Store
+
+            summary = snapshot.class_summary()
+            store = Store.open(root, create=False, read_only=True)
+            try:
+                tils: Any = analysis.tils(store, slide, None, save=False)
+            except PalmaresError as exc:
+                tils = exc
+            except shapely.errors.GEOSException:
+                log.exception("stromal TILs aid failed in GEOS")
+                tils = None
+            finally:
+                store.close()
+            return summary, tils
+
+        def done(result) -> None:
+            if generation != self._summary_generation:
+                return  # a newer summary is on its way
+            self._summary_running = False
+            if self.session is session:
+                self.legend.show_summary(result[0])
+                self._show_tils(result[1])
+
+        def failed(exc) -> None:
+            if generation == self._summary_generation:
+                self._summary_running = False
+            log.warning("class summary failed: %s", exc)
+
+        self._summary_running = True
+        self.workers.start(work, on_success=done, on_failure=failed, name="class summary")
 
     def _update_buttons(self) -> None:
         s = self.session
@@ -690,6 +1043,9 @@ class AnnotationPanel(QWidget):
         self.redo_button.setEnabled(bool(s and s.can_redo))
 
     def _update_legend(self) -> None:
+        if self.crowded():
+            self._summarise_later()
+            return
         self.legend.show_summary(self.session.class_summary() if self.session is not None else {})
         self.refresh_tils()
 
@@ -702,14 +1058,25 @@ class AnnotationPanel(QWidget):
         try:
             panel = analysis.tils(self.session.store, self.session.slide, None)
         except PalmaresError as exc:
-            self.tils_text.setText(str(exc))
-            self.tils_store.setEnabled(False)
+            self._show_tils(exc)
             return None
         except shapely.errors.GEOSException:  # outlines meeting only along edges (core/slides/tils.py)
             log.exception("stromal TILs aid failed in GEOS")
+            self._show_tils(None)
+            return None
+        self._show_tils(panel)
+        return panel
+
+    def _show_tils(self, panel) -> None:
+        """The TILs box for a tils() panel, a refusal (PalmaresError) or None (GEOS failed)."""
+        if isinstance(panel, PalmaresError):
+            self.tils_text.setText(str(panel))
+            self.tils_store.setEnabled(False)
+            return
+        if panel is None:
             self.tils_text.setText(TILS_GEOMETRY_FAILED)
             self.tils_store.setEnabled(False)
-            return None
+            return
         aid = panel["aid"]
         text = (
             f"Stroma {aid['stromal_area_mm2']:.3f} mm² ({aid['border_from']}); lymphocytic infiltrate covers "
@@ -722,7 +1089,6 @@ class AnnotationPanel(QWidget):
             )
         self.tils_text.setText(text)
         self.tils_store.setEnabled(True)
-        return panel
 
     def _store_tils(self) -> None:
         from palmares_desktop.core.slides import analysis

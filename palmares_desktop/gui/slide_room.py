@@ -15,6 +15,7 @@ from typing import Any
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides.reader import level_array, open_slide
 from palmares_desktop.core.slides.registry import slide_path
 from palmares_desktop.core.store import Store, StoreError
@@ -29,12 +30,24 @@ def open_slide_levels(path: Path) -> tuple[list[Any], tuple[float, float], dict]
     """(lazy level arrays level 0 first, (mpp_y, mpp_x), info) from core.slides. Worker-safe."""
     slide = open_slide(path)
     levels = [level_array(path, i) for i in range(len(slide.levels))]
+    _warm_units()
     if slide.mpp_x and slide.mpp_y:
         mpp, calibrated = (float(slide.mpp_y), float(slide.mpp_x)), True
     else:  # no trustworthy pixel size: show pixels, and say so (no µm scale bar)
         mpp, calibrated = (1.0, 1.0), False
     info = {**slide.to_dict(), "calibrated": calibrated}
     return levels, mpp, info
+
+
+def _warm_units() -> None:
+    """Build pint's unit registry here, in the worker: napari builds it (~0.6 s) on the GUI thread the
+    first time a layer has units, which would delay the first overview."""
+    try:
+        from napari.utils._units import get_unit_registry
+
+        get_unit_registry().Unit("um")
+    except Exception:  # noqa: BLE001 - only a warm-up: napari builds it again if this failed
+        log.debug("unit registry warm-up failed", exc_info=True)
 
 
 class SlideRoom(QWidget):
@@ -47,7 +60,7 @@ class SlideRoom(QWidget):
         self.viewer = EmbeddedViewer("Slide")
         self.viewer.set_background("#5b5b5b")  # mid grey: the white glass stands out, as in slide viewers
         self.store: Store | None = None
-        self.slides: list[dict] = []
+        self.slides: list[Slide] = []
         self.info: dict | None = None
         self._generation = 0
         self._subject_code = self._real_code = ""
@@ -88,7 +101,7 @@ class SlideRoom(QWidget):
         from palmares_desktop.core.store.records import slides_of_subject
 
         self.slides = slides_of_subject(store, subject["id"])
-        self.viewer.clear()
+        self._clear_viewer()
         self.info = None
         self.details.clear()
         self._subject_code = subject.get("shown") or subject["code"]  # a blinded case: its label
@@ -120,13 +133,19 @@ class SlideRoom(QWidget):
             return
         self.title.setText(f"{self._heading(name)} — opening…")
         self.panel.unbind()
-        self.viewer.clear()
+        self._clear_viewer()
         self.workers.start(
             lambda: open_slide_levels(path),
             on_success=lambda result: self._show(result, row, path, generation),
             on_failure=lambda exc: self._failed(name, exc, generation),
             name=f"slide {name}",
         )
+
+    def _clear_viewer(self) -> None:
+        """Remove the layers; nothing to do when there are none (napari collects garbage at every
+        clear, ~0.3 s with a big heap, and a subject opens through two clears)."""
+        if len(self.viewer.layers):
+            self.viewer.clear()
 
     def _failed(self, name: str, exc: Exception, generation: int) -> None:
         if generation != self._generation:
@@ -137,7 +156,7 @@ class SlideRoom(QWidget):
         self.load_failed.emit(message)
 
     def _show(
-        self, result: tuple[list[Any], tuple[float, float], dict], row: dict, path: Path, generation: int
+        self, result: tuple[list[Any], tuple[float, float], dict], row: Slide, path: Path, generation: int
     ) -> None:
         if generation != self._generation:
             return
@@ -159,9 +178,9 @@ class SlideRoom(QWidget):
         )
         self.slide_loaded.emit(name)
 
-    def _name(self, row: dict) -> str:
+    def _name(self, row: Slide) -> str:
         """The slide's display name (subject code + stain), with a blinded case's label for the code."""
-        name = row["display_name"] or ""
+        name = row.display_name or ""
         return name.replace(self._real_code, self._subject_code) if self._real_code else name
 
     def _heading(self, name: str) -> str:
@@ -211,7 +230,7 @@ class SlideRoom(QWidget):
         """Forget the subject (e.g. another store was opened)."""
         self._generation += 1
         self.panel.unbind()
-        self.viewer.clear()
+        self._clear_viewer()
         self.slides, self.info, self.store = [], None, None
         self.picker.clear()
         self.picker.setVisible(False)

@@ -162,7 +162,7 @@ def _ct_array(root: Path, code: str) -> np.ndarray:
 
     with Store.open(root, create=False) as store:
         series = find_series(store, store.subject_by_code(code)["id"], "CT")
-        return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series["pixel_path"]))))
+        return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
 def test_clean_up_grow_shrink_holes_islands_combine_and_interpolate(palmares, demo_copy, tmp_path):

@@ -78,7 +78,7 @@ def test_run_a_plugin_tool_on_a_subject(tmp_path_factory, tmp_path):
     from palmares_desktop.core.plugins.manager import allow_plugin
     from palmares_desktop.core.segmentation.labelmaps import find_series
     from palmares_desktop.core.store import Store
-    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
     from tests.core.demo_fixture import demo_store, writable_copy
 
     source, manifest = demo_store(tmp_path_factory)
@@ -98,10 +98,10 @@ def test_run_a_plugin_tool_on_a_subject(tmp_path_factory, tmp_path):
     report = json.loads(done.stdout)
     with Store.open(root, create=False, read_only=True) as store:
         series = find_series(store, store.subject_by_code(code)["id"], "CT")
-        ct = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series["pixel_path"]))))
-        row = segmentation_row(store, report["segmentation_id"])
-    assert report["voxel_count"] == row["voxel_count"] == int(np.sum(ct >= 400)) > 0
-    assert report["method"] == row["method"] == "plugin:tiny/above" and row["status"] == "final"
+        ct = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
+        row = stored_segmentation(store, report["segmentation_id"])
+    assert report["voxel_count"] == row.voxel_count == int(np.sum(ct >= 400)) > 0
+    assert report["method"] == row.method == "plugin:tiny/above" and row.status == "final"
     assert report["parameters"]["values"]["level"] == 400.0
     assert report["parameters"]["provenance"]["plugin_version"] == "0.3.1"
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from palmares_desktop.cli.slide_cmd import slide
 from palmares_desktop.core.slides.registry import slide_path
 from palmares_desktop.core.store import Store
+from palmares_desktop.core.store.records import as_slide
 
 
 def test_info_json_lists_levels_mpp_and_associated_images(shared_data):
@@ -51,7 +52,7 @@ def test_add_registers_without_anything_identifying(shared_data, tmp_path):
             2220,
             0.499,
         )
-        assert slide_path(store, row) == path.resolve()  # the site-only location, from keys.db
+        assert slide_path(store, as_slide(row)) == path.resolve()  # the site-only location, from keys.db
     again = CliRunner().invoke(slide, args)
     assert again.exit_code == 0
     unknown = CliRunner().invoke(slide, ["add", str(path), "--subject", "IT03-0099", "--store", str(root)])
@@ -106,7 +107,7 @@ def test_locate_relinks_a_moved_slide_after_checking_its_fingerprint(shared_data
     with Store.open(root) as store:
         (row,) = store.rows("slides")
         try:
-            slide_path(store, row)
+            slide_path(store, as_slide(row))
         except Exception as exc:  # the message says how to re-link it
             message = str(exc)
         assert f"palmares slide locate --store {root} --slide {row['id']} --path FILE" in message
@@ -127,7 +128,7 @@ def test_locate_relinks_a_moved_slide_after_checking_its_fingerprint(shared_data
     assert "Slide IT03-0001 HE is linked to its file again" in result.output
     with Store.open(root) as store:
         (row,) = store.rows("slides")
-        assert slide_path(store, row) == moved
+        assert slide_path(store, as_slide(row)) == moved
         locate = store.rows("audit_log", "action = 'locate'")
         assert len(locate) == 1 and locate[0]["row_id"] == row["id"] and locate[0]["detail_json"] is None
         assert store.check_audit_chain().ok

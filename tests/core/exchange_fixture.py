@@ -57,7 +57,7 @@ def _import_site(source: object, index: int, site: str, target: Path) -> Path:
                 store, code, modality, source.path(labels), label=lesion["label"],
                 lesion_name=lesion["name"], organ=lesion["organ"], method="planted (demo phantom)",
             )  # fmt: skip
-            compute_features_for_segmentation(store, seg["id"])
+            compute_features_for_segmentation(store, seg.id)
         if index == 1:
             from palmares_desktop.core.slides.registry import register_slide
 
@@ -70,7 +70,7 @@ def _import_site(source: object, index: int, site: str, target: Path) -> Path:
                  "geometry": shapely.Polygon([(200, 200), (300, 200), (300, 300)])},
             ]  # fmt: skip
             ids = save_annotations(store, slide, objects)
-            add_measurement(store, slide["id"], ids[0], "tils", {"tils_percent": 20.0}, {"by": "pathologist"})
+            add_measurement(store, slide.id, ids[0], "tils", {"tils_percent": 20.0}, {"by": "pathologist"})
     return target
 
 

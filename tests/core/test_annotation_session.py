@@ -45,7 +45,7 @@ def test_every_change_is_stored_and_undo_redo_replay_through_the_store(store):
     session.add(tools.rectangle(5000, 0, 6000, 1000, 20_000, 10_000), "Tumour stroma")
 
     def stored():
-        return sorted((o["classification"], o["geometry"].area) for o in annotations_of(store, slide["id"]))
+        return sorted((o["classification"], o["geometry"].area) for o in annotations_of(store, slide.id))
 
     assert stored() == [("Invasive tumour", 4e6), ("Tumour stroma", 1e6)]
     assert session.class_areas_mm2() == {
@@ -54,6 +54,7 @@ def test_every_change_is_stored_and_undo_redo_replay_through_the_store(store):
     }
     session.reclassify(square["id"], "Necrosis")
     assert stored() == [("Necrosis", 4e6), ("Tumour stroma", 1e6)]
+    assert session.history.depth == 3  # core's one history (core/history.py), as the CT/PET room's
     session.undo()
     assert stored() == [("Invasive tumour", 4e6), ("Tumour stroma", 1e6)]
     session.undo()  # the stroma square goes
@@ -63,7 +64,7 @@ def test_every_change_is_stored_and_undo_redo_replay_through_the_store(store):
     assert stored() == [("Necrosis", 4e6), ("Tumour stroma", 1e6)]
     ids = list(session.objects)
     merged = session.merge(ids)
-    assert merged["geometry"].area == 5e6 and len(annotations_of(store, slide["id"])) == 1
+    assert merged["geometry"].area == 5e6 and len(annotations_of(store, slide.id)) == 1
     session.undo()
     assert stored() == [("Necrosis", 4e6), ("Tumour stroma", 1e6)]
     session.delete(list(session.objects))

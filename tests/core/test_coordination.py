@@ -76,9 +76,7 @@ def test_a_conflict_shows_both_versions_and_its_resolution_is_applied_and_audite
             resolve_conflict(store, conflict.id, "c")
         done = resolve_conflict(store, conflict.id[:8], "b")  # a short id, as the CLI shows it
         assert done.status == "resolved" and done.resolution_sha == conflict.sha_b
-        assert (
-            records.lesion_row(store, conflict.row_id)["recist_status"] == conflict.version_b["recist_status"]
-        )
+        assert records.lesion_row(store, conflict.row_id).recist_status == conflict.version_b["recist_status"]
         assert conflicts(store) == []
         with pytest.raises(CoordinationError, match="already resolved"):
             resolve_conflict(store, conflict.id, "a")

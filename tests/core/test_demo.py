@@ -226,6 +226,39 @@ def test_a_build_interrupted_between_slide_and_lesions_resumes_without_duplicate
         assert {s["version"] for s in segmentations} == {1}  # none added twice
 
 
+def test_the_first_subject_is_ready_before_its_slide_is_drawn_and_a_broken_slide_write_resumes(
+    tmp_path, monkeypatch
+):
+    """First start: a subject is on the worklist once its CT, PET and lesions are in (its slide takes
+    longer to draw, so it follows); a slide write cut short leaves no file under the slide's name."""
+    from palmares_desktop.core.demo import demo_store
+    from palmares_desktop.core.tasks import run
+
+    real = demo_store.write_slide
+
+    def dies_mid_write(path, *args, **kwargs):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"half a slide")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_store, "write_slide", dies_mid_write)
+    root, work, steps = tmp_path / "store", tmp_path / "work", []
+    with pytest.raises(KeyboardInterrupt):
+        run(demo_store.iter_build_demo_store(root, work_dir=work, n_subjects=1), steps.append)
+    ready = [step.message for step in steps if demo_store.subject_ready(step)]
+    assert ready == ["IT99-0001 ready"]
+    with Store.open(root) as store:
+        assert store.db["series"].count == 2 and len(store.rows("slides")) == 0
+        assert len(store.rows("segmentations")) == 2 * len(load_manifest(work).subjects[0].lesions)
+    assert not (work / "slides" / "DEMO-SUBJECT1-HE.svs").exists()
+    monkeypatch.setattr(demo_store, "write_slide", real)
+    build_demo_store(root, work_dir=work, n_subjects=1)  # the next start draws the slide again
+    with Store.open(root) as store:
+        assert store.setting(BUILT_SETTING) and len(store.rows("slides")) == 1
+        assert store.db["series"].count == 2
+    assert load_manifest(work).subjects[0].slide_info["width"] > 0
+
+
 @pytest.mark.slow
 def test_three_subjects_cover_siemens_ge_and_philips_suv_conventions(tmp_path):
     start = time.perf_counter()

@@ -114,8 +114,8 @@ def test_the_privacy_scan_sees_identifying_values_that_reach_a_travelling_row(wo
     with Store.open(site) as store:
         store.use_reader(store.add_reader("Dr Neri", "radiologist", "IT03"))
         lesion = records.lesions_of_subject(store, store.subject_by_code("IT03-0001")["id"])[0]
-        records.update_lesion(store, lesion["id"], {"notes": "seen with ROSSI^MARIO, id PHI778899"})
-        records.update_lesion(store, lesion["id"], {"organ": '{"PatientName": "someone"}'})
+        records.update_lesion(store, lesion.id, {"notes": "seen with ROSSI^MARIO, id PHI778899"})
+        records.update_lesion(store, lesion.id, {"organ": '{"PatientName": "someone"}'})
         package.export_package(store, tmp_path / "leak.pkg")
         report = verify(store, tmp_path / "leak.pkg")
     assert not report.ok

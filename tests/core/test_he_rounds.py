@@ -77,7 +77,7 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     (only,) = AnnotationSession(store, slide).objects.values()
     assert only["geometry"].equals(tumour[("Dr Alpha", 2)])
     report = round_report(store, "HE inter")
-    mpp = slide["mpp_x"]
+    mpp = slide.mpp_x
     pairs = {(p["scope"], p["lesion"]): p for p in report.pairs}
     inter = pairs[("inter-reader", "IT03-0001 Invasive tumour")]
     a, b = tumour[("Dr Alpha", 1)], tumour[("Dr Beta", 1)]
@@ -129,7 +129,7 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
             save_annotations(store, slides[code], objects)
             finish(store, current_assignment(store, reader.id, subject["id"])["id"])
     report = round_report(store, "HE icc")
-    mpp = slides[codes[0]]["mpp_x"]
+    mpp = slides[codes[0]].mpp_x
     got = {(f["feature"], f["kind"]): f for f in report.features if f["scope"] == "inter-reader"}
     # The features are exact shapely geometry in mm: a 300 px square is (0.3 mpp mm)².
     square = region_features(shapely.box(0, 0, 300, 300), mpp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 import highdicom as hd
 import numpy as np
@@ -30,41 +29,41 @@ def ct3(store, shared_data):
 
 
 def _mask_array(store, row) -> np.ndarray:
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row["mask_path"]))))
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row.mask_path))))
 
 
 def test_dicom_seg_matches_the_nrrd_it_was_made_from(store, ct3):
     series, folder = ct3
     row = add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver.dcm", organ="liver")
     reference = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "seg" / "liver_seg.nrrd")))
-    assert row["voxel_count"] == LIVER_VOXELS == int((reference == 1).sum())
+    assert row.voxel_count == LIVER_VOXELS == int((reference == 1).sum())
     assert np.array_equal(_mask_array(store, row), (reference == 1).astype(np.uint8))
 
-    mask = sitk.ReadImage(str(store.path(row["mask_path"])))
+    mask = sitk.ReadImage(str(store.path(row.mask_path)))
     volume = sitk.ReadImage(str(store.path(series["pixel_path"])))
     assert mask.GetPixelID() == sitk.sitkUInt8
     assert Grid.of(mask) == Grid.of(volume)  # exactly the image geometry, not merely close
-    assert row["mask_path"] == f"masks/{row['id']}.nrrd"
-    assert row["mask_sha256"] == hashlib.sha256(store.path(row["mask_path"]).read_bytes()).hexdigest()
-    assert row["volume_ml"] == pytest.approx(LIVER_VOXELS * np.prod(volume.GetSpacing()) / 1000)
-    assert row["volume_ml"] == pytest.approx(70.36, abs=0.01)
-    lesion = store.get("lesions", row["lesion_id"])
-    assert (lesion["name"], lesion["organ"], row["version"], row["method"]) == (
+    assert row.mask_path == f"masks/{row.id}.nrrd"
+    assert row.mask_sha256 == hashlib.sha256(store.path(row.mask_path).read_bytes()).hexdigest()
+    assert row.volume_ml == pytest.approx(LIVER_VOXELS * np.prod(volume.GetSpacing()) / 1000)
+    assert row.volume_ml == pytest.approx(70.36, abs=0.01)
+    lesion = store.get("lesions", row.lesion_id)
+    assert (lesion["name"], lesion["organ"], row.version, row.method) == (
         "Liver",
         "liver",
         1,
         "imported",
     )
-    assert json.loads(row["source"])["segment_label"] == "Liver"
+    assert row.source["segment_label"] == "Liver"
 
 
 def test_nrrd_versions_and_identical_re_add(store, ct3):
     _, folder = ct3
     first = add_segmentation(store, SUBJECT, "ct", folder / "seg" / "liver_seg.nrrd", lesion_name="Liver")
-    assert first["voxel_count"] == LIVER_VOXELS
+    assert first.voxel_count == LIVER_VOXELS
     # The same mask again is the same version, not a new one.
     again = add_segmentation(store, SUBJECT, "ct", folder / "seg" / "liver.dcm", lesion_name="Liver")
-    assert again["id"] == first["id"]
+    assert again.id == first.id
     # A different mask for the same lesion and series is version 2 (segment 3 of the overlap SEG).
     second = add_segmentation(
         store,
@@ -76,9 +75,9 @@ def test_nrrd_versions_and_identical_re_add(store, ct3):
         method="edited",
         parameters={"tool": "test"},
     )
-    assert (second["version"], second["lesion_id"]) == (2, first["lesion_id"])
-    assert second["voxel_count"] == 117 + 117 + 10509  # its three frames, as stored in the SEG
-    assert json.loads(second["parameters_json"]) == {"tool": "test"}
+    assert (second.version, second.lesion_id) == (2, first.lesion_id)
+    assert second.voxel_count == 117 + 117 + 10509  # its three frames, as stored in the SEG
+    assert second.parameters.as_dict() == {"tool": "test"}
     assert len(list(store.path("masks").iterdir())) == 2
 
 
@@ -87,9 +86,9 @@ def test_overlapping_segments_are_extracted_exactly(store, ct3):
     label_map = read_label_map(folder / "seg" / "partial_overlaps.dcm")
     assert label_map.overlapping and label_map.labels() == [1, 2, 3, 4, 5]
     counts = {
-        n: add_segmentation(store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=n)[
-            "voxel_count"
-        ]
+        n: add_segmentation(
+            store, SUBJECT, "CT", folder / "seg" / "partial_overlaps.dcm", label=n
+        ).voxel_count
         for n in (1, 2)
     }
     assert counts == {1: 9602, 2: 11888}  # segments 1 and 2 share a slice and overlap
@@ -115,10 +114,10 @@ def test_float32_rounding_of_a_nifti_header_is_tolerated(store, ct3, tmp_path):
     _, folder = ct3
     sitk.WriteImage(sitk.ReadImage(str(folder / "seg" / "liver_seg.nrrd")), str(tmp_path / "liver.nii.gz"))
     row = add_segmentation(store, SUBJECT, "CT", tmp_path / "liver.nii.gz")
-    assert row["voxel_count"] == LIVER_VOXELS
+    assert row.voxel_count == LIVER_VOXELS
     # The default lesion name never repeats the file name (it may carry the patient's name).
     digest = hashlib.sha256((tmp_path / "liver.nii.gz").read_bytes()).hexdigest()
-    assert store.get("lesions", row["lesion_id"])["name"] == f"mask {digest[:8]} label 1"
+    assert store.get("lesions", row.lesion_id)["name"] == f"mask {digest[:8]} label 1"
 
 
 def test_spacing_drift_is_refused(store, ct3):
@@ -182,7 +181,7 @@ def test_highdicom_seg_on_the_tiny_ct(store, shared_data):
         row = add_segmentation(
             store, SUBJECT, "CT", folder / "seg" / f"seg_image_ct_{name}.dcm", lesion_name=name
         )
-        assert row["voxel_count"] == expected[name]
+        assert row.voxel_count == expected[name]
     # true_fractional holds 638 voxels at 128/255 (kept: >= one half) and 23 at 64/255 (dropped).
     assert expected == {"binary": 638, "binary_fractional": 638, "true_fractional": 638}
     with pytest.raises(
@@ -214,4 +213,4 @@ def test_a_seg_drawn_on_another_scan_is_refused_even_on_an_identical_grid(store,
         add_segmentation(store, "IT03-0002", "CT", folder / "seg" / "liver.dcm")
     assert store.rows("segmentations") == []
     # The scan it was drawn on (imported and de-identified) accepts it.
-    assert add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver.dcm")["voxel_count"] == LIVER_VOXELS
+    assert add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver.dcm").voxel_count == LIVER_VOXELS

@@ -91,28 +91,28 @@ def test_bone_character_words_round_trip():
 def test_add_rename_describe_delete_and_restore_a_lesion(store: Store):
     store.ensure_subject("IT03-0001")
     lesion = add_lesion(store, "IT03-0001", "  Liver   1 ", "liver")
-    assert lesion["name"] == "Liver 1" and lesion["organ"] == "liver"
+    assert lesion.name == "Liver 1" and lesion.organ == "liver"
     with pytest.raises(LesionError, match="already has a lesion named 'Liver 1'"):
         add_lesion(store, "IT03-0001", "Liver 1")
     with pytest.raises(LesionError, match="The site 'kidney' is not one of liver, bone"):
         add_lesion(store, "IT03-0001", "K", "kidney")
-    renamed = rename_lesion(store, lesion["id"], "Liver segment 7")
-    assert renamed["name"] == "Liver segment 7"
-    row = describe_lesion(store, lesion["id"], "liver", "target", None, " hypodense ")
-    assert (row["recist_status"], row["notes"]) == ("target", "hypodense")
+    renamed = rename_lesion(store, lesion.id, "Liver segment 7")
+    assert renamed.name == "Liver segment 7"
+    row = describe_lesion(store, lesion.id, "liver", "target", None, " hypodense ")
+    assert (row.recist_status, row.notes) == ("target", "hypodense")
     with pytest.raises(LesionError, match="RECIST status 'maybe'"):
-        describe_lesion(store, lesion["id"], "liver", "maybe")
-    subject_id = lesion["subject_id"]
-    delete_lesion(store, lesion["id"])
+        describe_lesion(store, lesion.id, "liver", "maybe")
+    subject_id = lesion.subject_id
+    delete_lesion(store, lesion.id)
     assert records.lesions_of_subject(store, subject_id) == []
     assert records.lesion_named(store, subject_id, "Liver segment 7") is None
-    restore_lesion(store, lesion["id"])
-    assert [x["name"] for x in records.lesions_of_subject(store, subject_id)] == ["Liver segment 7"]
+    restore_lesion(store, lesion.id)
+    assert [x.name for x in records.lesions_of_subject(store, subject_id)] == ["Liver segment 7"]
     # A new lesion of the same name while deleted blocks the restore, in a sentence.
-    delete_lesion(store, lesion["id"])
+    delete_lesion(store, lesion.id)
     add_lesion(store, "IT03-0001", "Liver segment 7")
     with pytest.raises(LesionError, match="rename it before restoring"):
-        restore_lesion(store, lesion["id"])
+        restore_lesion(store, lesion.id)
     actions = [r["action"] for r in store.rows("audit_log", "table_name = 'lesions'", order_by="seq")]
     assert actions.count("delete") == 2 and actions.count("restore") == 1 and "rename" in actions
 

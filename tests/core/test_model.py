@@ -49,7 +49,7 @@ def test_rows_become_model_objects_with_their_json_parsed(store, shared_data):
     assert series.problems == tuple(json.loads(row["problems_json"]))
 
     seg = add_segmentation(store, "IT03-0001", "CT", folder / "seg" / "liver.dcm", parameters={"tool": "x"})
-    typed = chains.segmentation(store, seg["id"])
+    typed = chains.segmentation(store, seg.id)
     assert (typed.version, typed.status, typed.reader_id, typed.voxel_count) == (
         1,
         "final",

@@ -86,7 +86,7 @@ def test_pet_metrics_loads_from_its_wheel_and_stores_its_family(installed, store
     seg = add_segmentation(store, "IT03-0007", "PT", mask_path, lesion_name="sarcoma")
 
     family = manager.find("palmares_feature_extractors", "pet-metrics/pet_thresholds")
-    fs = records.as_feature_set(compute_plugin_features(store, seg["id"], family))
+    fs = records.as_feature_set(compute_plugin_features(store, seg.id, family))
     assert fs.status == "ok", fs.error
     assert fs.params_name == "plugin:pet-metrics/pet_thresholds" and fs.modality == "PT"
     assert fs.provenance["plugin"] == "pet-metrics" and fs.provenance["plugin_version"] == "0.1.0"

@@ -17,7 +17,7 @@ from palmares_desktop.core.plugins import PluginError, plugin_tool_lesion
 from palmares_desktop.core.plugins.manager import allow_plugin
 from palmares_desktop.core.segmentation.labelmaps import find_series
 from palmares_desktop.core.store import Store
-from palmares_desktop.core.store.segmentations import segmentation_row
+from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
 from tests.core.demo_fixture import demo_store, writable_copy
 
 PET_PLUGIN = """
@@ -70,12 +70,12 @@ def demo_copy(tmp_path_factory, tmp_path):
 
 def _stored(store, code, modality) -> np.ndarray:
     series = find_series(store, store.subject_by_code(code)["id"], modality)
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series["pixel_path"]))))
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
 def _mask(store, segmentation_id) -> np.ndarray:
-    row = segmentation_row(store, segmentation_id)
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row["mask_path"])))) > 0
+    row = stored_segmentation(store, segmentation_id)
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row.mask_path)))) > 0
 
 
 def test_a_plugin_tool_saves_what_numpy_keeps_on_the_stored_ct(site, demo_copy):
@@ -87,11 +87,11 @@ def test_a_plugin_tool_saves_what_numpy_keeps_on_the_stored_ct(site, demo_copy):
         store, code, "above", "ct", {"level": "400"}, lesion_name="bone (plugin)", lesion_site="bone"
     )
     expected = _stored(store, code, "CT") >= 400
-    assert row["voxel_count"] == report["voxel_count"] == int(expected.sum()) > 0
-    assert np.array_equal(_mask(store, row["id"]), expected)
-    saved = segmentation_row(store, row["id"])
-    assert saved["status"] == "final" and saved["reader_id"] == store.reader.id
-    assert saved["method"] == report["method"] == "plugin:tiny/above"
+    assert row.voxel_count == report["voxel_count"] == int(expected.sum()) > 0
+    assert np.array_equal(_mask(store, row.id), expected)
+    saved = stored_segmentation(store, row.id)
+    assert saved.status == "final" and saved.reader_id == store.reader.id
+    assert saved.method == report["method"] == "plugin:tiny/above"
     p = report["parameters"]
     assert p["values"] == {"level": 400.0, "keep_largest": False, "shape": "any"}
     assert p["provenance"] == {
@@ -108,7 +108,7 @@ def test_a_plugin_tool_saves_what_numpy_keeps_on_the_stored_ct(site, demo_copy):
     again, _, said = plugin_tool_lesion(
         store, code, "tiny/above", "CT", {"level": 400}, lesion_name="bone (plugin)"
     )
-    assert again["id"] == row["id"] and said["kept_existing"]
+    assert again.id == row.id and said["kept_existing"]
 
 
 def test_plugin_tool_refusals_are_sentences(site, demo_copy):
@@ -136,10 +136,10 @@ def test_a_pet_plugin_tool_gets_suv_and_the_seed(site, demo_copy):
     allow_plugin(store, "petty")
     suv = _stored(store, code, "PT")
     series = find_series(store, store.subject_by_code(code)["id"], "PT")
-    image = sitk.ReadImage(str(store.path(series["pixel_path"])))
+    image = sitk.ReadImage(str(store.path(series.pixel_path)))
     seed = image.TransformIndexToPhysicalPoint([int(n // 2) for n in image.GetSize()])
     row, _, report = plugin_tool_lesion(store, code, "suv", "pet", {"suv": "3"}, seed_mm=seed)
-    assert row["voxel_count"] == int((suv >= 3.0).sum()) > 0
+    assert row.voxel_count == int((suv >= 3.0).sum()) > 0
     assert report["method"] == "plugin:petty/suv" and report["parameters"]["image"] == "PET (SUVbw)"
     assert report["parameters"]["seed_mm"] == pytest.approx(list(seed))
     assert report["lesion"].startswith("PET lesion") and report["modality"] == "pet"

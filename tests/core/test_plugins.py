@@ -148,15 +148,15 @@ def test_plugin_features_are_stored_with_the_plugin_name_and_version(store, site
     allow_plugin(store, "tiny")
     manager = PluginManager.for_store(store)
     counts = manager.feature_extractors("CT")[0]
-    row = compute_plugin_features(store, seg["id"], counts)
+    row = compute_plugin_features(store, seg.id, counts)
     fs = records.as_feature_set(row)
     assert fs.status == "ok" and fs.params_name == params_name(counts) == "plugin:tiny/counts"
-    assert fs.features["voxels"] == seg["voxel_count"] > 1000
+    assert fs.features["voxels"] == seg.voxel_count > 1000
     assert -1000 < fs.features["mean"] < 500  # HU inside a lung tumour
     assert fs.provenance["plugin"] == "tiny" and fs.provenance["plugin_version"] == "0.3.1"
     assert fs.provenance["store"]["segmentation_version"] == 1
     # Current: asked again, the same row comes back.
-    assert compute_plugin_features(store, seg["id"], counts)["id"] == row["id"]
+    assert compute_plugin_features(store, seg.id, counts)["id"] == row["id"]
 
 
 def test_private_imports_are_found(tmp_path):

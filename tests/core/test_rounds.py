@@ -78,7 +78,7 @@ def round_store(tmp_path_factory, shared_data):
             masks[(name, repeat, lesion)] = sitk.GetArrayFromImage(mask)
             seg = add_segmentation(store, "IT03-0001", "CT", mask, lesion_name=lesion, organ="lung")
             record_work(store, current["id"], seg)
-            compute_features_for_segmentation(store, seg["id"], "ct")
+            compute_features_for_segmentation(store, seg.id, "ct")
         finish(store, current["id"])
     store.close()
     return root, readers, masks, gtv.GetSpacing()
@@ -92,12 +92,12 @@ def test_a_blinded_reader_sees_only_their_current_reading(round_store):
         assert len(everything) == 6  # the latest final of each reader's chain per lesion
         alpha = visible_segmentations(store, readers["Dr Alpha"].id, subject["id"], everything)
         beta = visible_segmentations(store, readers["Dr Beta"].id, subject["id"], everything)
-        assert {s["reader_id"] for s in alpha} == {readers["Dr Alpha"].id} and len(alpha) == 3
+        assert {s.reader_id for s in alpha} == {readers["Dr Alpha"].id} and len(alpha) == 3
         assert beta == []  # Beta's current reading is the repeat not yet started: blind to reading 1 too
         first_alpha = [
             s
             for s in store.rows("segmentations")
-            if s["version"] == 1 and s["reader_id"] == alpha[0]["reader_id"]
+            if s["version"] == 1 and s["reader_id"] == alpha[0].reader_id
         ]
         with pytest.raises(BlindedError, match="blinded round"):  # nor their own earlier repeat
             check_visible(store, readers["Dr Alpha"].id, subject["id"], first_alpha[0])
@@ -118,15 +118,15 @@ def test_exports_and_pet_tools_use_the_readers_own_chain_and_respect_blinding(ro
         ids = {r.id: r.name for r in store.readers()}
         store.use_reader(readers["Dr Alpha"])  # Alpha's repeat (reading 2) is current
         alpha = subject_masks(store, "IT03-0001")
-        assert {ids[v["reader_id"]] for _, _, v in alpha} == {"Dr Alpha"} and len(alpha) == 3
-        assert {v["version"] for _, _, v in alpha} == {2}  # their own newest, the repeat
+        assert {ids[v.reader_id] for _, _, v in alpha} == {"Dr Alpha"} and len(alpha) == 3
+        assert {v.version for _, _, v in alpha} == {2}  # their own newest, the repeat
         store.use_reader(readers["Dr Beta"])  # repeat 2 not started: blind to every reading 1, own too
         with pytest.raises(SegmentationError, match="no saved segmentation"):
             subject_masks(store, "IT03-0001")
         outsider = store.add_reader("Dr Gamma", "radiologist", "IT03")  # not in the round
         store.use_reader(outsider)
         newest = subject_masks(store, "IT03-0001")
-        assert len(newest) == 3 and {ids[v["reader_id"]] for _, _, v in newest} == {"Dr Alpha"}
+        assert len(newest) == 3 and {ids[v.reader_id] for _, _, v in newest} == {"Dr Alpha"}
         with pytest.raises(SegmentationError, match="no lesion named"):
             subject_masks(store, "IT03-0001", lesion_name="nowhere")
 

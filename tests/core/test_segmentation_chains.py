@@ -40,9 +40,9 @@ def test_two_readers_on_one_lesion_have_two_chains(store, liver):
     store.use_reader(store.add_reader("Dr Bianchi", "radiologist", "IT03"))
     # The same mask as reader 1's v1 is reader 2's own v1, not a duplicate of someone else's work.
     b1 = add_segmentation(store, SUBJECT, "CT", _eroded(liver, 0), lesion_name="Liver")
-    assert (a1["version"], a2["version"], b1["version"]) == (1, 2, 1)
-    assert a1["lesion_id"] == b1["lesion_id"] and b1["id"] != a1["id"]
-    chain = chains.chains_of_lesion(store, a1["lesion_id"])
+    assert (a1.version, a2.version, b1.version) == (1, 2, 1)
+    assert a1.lesion_id == b1.lesion_id and b1.id != a1.id
+    chain = chains.chains_of_lesion(store, a1.lesion_id)
     assert {r: [(s.version, s.status) for s in segs] for r, segs in chain.items()} == {
         first.id: [(1, "final"), (2, "final")],
         store.reader.id: [(1, "final")],
@@ -52,7 +52,7 @@ def test_two_readers_on_one_lesion_have_two_chains(store, liver):
 
 def test_five_autosaves_make_one_draft_row_and_no_feature_job(store, liver):
     final = add_segmentation(store, SUBJECT, "CT", _eroded(liver, 0), lesion_name="Liver")
-    assert pending_work(store) == [(final["id"], "ct")]
+    assert pending_work(store) == [(final.id, "ct")]
     counts = []
     for radius in range(1, 6):
         draft = save_draft(store, SUBJECT, "CT", _eroded(liver, radius), lesion_name="Liver")
@@ -71,10 +71,10 @@ def test_five_autosaves_make_one_draft_row_and_no_feature_job(store, liver):
     assert draft.mask_sha256 == file_sha256(store.path(draft.mask_path))
     # One file per row: each save wrote a fresh file and removed the one it replaced after COMMIT.
     assert sorted(p.relative_to(store.root).as_posix() for p in store.path("masks").iterdir()) == sorted(
-        [final["mask_path"], draft.mask_path]
+        [final.mask_path, draft.mask_path]
     )
     # Drafts never become feature jobs: not planned, and refused when asked for directly.
-    assert pending_work(store) == [(final["id"], "ct")]
+    assert pending_work(store) == [(final.id, "ct")]
     with pytest.raises(
         StoreError, match=r"^The IT03-0001 Liver draft has no features until it is finalised\.$"
     ):
@@ -131,7 +131,7 @@ def test_the_batch_ignores_drafts(store, liver):
     with Store.open(root, create=False) as s:
         done = {r["segmentation_id"] for r in s.rows("feature_sets")}
     # The 3-slice liver's extraction fails for a real reason (too thin); it is stored, the draft is not.
-    assert summary.computed + len(summary.failed) == 1 and done == {final["id"]}
+    assert summary.computed + len(summary.failed) == 1 and done == {final.id}
     assert draft.id not in done
 
 
@@ -142,14 +142,14 @@ def test_a_draft_is_offered_back_only_while_it_is_newer_than_the_readers_final_v
     subject_id = store.subject_by_code(SUBJECT)["id"]
     assert unsaved_drafts(store, subject_id) == [] and drafts_sentence([]) is None
     draft = save_draft(store, SUBJECT, "CT", _eroded(liver, 2), lesion_name="Liver")  # then a crash
-    assert reader_draft(store, v1["lesion_id"], v1["series_id"]).id == draft.id
+    assert reader_draft(store, v1.lesion_id, v1.series_id).id == draft.id
     (offered,) = unsaved_drafts(store, subject_id)
-    assert offered["id"] == draft.id and offered["series_modality"] == "CT"
+    assert offered.id == draft.id and offered.series_modality == "CT"
     assert drafts_sentence([offered]).startswith("Unsaved draft of Liver (CT, begun ")
     # A tool saves a newer final version meanwhile (e.g. a clean-up): resuming the draft would undo
     # it, so the draft is no longer offered.
     add_segmentation(store, SUBJECT, "CT", _eroded(liver, 1), lesion_name="Liver")
-    assert reader_draft(store, v1["lesion_id"], v1["series_id"]) is None
+    assert reader_draft(store, v1.lesion_id, v1.series_id) is None
     assert unsaved_drafts(store, subject_id) == []
 
 

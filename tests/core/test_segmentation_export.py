@@ -22,7 +22,7 @@ from palmares_desktop.core.segmentation.labelmaps import binary_mask, read_label
 
 def _sources_in_slice_order(store, series) -> list[pydicom.Dataset]:
     """The store's DICOM copies sorted along the slice normal (independently of the exporter)."""
-    datasets = [pydicom.dcmread(p) for p in store.path(f"dicom/{series['id']}").glob("*.dcm")]
+    datasets = [pydicom.dcmread(p) for p in store.path(f"dicom/{series.id}").glob("*.dcm")]
     cosines = np.asarray(datasets[0].ImageOrientationPatient, dtype=float)
     normal = np.cross(cosines[:3], cosines[3:])
     return sorted(datasets, key=lambda ds: float(np.dot(np.asarray(ds.ImagePositionPatient, float), normal)))
@@ -47,7 +47,7 @@ def _check_seg(store, path: Path, expected: dict[str, np.ndarray], series) -> hd
         )[..., 0]
         assert np.array_equal(pixels > 0, expected[name]), name
     # and our own SEG import places it on the same voxels of the stored volume
-    label_map = read_label_map(path, reference=sitk.ReadImage(str(store.path(series["pixel_path"]))))
+    label_map = read_label_map(path, reference=sitk.ReadImage(str(store.path(series.pixel_path))))
     for number, name in labels.items():
         assert np.array_equal(sitk.GetArrayFromImage(binary_mask(label_map, number)) > 0, expected[name])
     return seg
@@ -56,9 +56,9 @@ def _check_seg(store, path: Path, expected: dict[str, np.ndarray], series) -> hd
 def _stored_masks(store, subject_code, modality) -> tuple[dict, dict[str, np.ndarray]]:
     from palmares_desktop.core.segmentation.export import subject_masks
 
-    items = [i for i in subject_masks(store, subject_code) if i[0]["modality"] == modality]
+    items = [i for i in subject_masks(store, subject_code) if i[0].modality == modality]
     masks = {
-        lesion["name"]: sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(v["mask_path"])))) > 0
+        lesion.name: sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(v.mask_path)))) > 0
         for _, lesion, v in items
     }
     return items[0][0], masks
@@ -108,7 +108,7 @@ def test_demo_label_maps_read_back_on_the_series_grid(demo, tmp_path, fmt, suffi
     for modality, path in zip(("CT", "PT"), written, strict=True):
         series, masks = _stored_masks(store, subject.code, modality)
         image = sitk.ReadImage(str(path))
-        volume = sitk.ReadImage(str(store.path(series["pixel_path"])))
+        volume = sitk.ReadImage(str(store.path(series.pixel_path)))
         assert image.GetSize() == volume.GetSize()
         assert np.allclose(image.GetOrigin(), volume.GetOrigin()) and np.allclose(
             image.GetSpacing(), volume.GetSpacing()
@@ -127,8 +127,8 @@ def test_real_petct_threshold_exported_as_seg_reads_back(store, shared_data, tmp
         store, "IT03-0001", pet.point_of(hottest), "41%", lesion_name="sarcoma", organ="soft tissue"
     )
     assert result.metrics.suv_max == pytest.approx(float(pet.suv.max()))
-    assert row["method"] == "PET threshold: 41 % of the region's SUVmax"
-    assert row["voxel_count"] == int(result.mask.sum()) >= 10
+    assert row.method == "PET threshold: 41 % of the region's SUVmax"
+    assert row.voxel_count == int(result.mask.sum()) >= 10
     (path,) = export_subject(store, "IT03-0001", "seg", tmp_path)
     series, masks = _stored_masks(store, "IT03-0001", "PT")
     assert np.array_equal(masks["sarcoma"], result.mask)

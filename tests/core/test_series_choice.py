@@ -36,15 +36,15 @@ def test_the_room_and_segmentation_add_use_the_same_ct(store, shared_data):
     )
 
     ct, pet, notes = subject_series(store, subject_id)
-    assert ct["id"] == find_series(store, subject_id, "CT")["id"] == second["id"] and pet is None
+    assert ct.id == find_series(store, subject_id, "CT").id == second["id"] and pet is None
     assert notes == [choice.note]
     row = add_segmentation(store, SUBJECT, "CT", folder / "seg" / "liver.dcm")
-    assert row["series_id"] == second["id"]
+    assert row.series_id == second["id"]
 
     # The other one, by id or by its first 8 characters.
     assert choose_series(store, subject_id, "CT", first["id"][:8]).chosen.id == first["id"]
     ct, _, _ = subject_series(store, subject_id, ct_id=first["id"])
-    assert ct["id"] == first["id"]
+    assert ct.id == first["id"]
     try:
         choose_series(store, subject_id, "CT", "nonsense-id")
     except SeriesChoiceError as exc:

@@ -153,7 +153,7 @@ def test_analyses_stored_with_provenance(store, shared_data):
     path = shared_data / SVS[0] / SVS[1]
     slide = register_slide(store, store.ensure_subject("IT03-0001")["id"], path)
     outline = analysis.tissue(store, slide, path)
-    tissue = annotations_of(store, slide["id"])
+    tissue = annotations_of(store, slide.id)
     assert [t["name"] for t in tissue] == ["Tissue"] and tissue[0]["id"] == outline["annotation_id"]
     assert tissue[0]["measurements"]["tissue"]["read"]["downsample"] == 16.0
     (stroma_id,) = save_annotations(store, slide, [_box(1100, 1800, 1612, 2312, "Tumour stroma")])
@@ -169,10 +169,10 @@ def test_analyses_stored_with_provenance(store, shared_data):
     panel = analysis.tils(store, slide, pathologist_percent=45)
     assert panel["aid"]["annotation_percent"] == pytest.approx(50.0)
     assert panel["aid"]["small_round_nuclei"] == result["small_round"]
-    (saved,) = measurements_of(store, slide["id"], kind="tils")
+    (saved,) = measurements_of(store, slide.id, kind="tils")
     assert saved["values"]["stromal_tils_percent"] == 45.0  # the pathologist's value
     assert saved["values"]["aid"]["annotation_percent_rounded"] == 50
-    assert saved["provenance"]["slide_sha256"] == slide["sha256"]
+    assert saved["provenance"]["slide_sha256"] == slide.sha256
 
 
 def test_tils_with_outlines_that_only_touch_is_answered_in_words():

@@ -17,6 +17,7 @@ from palmares_desktop.cli.slide_cmd import slide
 from palmares_desktop.core.errors import PalmaresError
 from palmares_desktop.core.slides.registry import slide_path
 from palmares_desktop.core.store import Store, StoreError
+from palmares_desktop.core.store.records import as_slide
 from palmares_desktop.core.store.schema import migrate, migrations
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "store_v1" / "store_v1_db_masks.tar.xz"
@@ -73,7 +74,7 @@ def test_m005_moves_the_v1_slide_path_to_keys_db_and_keeps_every_row(tmp_path):
         assert (row["width"], row["height"], row["levels"], row["mpp_x"]) == (22528, 20480, 5, 0.5)
         assert store.check_audit_chain().ok  # the audit log is not rewritten
         with pytest.raises(StoreError, match="is no longer at /tmp/h7b_fx/src/slides/DEMO-SUBJECT1-HE.svs"):
-            slide_path(store, row)
+            slide_path(store, as_slide(row))
         masks = [store.path(s["mask_path"]) for s in store.rows("segmentations")]
         assert len(masks) == 8 and all(p.is_file() for p in masks)
     assert _counts(root / "palmares.db") == before
@@ -102,7 +103,7 @@ def test_the_moved_v1_slide_is_located_again_by_its_fingerprint(tmp_path):
     assert result.exit_code == 0, result.output
     with Store.open(root) as store:
         (row,) = store.rows("slides")
-        assert slide_path(store, row) == moved and row["size_bytes"] == moved.stat().st_size
+        assert slide_path(store, as_slide(row)) == moved and row["size_bytes"] == moved.stat().st_size
         (event,) = store.rows("audit_log", "action = 'locate'")
         assert event["row_id"] == row["id"] and str(moved) not in event["detail_json"]
         assert store.check_audit_chain().ok
@@ -150,7 +151,7 @@ def test_m005_keeps_a_slide_inside_the_store_relative_and_learns_its_size(tmp_pa
     with Store.open(root) as store:
         (row,) = store.rows("slides")
         assert (row["display_name"], row["size_bytes"], row["revision"]) == ("IT03-0002 H&E", 1_938_955, 2)
-        assert slide_path(store, row) == root / "slides" / "Bianchi Anna.svs"
+        assert slide_path(store, as_slide(row)) == root / "slides" / "Bianchi Anna.svs"
     keys = sqlite3.connect(root / "keys.db")
     assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/Bianchi Anna.svs",)]
     assert "Bianchi" not in "\n".join(sqlite3.connect(root / "palmares.db").iterdump())

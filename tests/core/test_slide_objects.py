@@ -79,7 +79,7 @@ def test_ten_thousand_annotations_save_with_one_audit_event_each_and_round_trip_
         save_annotations(store, slide, objects)
     # One audit event per bulk save (plus none per row).
     assert store.db.execute("SELECT count(*) FROM audit_log").fetchone()[0] - audit_before == 2
-    back = annotations_of(store, slides[0]["id"])
+    back = annotations_of(store, slides[0].id)
     assert len(back) == 10_000
     assert all(b["geometry"].equals_exact(g, 0) for b, g in zip(back, polygons, strict=True))
     assert back[0]["classification"] == "Invasive tumour" and back[0]["color"] == (200, 0, 0)
@@ -90,7 +90,7 @@ def test_viewport_query_returns_only_what_meets_the_view(store):
     polygons = _polygons(10_000)
     save_annotations(store, slide, [{"geometry": g} for g in polygons])
     view = (40_000, 40_000, 44_000, 43_000)
-    shown = annotations_of(store, slide["id"], bbox=view)
+    shown = annotations_of(store, slide.id, bbox=view)
     expected = int(shapely.intersects(polygons, shapely.box(*view)).sum())
     assert expected > 0
     # A box query: everything that meets the view, plus at most a few whose box (not outline) does.
@@ -116,7 +116,7 @@ def test_two_hundred_thousand_detections_pack_save_and_load_exactly(store):
     assert np.array_equal(loaded.measurements[order], found.measurements[ref])
     # A 4000 x 3000 viewport reads a handful of 2048-px tiles, not 200,000 rows.
     view = (40_000, 40_000, 44_000, 43_000)
-    tiles = detection_tiles(store, slide["id"], bbox=view)
+    tiles = detection_tiles(store, slide.id, bbox=view)
     shown = analysis.detections(store, slide, bbox=view)
     assert len(tiles) <= 9
     inside = (found.centroids[:, 0] >= 40_010) & (found.centroids[:, 0] <= 43_990)
@@ -131,9 +131,9 @@ def test_edit_and_delete_an_annotation(store):
         store, first, {"geometry": shapely.box(5, 5, 20, 20), "classification": "Necrosis"}
     )
     assert moved["revision"] == 2 and moved["geometry"].equals(shapely.box(5, 5, 20, 20))
-    assert annotations_of(store, slide["id"], bbox=(15, 15, 16, 16))[0]["id"] == first
+    assert annotations_of(store, slide.id, bbox=(15, 15, 16, 16))[0]["id"] == first
     assert delete_annotations(store, [second]) == 1
-    assert [o["id"] for o in annotations_of(store, slide["id"])] == [first]
+    assert [o["id"] for o in annotations_of(store, slide.id)] == [first]
     assert annotation(store, first)["classification"] == "Necrosis"
 
 

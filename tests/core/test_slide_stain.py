@@ -152,7 +152,7 @@ def test_measurements_stored_with_provenance(store, shared_data):
     )
     results = measure_annotations(store, slide, path)
     assert [r.annotation_id for r in results] == ids
-    stored = measurements_of(store, slide["id"], annotation_id=ids[0])
+    stored = measurements_of(store, slide.id, annotation_id=ids[0])
     assert sorted(m["kind"] for m in stored) == ["radiomics", "shape", "stain"]
     radiomics = next(m for m in stored if m["kind"] == "radiomics")
     assert radiomics["provenance"]["params"]["name"] == "he"
@@ -164,9 +164,7 @@ def test_measurements_stored_with_provenance(store, shared_data):
         results[0].values["stain"]["hematoxylin_od_mean"]
     )
     prov = stain["provenance"]
-    assert prov["slide_sha256"] == slide["sha256"] and prov["stains"]["method"] == "macenko"
+    assert prov["slide_sha256"] == slide.sha256 and prov["stains"]["method"] == "macenko"
     assert prov["read"]["mpp_um"] == pytest.approx(0.998) and "scikit-image" in prov["versions"]
-    circle = next(
-        m for m in measurements_of(store, slide["id"], annotation_id=ids[1]) if m["kind"] == "shape"
-    )
+    circle = next(m for m in measurements_of(store, slide.id, annotation_id=ids[1]) if m["kind"] == "shape")
     assert circle["values"]["area_um2"] == pytest.approx(np.pi * 200**2 * 0.499**2, rel=2e-3)

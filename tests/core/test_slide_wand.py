@@ -126,17 +126,17 @@ def test_split_cuts_an_outline_exactly_in_one_undo_step(store):
     assert (left["geometry"].area, right["geometry"].area) == (700 * 2000, 300 * 2000)
     assert left["geometry"].area + right["geometry"].area == box["geometry"].area  # exact
     assert left["geometry"].union(right["geometry"]).equals(box["geometry"])
-    stored = annotations_of(store, slide["id"])
+    stored = annotations_of(store, slide.id)
     assert sorted(o["geometry"].area for o in stored) == [600_000, 1_400_000]
     assert {(o["classification"], o["color"]) for o in stored} == {("Tumour stroma", (150, 200, 150))}
     session.undo()  # one step back: the rectangle again
-    (again,) = annotations_of(store, slide["id"])
+    (again,) = annotations_of(store, slide.id)
     assert again["geometry"].equals(box["geometry"])
     with pytest.raises(ToolError, match="does not cut the annotation"):
         session.split(again["id"], [(4300, 2900), (4300, 4000)])  # ends inside: no cut
     with pytest.raises(ToolError, match="does not cut the annotation"):
         session.split(again["id"], [(6000, 2900), (6000, 5100)])  # misses it
-    assert len(annotations_of(store, slide["id"])) == 1 and session.crossing([(4300, 0), (4300, 9000)]) == [
+    assert len(annotations_of(store, slide.id)) == 1 and session.crossing([(4300, 0), (4300, 9000)]) == [
         again["id"]
     ]
     # A MultiPolygon: the crossed island is cut, the other stays whole, as a third piece.
@@ -180,7 +180,7 @@ def test_points_are_counted_per_class_left_out_of_areas_and_exported_as_points(s
         "name": "Lymphocytic infiltrate",
         "color": [160, 90, 240],
     }
-    back, refused = import_geojson(exported, slide["width"], slide["height"])
+    back, refused = import_geojson(exported, slide.width, slide.height)
     assert refused == [] and sorted(o.geometry.geom_type for o in back) == ["Point"] * 11 + ["Polygon"]
 
     # The TILs helper still works with points of the infiltrate class among the outlines.
@@ -197,4 +197,4 @@ def test_moving_several_shapes_is_one_undo_step(store):
     session.reshape_many({a["id"]: shapely.box(0, 0, 150, 100), b["id"]: shapely.box(200, 0, 350, 100)})
     assert [session.objects[i]["geometry"].area for i in (a["id"], b["id"])] == [15_000, 15_000]
     session.undo()
-    assert sorted(o["geometry"].area for o in annotations_of(store, slide["id"])) == [10_000, 10_000]
+    assert sorted(o["geometry"].area for o in annotations_of(store, slide.id)) == [10_000, 10_000]

@@ -87,14 +87,19 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
     row = register_slide(store, subject["id"], inside, stain="H&E")
     data = inside.read_bytes()
     expected = hashlib.sha256(f"{len(data)}\n".encode() + data).hexdigest()  # whole file: < 128 MiB
-    assert row["sha256"] == expected and row["size_bytes"] == len(data) == 1_938_955
-    assert "path" not in row and (row["format"], row["width"], row["height"], row["levels"]) == (
+    assert row.sha256 == expected and row.size_bytes == len(data) == 1_938_955
+    assert "path" not in store.db["slides"].columns_dict and (
+        row.format,
+        row.width,
+        row.height,
+        row.levels,
+    ) == (
         "svs",
         2220,
         2967,
         1,
     )
-    assert (row["mpp_x"], row["mpp_y"], row["display_name"], row["stain"]) == (
+    assert (row.mpp_x, row.mpp_y, row.display_name, row.stain) == (
         0.499,
         0.499,
         "IT03-0001 H&E",
@@ -104,14 +109,14 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
     assert (store.root / "keys.db").stat().st_mode & 0o777 == 0o600  # created private, with the key table
     keys = sqlite3.connect(store.root / "keys.db")
     assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/CMU-1-Small-Region.svs",)]
-    assert register_slide(store, subject["id"], inside)["id"] == row["id"]  # same file again: same row
+    assert register_slide(store, subject["id"], inside).id == row.id  # same file again: same row
     outside = register_slide(
         store,
         subject["id"],
         shared_data / "wsi_ome_tiff" / "CMU-1-Small-Region.derived-pyramid.ome.tif",
         stain="H&E",
     )
-    assert outside["display_name"] == "IT03-0001 H&E 2" and outside["levels"] == 3  # numbered, still blind
+    assert outside.display_name == "IT03-0001 H&E 2" and outside.levels == 3  # numbered, still blind
     assert str(slide_path(store, outside)).startswith(str(shared_data.resolve()))  # absolute, site-only
     assert store.db["slides"].count == 2
     dump = "\n".join(sqlite3.connect(store.root / "palmares.db").iterdump())
@@ -129,8 +134,8 @@ def test_a_dicom_slide_folder_is_fingerprinted_file_by_file(store, shared_data):
     subject = store.ensure_subject("IT03-0001")
     row = register_slide(store, subject["id"], shared_data / "wsi_dicom")
     files = sorted(p for p in (shared_data / "wsi_dicom").iterdir() if p.is_file())
-    assert row["sha256"] == slide_fingerprint(shared_data / "wsi_dicom") != slide_fingerprint(files[0])
-    assert row["size_bytes"] == sum(p.stat().st_size for p in files) and row["display_name"] == "IT03-0001 HE"
+    assert row.sha256 == slide_fingerprint(shared_data / "wsi_dicom") != slide_fingerprint(files[0])
+    assert row.size_bytes == sum(p.stat().st_size for p in files) and row.display_name == "IT03-0001 HE"
 
 
 def test_fingerprint_of_a_large_file_reads_only_its_ends(tmp_path):

@@ -43,7 +43,10 @@ def test_caliper_lines_read_in_mm_and_pair_as_long_and_short_axis(main_window, q
     assert len(layer.data) == 1
     drawn = float(np.linalg.norm(np.diff(np.asarray(layer.data[0])[:, -3:], axis=0)))
     assert room.caliper.lines_mm() == pytest.approx([drawn]) and drawn == pytest.approx(40.0, abs=0.1)
-    assert room.caliper.readout.text() == "Caliper: 40.0 mm."
+    assert room.caliper.readout.text() == "Caliper: 40.0 mm." and room.caliper.readout.isVisible()
+    assert (
+        main_window.minimumSizeHint().height() <= 700
+    )  # the readout is on the status line: still fits 768 px
     assert list(layer.features["length"]) == pytest.approx([drawn])  # written on the line
     _drag(layer, (z, centre[1] - 9.0, centre[2] + 1.0), (z, centre[1] + 9.0, centre[2] - 1.0))  # 18.1 mm
     assert "long axis 40.0 mm × short axis 18.1 mm" in room.caliper.readout.text()
@@ -65,7 +68,7 @@ def test_holding_space_pans_instead_of_painting_the_sphere(copy_window, qtbot):
     open_subject(window, qtbot)
     room, editor = window.ct_pet, window.ct_pet.editor
     room.lesions.selectRow(
-        next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+        next(i for i, m in enumerate(room.loaded.masks) if m.segmentation.series_modality == "CT")
     )
     editor.edit.click()
     layer = room.viewer.layer(EDIT_LAYER)

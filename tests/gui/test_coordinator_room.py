@@ -57,9 +57,7 @@ def test_merge_completeness_conflict_and_table_in_the_coordinator_room(qtbot, tm
         assert "opened in the CT/PET room" in room.status.text()
         room.keep_b.click()
         assert room.tabs.tabText(2) == "Conflicts (0)" and "resolved: version B" in room.status.text()
-        assert (
-            records.lesion_row(store, conflict.row_id)["recist_status"] == conflict.version_b["recist_status"]
-        )
+        assert records.lesion_row(store, conflict.row_id).recist_status == conflict.version_b["recist_status"]
         out = tmp_path_factory.mktemp("table") / "table.parquet"
         with qtbot.waitSignal(room.table_written, timeout=TIMEOUT_MS) as table:
             room.write_table(out)

@@ -137,7 +137,7 @@ def test_the_companion_planes_follow_the_outline_being_edited(copy_window, qtbot
     open_subject(window, qtbot)
     room, editor = window.ct_pet, window.ct_pet.editor
     room.set_layout("2x2")
-    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation.series_modality == "CT")
     room.lesions.selectRow(ct_row)
     editor.edit.click()
     assert editor.session is not None

@@ -79,7 +79,7 @@ def test_fused_pet_shows_the_blastic_vertebral_metastasis_over_white_bone(main_w
 def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers(copy_window, qtbot):
     from palmares_desktop.core.pet.subject_pet import load_pet
     from palmares_desktop.core.pet.threshold import Region, threshold_in_region
-    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
 
     window, store = copy_window, copy_window.store
     subject = open_subject(window, qtbot)
@@ -100,13 +100,13 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
     assert result["mtv_ml"] == pytest.approx(direct.metrics.mtv_ml)
     assert result["parameters"]["threshold_suv"] == pytest.approx(0.41 * result["suv_max"])
     assert "SUVmax" in tool.message.text() and "T12 metastasis" in tool.message.text()
-    row = segmentation_row(store, result["segmentation_id"])
-    assert row["status"] == "final" and row["reader_id"] == store.reader.id
+    row = stored_segmentation(store, result["segmentation_id"])
+    assert row.status == "final" and row.reader_id == store.reader.id
     # The room reloads and selects the new lesion, whose row is in the lesions table.
     qtbot.waitUntil(
         lambda: (
             room.selected_mask() is not None
-            and room.selected_mask().segmentation["id"] == result["segmentation_id"]
+            and room.selected_mask().segmentation.id == result["segmentation_id"]
         ),
         timeout=LOAD_TIMEOUT_MS,
     )
@@ -137,13 +137,13 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
 
 def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(copy_window, qtbot):
     from palmares_desktop.core.store import segmentations as chains
-    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
     from palmares_desktop.gui.outline_editor import EDIT_LAYER
 
     window, store = copy_window, copy_window.store
     open_subject(window, qtbot)
     room, editor = window.ct_pet, window.ct_pet.editor
-    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation.series_modality == "CT")
     room.lesions.selectRow(ct_row)
     before = room.selected_mask().segmentation
     editor.edit.click()
@@ -157,9 +157,9 @@ def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(cop
     empty = np.argwhere(editor.session.mask == 0)[0]
     layer.paint(tuple(int(v) for v in empty), 1, refresh=False)
     painted = int(editor.session.mask.sum())
-    assert painted > before["voxel_count"] and editor.session.dirty
+    assert painted > before.voxel_count and editor.session.dirty
     editor.session.autosave.idle_s = 0.0  # due at once: the timer's next poll saves the draft
-    lesion_id, series_id = before["lesion_id"], before["series_id"]
+    lesion_id, series_id = before.lesion_id, before.series_id
     qtbot.waitUntil(
         lambda: chains.draft(store, lesion_id, series_id, store.reader.id) is not None, timeout=30_000
     )
@@ -167,12 +167,12 @@ def test_brushing_a_lesion_autosaves_a_draft_and_save_makes_the_next_version(cop
     assert draft.status == "draft" and draft.voxel_count == painted
     with qtbot.waitSignal(editor.saved, timeout=LOAD_TIMEOUT_MS) as saved:
         editor.save.click()
-    row = segmentation_row(store, saved.args[0]["segmentation_id"])
-    assert row["status"] == "final" and row["voxel_count"] == painted and row["method"] == "brush"
-    assert row["reader_id"] == store.reader.id  # the editing reader's own chain, not the demo's
+    row = stored_segmentation(store, saved.args[0]["segmentation_id"])
+    assert row.status == "final" and row.voxel_count == painted and row.method == "brush"
+    assert row.reader_id == store.reader.id  # the editing reader's own chain, not the demo's
     assert chains.draft(store, lesion_id, series_id, store.reader.id) is None  # the draft became it
     qtbot.waitUntil(
-        lambda: room.selected_mask() is not None and room.selected_mask().segmentation["id"] == row["id"],
+        lambda: room.selected_mask() is not None and room.selected_mask().segmentation.id == row.id,
         timeout=LOAD_TIMEOUT_MS,
     )
     assert room.viewer.layer(EDIT_LAYER) is None and editor.session is None

@@ -6,31 +6,28 @@ stored masks, and core's refusal of an empty result is shown in words."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from palmares_desktop.core.demo.demo_store import CT_GRID
 from palmares_desktop.core.demo.phantom import make_subject
+from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.segmentation.cleanup import grow_mm
-from palmares_desktop.core.store.segmentations import segmentation_row
+from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
 from tests.gui.test_ct_pet_room import LOAD_TIMEOUT_MS, open_subject
 
 pytestmark = pytest.mark.gui
 
 
 def _mask(store, segmentation_id: str) -> np.ndarray:
-    row = segmentation_row(store, segmentation_id)
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row["mask_path"])))) > 0
+    row = stored_segmentation(store, segmentation_id)
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row.mask_path)))) > 0
 
 
 def _wait_selected(room, qtbot, segmentation_id: str) -> None:
     qtbot.waitUntil(
-        lambda: (
-            room.selected_mask() is not None and room.selected_mask().segmentation["id"] == segmentation_id
-        ),
+        lambda: room.selected_mask() is not None and room.selected_mask().segmentation.id == segmentation_id,
         timeout=LOAD_TIMEOUT_MS,
     )
 
@@ -54,8 +51,8 @@ def test_hu_range_region_grow_and_clean_up_from_the_room(copy_window, qtbot):
     assert report["method"] == "CT threshold: -100 to 49 HU, smoothed 1 mm"
     assert report["volume_ml"] == pytest.approx(lesion.volume_ml, rel=0.1)
     assert report["hu_mean"] == pytest.approx(lesion.hu, abs=6)  # of the original CT
-    row = segmentation_row(store, report["segmentation_id"])
-    assert row["status"] == "final" and row["reader_id"] == store.reader.id
+    row = stored_segmentation(store, report["segmentation_id"])
+    assert row.status == "final" and row.reader_id == store.reader.id
     assert "liver S7 (CT range)" in tools.message.text() and "HU mean" in tools.message.text()
     # Region grow from the same click.
     tools.mode.setCurrentIndex(tools.mode.findData("grow"))
@@ -70,7 +67,7 @@ def test_hu_range_region_grow_and_clean_up_from_the_room(copy_window, qtbot):
     qtbot.waitUntil(
         lambda: (
             room.selected_mask() is not None
-            and room.selected_mask().segmentation["id"] == grown.args[0]["segmentation_id"]
+            and room.selected_mask().segmentation.id == grown.args[0]["segmentation_id"]
         ),
         timeout=LOAD_TIMEOUT_MS,
     )
@@ -92,21 +89,21 @@ def test_hu_range_region_grow_and_clean_up_from_the_room(copy_window, qtbot):
     assert len(store.rows("segmentations")) == count
 
 
-def _select(room, qtbot, lesion: str, modality: str) -> dict:
-    """Select the room's segmentation of `lesion` on `modality` (CT / PT); its row."""
+def _select(room, qtbot, lesion: str, modality: str) -> Segmentation:
+    """Select the room's segmentation of `lesion` on `modality` (CT / PT); its version."""
     masks = room.loaded.masks
     row = next(
         i
         for i, m in enumerate(masks)
-        if m.segmentation["lesion_name"] == lesion and m.segmentation["series_modality"] == modality
+        if m.segmentation.lesion_name == lesion and m.segmentation.series_modality == modality
     )
     room.lesions.selectRow(row)
-    _wait_selected(room, qtbot, masks[row].segmentation["id"])
+    _wait_selected(room, qtbot, masks[row].segmentation.id)
     return masks[row].segmentation
 
 
-def _parameters(row: dict) -> dict:
-    return row["parameters"] if "parameters" in row else json.loads(row["parameters_json"] or "{}")
+def _parameters(seg: Segmentation) -> dict:
+    return seg.parameters.as_dict()
 
 
 def test_union_subtract_and_an_empty_intersection_of_two_lesions(copy_window, qtbot):
@@ -118,10 +115,9 @@ def test_union_subtract_and_an_empty_intersection_of_two_lesions(copy_window, qt
     vertebra = next(
         m.segmentation
         for m in room.loaded.masks
-        if m.segmentation["lesion_name"] == "vertebral metastasis"
-        and m.segmentation["series_modality"] == "CT"
+        if m.segmentation.lesion_name == "vertebral metastasis" and m.segmentation.series_modality == "CT"
     )
-    target, other = _mask(store, liver["id"]), _mask(store, vertebra["id"])
+    target, other = _mask(store, liver.id), _mask(store, vertebra.id)
     # The other lesions with an outline on the same CT series; not the selected one.
     tools.cleanup.setCurrentIndex(tools.cleanup.findData("union"))
     assert not tools.other.isHidden() and tools.cleanup_mm.isHidden()
@@ -132,31 +128,31 @@ def test_union_subtract_and_an_empty_intersection_of_two_lesions(copy_window, qt
     with qtbot.waitSignal(tools.saved, timeout=LOAD_TIMEOUT_MS) as united:
         tools.apply_cleanup.click()
     union = united.args[0]
-    row = segmentation_row(store, union["segmentation_id"])
-    assert row["lesion_id"] == liver["lesion_id"] and row["series_id"] == liver["series_id"]
-    assert row["reader_id"] == store.reader.id and row["status"] == "final"
-    assert row["voxel_count"] == int(np.logical_or(target, other).sum())
-    assert np.array_equal(_mask(store, row["id"]), target | other)
-    assert row["method"] == "clean-up: union with 'vertebral metastasis'"
+    row = stored_segmentation(store, union["segmentation_id"])
+    assert row.lesion_id == liver.lesion_id and row.series_id == liver.series_id
+    assert row.reader_id == store.reader.id and row.status == "final"
+    assert row.voxel_count == int(np.logical_or(target, other).sum())
+    assert np.array_equal(_mask(store, row.id), target | other)
+    assert row.method == "clean-up: union with 'vertebral metastasis'"
     parameters = _parameters(row)
     assert parameters["operation"] == "union" and parameters["other_lesion"] == "vertebral metastasis"
-    assert parameters["other_segmentation_id"] == vertebra["id"]
+    assert parameters["other_segmentation_id"] == vertebra.id
     text = tools.message.text()
-    assert f"{int(target.sum())} → {row['voxel_count']} voxels" in text and "mL" in text
+    assert f"{int(target.sum())} → {row.voxel_count} voxels" in text and "mL" in text
     # Subtract it again from the new version (the room reloads and selects it first).
-    _wait_selected(room, qtbot, row["id"])
+    _wait_selected(room, qtbot, row.id)
     tools.cleanup.setCurrentIndex(tools.cleanup.findData("subtract"))
     tools.other.setCurrentText("vertebral metastasis")
-    united_mask = _mask(store, row["id"])
+    united_mask = _mask(store, row.id)
     with qtbot.waitSignal(tools.saved, timeout=LOAD_TIMEOUT_MS) as subtracted:
         tools.apply_cleanup.click()
-    minus = segmentation_row(store, subtracted.args[0]["segmentation_id"])
-    assert minus["version"] == row["version"] + 1
-    assert minus["voxel_count"] == int(np.logical_and(united_mask, ~other).sum()) == int(target.sum())
-    assert minus["method"] == "clean-up: subtract 'vertebral metastasis'"
-    assert _parameters(minus)["from_segmentation_id"] == row["id"]
+    minus = stored_segmentation(store, subtracted.args[0]["segmentation_id"])
+    assert minus.version == row.version + 1
+    assert minus.voxel_count == int(np.logical_and(united_mask, ~other).sum()) == int(target.sum())
+    assert minus.method == "clean-up: subtract 'vertebral metastasis'"
+    assert _parameters(minus)["from_segmentation_id"] == row.id
     # Intersect with a lesion it does not touch: core refuses the empty result; nothing is stored.
-    _wait_selected(room, qtbot, minus["id"])
+    _wait_selected(room, qtbot, minus.id)
     count = len(store.rows("segmentations"))
     tools.cleanup.setCurrentIndex(tools.cleanup.findData("intersect"))
     tools.other.setCurrentText("breast primary")

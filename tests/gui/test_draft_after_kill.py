@@ -53,7 +53,7 @@ loaded = []
 room.subject_loaded.connect(loaded.append)
 window.open_subject(sys.argv[2])
 wait_until(lambda: loaded)
-row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation.series_modality == "CT")
 room.lesions.selectRow(row)
 seg = room.selected_mask().segmentation
 room.editor.edit.click()
@@ -61,9 +61,9 @@ empty = np.argwhere(room.editor.session.mask == 0)[0]
 room.viewer.layer(EDIT_LAYER).paint(tuple(int(v) for v in empty), 1, refresh=False)
 painted = int(room.editor.session.mask.sum())
 room.editor.session.autosave.idle_s = 0.0  # the next poll autosaves
-wait_until(lambda: chains.draft(store, seg["lesion_id"], seg["series_id"], store.reader.id) is not None)
-print(json.dumps({"lesion": seg["lesion_name"], "lesion_id": seg["lesion_id"],
-                  "series_id": seg["series_id"], "voxels": painted}), flush=True)
+wait_until(lambda: chains.draft(store, seg.lesion_id, seg.series_id, store.reader.id) is not None)
+print(json.dumps({"lesion": seg.lesion_name, "lesion_id": seg.lesion_id,
+                  "series_id": seg.series_id, "voxels": painted}), flush=True)
 time.sleep(3600)  # mid-session: the test kills us here
 """
 
@@ -101,8 +101,7 @@ def test_a_killed_session_s_draft_is_offered_back_and_resumed(
     row = next(
         i
         for i, m in enumerate(room.loaded.masks)
-        if m.segmentation["lesion_id"] == drawn["lesion_id"]
-        and m.segmentation["series_id"] == drawn["series_id"]
+        if m.segmentation.lesion_id == drawn["lesion_id"] and m.segmentation.series_id == drawn["series_id"]
     )
     room.lesions.selectRow(row)
     editor.edit.click()

@@ -7,6 +7,8 @@ Runs under Xvfb (pytest-xvfb); napari draws with Mesa llvmpipe.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QInputDialog, QMessageBox
@@ -87,24 +89,24 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     # One row per lesion (the room's table has one per segmentation), numbers as core computes them.
     lesions = records.lesions_of_subject(store, subject["id"])
     numbers = lesion_numbers(store, subject["code"])
-    assert column(panel, NAME) == [x["name"] for x in lesions]
+    assert column(panel, NAME) == [x.name for x in lesions]
     assert len(lesions) >= 4 and room.lesions.rowCount() == 2 * len(lesions)  # demo: CT + PET each
     for row, lesion in enumerate(lesions):
-        expected = numbers[lesion["id"]]
+        expected = numbers[lesion.id]
         assert panel.table.item(row, SUV_MAX).text() == f"{expected['suv_max']:.2f}"
         assert panel.table.item(row, MTV).text() == f"{expected['mtv_ml']:.2f}"
-        node = lesion["organ"] == "lymph node"
+        node = lesion.organ == "lymph node"
         key, word = ("recist_short_axis_mm", "SA") if node else ("recist_long_axis_mm", "LD")
         assert panel.table.item(row, DIAMETER).text() == f"{word} {expected[key]:.1f}"
         assert panel.table.item(row, OUTLINES).text() == "CT\u00a0v1, PET\u00a0v1"
-        assert panel.table.item(row, SITE).text() == lesion["organ"]
+        assert panel.table.item(row, SITE).text() == lesion.organ
     assert panel.recist.text().startswith(NO_BREACH)
 
     # Selecting a lesion selects its first segmentation in the room (the views centre on it).
     with qtbot.waitSignal(panel.lesion_selected) as selected:
         select(panel, "liver metastasis")
     assert selected.args == ["liver metastasis"]
-    assert room.selected_mask().segmentation["lesion_name"] == "liver metastasis"
+    assert room.selected_mask().segmentation.lesion_name == "liver metastasis"
 
     # Add a lesion with a site: listed, selected, stored; no outline, so no numbers.
     add_through_panel(room, qtbot, "Liver segment 7", "liver")
@@ -130,7 +132,7 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     panel.add_button.click()
     assert panel.message.text() == str(refused.value)
     assert records.lesions_of_subject(store, subject["id"]) == before and not changes
-    assert column(panel, NAME) == [x["name"] for x in before]
+    assert column(panel, NAME) == [x.name for x in before]
 
     # Rename a lesion with outlines: stored, and the room's layers follow after the reload.
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("Left breast primary", True))
@@ -138,7 +140,7 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     breast_id = panel.selected_id()
     with qtbot.waitSignal(room.subject_loaded, timeout=LOAD_TIMEOUT_MS):
         panel.rename_button.click()
-    assert records.lesion_row(store, breast_id)["name"] == "Left breast primary"
+    assert records.lesion_row(store, breast_id).name == "Left breast primary"
     assert "Left breast primary" in column(panel, NAME) and "breast primary" not in column(panel, NAME)
     assert room.viewer.layer("Left breast primary (CT v1)") is not None
     assert panel.selected_id() == breast_id  # the reader stays on the lesion they renamed
@@ -152,13 +154,11 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
         set_status(room, qtbot, name, "target")
     qtbot.waitUntil(lambda: not panel.measuring(), timeout=LOAD_TIMEOUT_MS)
     rows = records.lesions_of_subject(store, subject["id"])
-    assert sum(x["recist_status"] == "target" for x in rows) == 6
+    assert sum(x.recist_status == "target" for x in rows) == 6
     assert column(panel, RECIST).count("target") == 6
     ct = records.series_rows_of_subject(store, subject["id"], "CT")[0]
-    measured = [{**numbers.get(x["id"], {}), **x} for x in rows]
-    breaches = [
-        n.text for n in recist_check(measured, records.as_series(ct).grid.spacing[2]) if n.level == "breach"
-    ]
+    measured = [{**numbers.get(x.id, {}), **asdict(x)} for x in rows]
+    breaches = [n.text for n in recist_check(measured, ct.grid.spacing[2]) if n.level == "breach"]
     assert any(text.startswith("6 target lesions: RECIST 1.1 allows at most 5") for text in breaches)
     assert any("vertebral metastasis is a bone lesion without a soft-tissue component" in t for t in breaches)
     for text in breaches:
@@ -187,14 +187,14 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     with qtbot.waitSignal(room.subject_loaded, timeout=LOAD_TIMEOUT_MS):
         panel.delete_button.click()
     assert "Rib 5 metastasis" not in column(panel, NAME)
-    assert records.lesion_row(store, rib_id)["deleted_at"] is not None
+    assert records.lesion_row(store, rib_id).deleted_at is not None
     assert records.lesion_named(store, subject["id"], "Rib 5 metastasis") is None
     assert panel.undo_button.isEnabled()
 
     # Undo delete brings it back, in the store and in the panel.
     with qtbot.waitSignal(room.subject_loaded, timeout=LOAD_TIMEOUT_MS):
         panel.undo_button.click()
-    assert records.lesion_row(store, rib_id)["deleted_at"] is None
+    assert records.lesion_row(store, rib_id).deleted_at is None
     assert "Rib 5 metastasis" in column(panel, NAME) and panel.selected_id() == rib_id
     assert not panel.undo_button.isEnabled()
     actions = [r["action"] for r in store.rows("audit_log", "table_name = 'lesions'", order_by="seq")]

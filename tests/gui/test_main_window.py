@@ -128,7 +128,7 @@ def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, 
         subject = open_first_subject(main_window, qtbot)
     room = main_window.ct_pet
     # Opening the subject computed, in the background, the features its segmentations lacked.
-    seg_ids = {m.segmentation["id"] for m in room.loaded.masks}
+    seg_ids = {m.segmentation.id for m in room.loaded.masks}
     with Store.open(main_window.store.root, create=False) as fresh:
         computed = {r["segmentation_id"] for r in fresh.rows("feature_sets")}
         assert seg_ids <= computed, (
@@ -137,14 +137,14 @@ def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, 
     room.lesions.selectRow(0)
     mask = room.selected_mask()
     panel = room.radiomics
-    assert panel.segmentation["id"] == mask.segmentation["id"]
+    assert panel.segmentation.id == mask.segmentation.id
     assert panel.current_set() is not None and panel.compute_button.isEnabled()
     with qtbot.waitSignal(panel.computed, timeout=LOAD_TIMEOUT_MS):
         panel.compute()
     row = panel.current_set()
-    assert row is not None and row["segmentation_id"] == mask.segmentation["id"]
-    assert row["status"] == "ok", row["error"]  # planted demo lesions are well-formed
-    assert row["params_name"] == {"CT": "ct", "PT": "pet"}[mask.segmentation["series_modality"]]
+    assert row is not None and row.segmentation_id == mask.segmentation.id
+    assert row.status == "ok", row.error  # planted demo lesions are well-formed
+    assert row.params_name == {"CT": "ct", "PT": "pet"}[mask.segmentation.series_modality]
     names = {
         panel.features.item(r, 0).text(): panel.features.item(r, 1).text()
         for r in range(panel.features.rowCount())

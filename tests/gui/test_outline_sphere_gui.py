@@ -42,13 +42,13 @@ def _sphere(session, at, diameter) -> np.ndarray:
 
 
 def test_sphere_brush_eraser_and_3d_fill_by_clicks_undo_redo_and_save(copy_window, qtbot):
-    from palmares_desktop.core.store.segmentations import segmentation_row
+    from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
     from palmares_desktop.gui.outline_editor import EDIT_LAYER
 
     window = copy_window
     open_subject(window, qtbot)
     room, editor = window.ct_pet, window.ct_pet.editor
-    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation["series_modality"] == "CT")
+    ct_row = next(i for i, m in enumerate(room.loaded.masks) if m.segmentation.series_modality == "CT")
     room.lesions.selectRow(ct_row)
     editor.edit.click()
     layer, session = room.viewer.layer(EDIT_LAYER), editor.session
@@ -122,7 +122,7 @@ def test_sphere_brush_eraser_and_3d_fill_by_clicks_undo_redo_and_save(copy_windo
     expected = int((painted > 0).sum())
     with qtbot.waitSignal(editor.saved, timeout=LOAD_TIMEOUT_MS) as saved:
         editor.save.click()
-    row = segmentation_row(window.store, saved.args[0]["segmentation_id"])
-    assert row["status"] == "final" and row["voxel_count"] == expected
+    row = stored_segmentation(window.store, saved.args[0]["segmentation_id"])
+    assert row.status == "final" and row.voxel_count == expected
     # The version records its tool chain, in first-use order, with the brush size.
-    assert row["method"] == "drawn: sphere brush, sphere eraser, fill 2D, fill 3D", row["method"]
+    assert row.method == "drawn: sphere brush, sphere eraser, fill 2D, fill 3D", row.method

@@ -11,7 +11,7 @@ import pytest
 
 from palmares_desktop.core.demo.demo_store import PET_GRID
 from palmares_desktop.core.demo.phantom import make_subject
-from palmares_desktop.core.store.segmentations import segmentation_row
+from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
 from tests.gui.test_ct_pet_room import LOAD_TIMEOUT_MS, open_subject
 
 pytestmark = pytest.mark.gui
@@ -67,10 +67,10 @@ def test_candidates_find_every_planted_lesion_and_accepting_one_saves_it(copy_wi
     tool.table.selectRow(row)
     with qtbot.waitSignal(tool.saved, timeout=LOAD_TIMEOUT_MS) as saved:
         tool.accept_selected()
-    stored = segmentation_row(store, saved.args[0]["segmentation_id"])
-    assert stored["status"] == "final" and stored["reader_id"] == store.reader.id
-    assert stored["method"].startswith("PET whole-body candidate")
-    assert stored["voxel_count"] == candidate.voxel_count
+    stored = stored_segmentation(store, saved.args[0]["segmentation_id"])
+    assert stored.status == "final" and stored.reader_id == store.reader.id
+    assert stored.method.startswith("PET whole-body candidate")
+    assert stored.voxel_count == candidate.voxel_count
     assert tool.table.item(row, 5).text() == f"accepted as {saved.args[0]['lesion']}"
     qtbot.waitUntil(
         lambda: any(

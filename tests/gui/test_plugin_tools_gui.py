@@ -7,7 +7,6 @@ refused in words."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from types import SimpleNamespace
@@ -22,7 +21,7 @@ from palmares_desktop.core.demo.demo_store import CT_GRID
 from palmares_desktop.core.demo.phantom import make_subject
 from palmares_desktop.core.plugins.manager import allow_plugin
 from palmares_desktop.core.segmentation.labelmaps import find_series
-from palmares_desktop.core.store.segmentations import segmentation_row
+from palmares_desktop.core.store.segmentations import segmentation as stored_segmentation
 from tests.gui.test_ct_pet_room import LOAD_TIMEOUT_MS, open_subject
 
 pytestmark = pytest.mark.gui
@@ -38,14 +37,12 @@ def site(tmp_path, monkeypatch):
 
 def _stored_ct(store, subject) -> np.ndarray:
     series = find_series(store, subject["id"], "CT")
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series["pixel_path"]))))
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
 def _wait_selected(room, qtbot, segmentation_id: str) -> None:
     qtbot.waitUntil(
-        lambda: (
-            room.selected_mask() is not None and room.selected_mask().segmentation["id"] == segmentation_id
-        ),
+        lambda: room.selected_mask() is not None and room.selected_mask().segmentation.id == segmentation_id,
         timeout=LOAD_TIMEOUT_MS,
     )
 
@@ -84,10 +81,10 @@ def test_a_plugin_tool_from_the_plugins_tab(site, copy_window, qtbot):
     report = saved.args[0]
     expected = int((_stored_ct(store, subject) >= 400).sum())
     assert report["voxel_count"] == expected > 0
-    row = segmentation_row(store, report["segmentation_id"])
-    assert row["status"] == "final" and row["reader_id"] == store.reader.id
-    assert row["method"] == "plugin:tiny/above" and row["voxel_count"] == expected
-    parameters = json.loads(row["parameters_json"])
+    row = stored_segmentation(store, report["segmentation_id"])
+    assert row.status == "final" and row.reader_id == store.reader.id
+    assert row.method == "plugin:tiny/above" and row.voxel_count == expected
+    parameters = row.parameters.as_dict()
     assert parameters["values"] == {"level": 400.0, "keep_largest": False, "shape": "any"}
     assert parameters["provenance"]["plugin"] == "tiny"
     assert parameters["provenance"]["plugin_version"] == "0.3.1"

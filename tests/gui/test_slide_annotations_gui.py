@@ -48,7 +48,7 @@ def _open_slide(window, qtbot) -> dict:
 def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qtbot):
     slide = _open_slide(slide_window, qtbot)
     panel = slide_window.slide.panel
-    assert slide["mpp_x"] == 0.5
+    assert slide.mpp_x == 0.5
     panel.class_box.setCurrentText("Invasive tumour")
     panel.tool_group.button(2).click()  # Polygon
     assert panel.layer.mode == "add_polygon"
@@ -57,7 +57,7 @@ def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qt
     panel.layer.add(
         np.array([[y0, x0], [y0, x0 + w], [y0 + h, x0 + w], [y0 + h, x0]], float), shape_type="polygon"
     )
-    (stored,) = annotations_of(slide_window.store, slide["id"])
+    (stored,) = annotations_of(slide_window.store, slide.id)
     assert stored["classification"] == "Invasive tumour" and stored["color"] == (200, 0, 0)
     assert stored["geometry"].equals(shapely.box(x0, y0, x0 + w, y0 + h))  # level-0 pixels
     info = open_slide(slide_path(slide_window.store, slide))
@@ -69,15 +69,15 @@ def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qt
     exported = export_slide(slide_window.store, slide)
     (feature,) = exported["features"]
     assert feature["properties"]["classification"] == {"name": "Invasive tumour", "color": [200, 0, 0]}
-    (back,), refused = import_geojson(exported, slide["width"], slide["height"])
+    (back,), refused = import_geojson(exported, slide.width, slide.height)
     assert refused == [] and back.geometry.equals_exact(stored["geometry"], 0)
     assert (back.classification, back.color) == ("Invasive tumour", (200, 0, 0))
 
     # Undo removes it from the store and the canvas; redo brings it back.
     panel.undo_button.click()
-    assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
+    assert annotations_of(slide_window.store, slide.id) == [] and len(panel.layer.data) == 0
     panel.redo_button.click()
-    (again,) = annotations_of(slide_window.store, slide["id"])
+    (again,) = annotations_of(slide_window.store, slide.id)
     assert again["geometry"].equals(stored["geometry"]) and len(panel.layer.data) == 1
 
     # The brush is in µm: a 100 µm brush along 1000 px (500 µm) covers about 500 x 100 µm.
@@ -87,7 +87,7 @@ def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qt
     panel.layer.add(np.array([[1000, 1000], [1000, 2000]], float), shape_type="path")
     stroke = next(
         o
-        for o in annotations_of(slide_window.store, slide["id"])
+        for o in annotations_of(slide_window.store, slide.id)
         if o["classification"] == "Lymphocytic infiltrate"
     )
     area_um2 = shape_features(stroke["geometry"], info)["area_um2"]
@@ -96,7 +96,7 @@ def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qt
     panel.tool_group.button(1).click()
     panel.layer.selected_data = {panel._index_ids.index(again["id"])}
     panel.delete_button.click()
-    assert [o["classification"] for o in annotations_of(slide_window.store, slide["id"])] == [
+    assert [o["classification"] for o in annotations_of(slide_window.store, slide.id)] == [
         "Lymphocytic infiltrate"
     ]
     assert "0.500 mm²" not in panel.legend.text()
@@ -120,7 +120,7 @@ def test_tils_panel_reports_the_aid_and_stores_the_pathologists_score(slide_wind
     assert "covers <b>25.0%</b> (shown as <b>25%</b>)" in panel.tils_text.text()
     panel.tils_score.setValue(30)
     panel.tils_store.click()
-    (saved,) = measurements_of(slide_window.store, slide["id"], kind="tils")
+    (saved,) = measurements_of(slide_window.store, slide.id, kind="tils")
     assert saved["values"]["stromal_tils_percent"] == 30.0
     assert saved["values"]["aid"]["annotation_percent"] == pytest.approx(25.0)
     assert "Stored your stromal TILs score: 30%" in panel.note.text()

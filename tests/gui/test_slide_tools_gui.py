@@ -119,16 +119,16 @@ def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(sl
     slide, panel, viewer, (x, y, screen_px) = _wand_on_tumour(slide_window, qtbot)
     assert panel.layer.mode == "pan_zoom"
     _click(viewer, x, y, drag_px=40)  # a drag pans: nothing is added
-    assert annotations_of(slide_window.store, slide["id"]) == []
+    assert annotations_of(slide_window.store, slide.id) == []
     _click(viewer, x, y)  # a click grows the region (in the background)
     qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
-    (stored,) = annotations_of(slide_window.store, slide["id"])
+    (stored,) = annotations_of(slide_window.store, slide.id)
     g = stored["geometry"]
     assert (stored["classification"], stored["color"]) == ("Invasive tumour", (200, 0, 0))
     assert (
         g.is_valid
         and g.covers(shapely.Point(x, y))
-        and shapely.box(0, 0, slide["width"], slide["height"]).covers(g)
+        and shapely.box(0, 0, slide.width, slide.height).covers(g)
     )
     assert shapely.box(*panel.visible_box()).buffer(2 * screen_px).covers(g)  # only what is on screen
     made = stored["measurements"]["wand"]
@@ -142,11 +142,11 @@ def test_wand_click_adds_one_region_of_the_chosen_class_at_the_zoom_on_screen(sl
     assert "Invasive tumour: 1 shape" in panel.legend.text() and "Wand:" in panel.note.text()
     assert len(panel.layer.data) >= 1
     panel.undo_button.click()
-    assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
+    assert annotations_of(slide_window.store, slide.id) == [] and len(panel.layer.data) == 0
     # Refused in words: a click outside the slide.
-    panel.wand_at(slide["width"] + 100.0, 100.0)
+    panel.wand_at(slide.width + 100.0, 100.0)
     qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
-    assert "outside the slide" in panel.note.text() and annotations_of(slide_window.store, slide["id"]) == []
+    assert "outside the slide" in panel.note.text() and annotations_of(slide_window.store, slide.id) == []
 
 
 def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_gives(
@@ -173,7 +173,7 @@ def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_give
     monkeypatch.setattr(core_wand, "read_at", held_read)
     try:
         _click(viewer, x, y)  # returns while the worker is still reading
-        assert panel.wand_busy and annotations_of(slide_window.store, slide["id"]) == []
+        assert panel.wand_busy and annotations_of(slide_window.store, slide.id) == []
         assert "growing the region" in panel.note.text()
         qtbot.waitUntil(reading.is_set, timeout=LOAD_TIMEOUT_MS)
         assert readers == [readers[0]] and readers[0] is not threading.main_thread()
@@ -182,12 +182,12 @@ def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_give
         qtbot.waitUntil(lambda: bool(ticks), timeout=LOAD_TIMEOUT_MS)
         _click(viewer, x + 400, y)  # a second click while the first is worked out: refused
         assert "still growing" in panel.note.text() and len(readers) == 1
-        assert annotations_of(slide_window.store, slide["id"]) == []
+        assert annotations_of(slide_window.store, slide.id) == []
     finally:
         release.set()
     qtbot.waitUntil(lambda: not panel.wand_busy, timeout=LOAD_TIMEOUT_MS)
     monkeypatch.setattr(core_wand, "read_at", real_read)
-    (stored,) = annotations_of(slide_window.store, slide["id"])
+    (stored,) = annotations_of(slide_window.store, slide.id)
     path = slide_path(slide_window.store, slide)
     expected = core_wand.wand(path, open_slide(path), x, y, screen_px, visible, core_wand.WandParams(12.0))
     assert stored["geometry"].equals_exact(expected.geometry, 0.0)  # the same outline, vertex by vertex
@@ -195,9 +195,9 @@ def test_wand_reads_and_grows_in_the_background_and_adds_what_the_core_wand_give
     assert stored["classification"] == "Invasive tumour" and "Wand:" in panel.note.text()
     assert len(readers) == 1 and "Invasive tumour: 1 shape" in panel.legend.text()
     panel.undo_button.click()  # one undo, as for any drawn outline
-    assert annotations_of(slide_window.store, slide["id"]) == [] and len(panel.layer.data) == 0
+    assert annotations_of(slide_window.store, slide.id) == [] and len(panel.layer.data) == 0
     panel.redo_button.click()
-    (again,) = annotations_of(slide_window.store, slide["id"])
+    (again,) = annotations_of(slide_window.store, slide.id)
     assert again["geometry"].equals_exact(expected.geometry, 0.0)
 
 
@@ -211,7 +211,7 @@ def test_points_are_drawn_as_points_counted_deleted_undone_and_exported(slide_wi
     cells = [(6000.0 + 40 * n, 6000.0 + 15 * n) for n in range(12)]
     for cx, cy in cells:
         _click(viewer, cx, cy)
-    stored = annotations_of(slide_window.store, slide["id"])
+    stored = annotations_of(slide_window.store, slide.id)
     assert sorted(tuple(o["geometry"].coords[0]) for o in stored) == cells
     assert {o["classification"] for o in stored} == {"Lymphocytic infiltrate"}
     assert len(panel.points.data) == 12 and len(panel.layer.data) == 0  # points, not shapes
@@ -219,15 +219,15 @@ def test_points_are_drawn_as_points_counted_deleted_undone_and_exported(slide_wi
     assert "Lymphocytic infiltrate: 12 points" in panel.legend.text()
     # A click on a point selects it (Delete removes it); Alt+click removes one at once.
     _click(viewer, cells[3][0] + 2, cells[3][1] - 2)
-    assert len(panel.selected_ids()) == 1 and len(annotations_of(slide_window.store, slide["id"])) == 12
+    assert len(panel.selected_ids()) == 1 and len(annotations_of(slide_window.store, slide.id)) == 12
     panel.delete_button.click()
     _click(viewer, *cells[5], modifiers=["Alt"])
-    left = sorted(tuple(o["geometry"].coords[0]) for o in annotations_of(slide_window.store, slide["id"]))
+    left = sorted(tuple(o["geometry"].coords[0]) for o in annotations_of(slide_window.store, slide.id))
     assert left == [c for n, c in enumerate(cells) if n not in (3, 5)]
     assert "Lymphocytic infiltrate: 10 points" in panel.legend.text() and len(panel.points.data) == 10
     panel.undo_button.click()
     panel.undo_button.click()
-    assert len(annotations_of(slide_window.store, slide["id"])) == 12 and len(panel.points.data) == 12
+    assert len(annotations_of(slide_window.store, slide.id)) == 12 and len(panel.points.data) == 12
     panel.undo_button.click()  # the last point added goes
     assert "Lymphocytic infiltrate: 11 points" in panel.legend.text()
     exported = [
@@ -248,13 +248,13 @@ def test_split_a_drawn_rectangle_with_a_vertical_line(slide_window, qtbot):
     panel.layer.add(
         np.array([[2900, 4300], [5100, 4300]], float), shape_type="path"
     )  # x = 4300, top to bottom
-    pieces = annotations_of(slide_window.store, slide["id"])
+    pieces = annotations_of(slide_window.store, slide.id)
     assert sorted(o["geometry"].area for o in pieces) == [300 * 2000, 700 * 2000]
     assert sum(o["geometry"].area for o in pieces) == box["geometry"].area  # exact
     assert {o["classification"] for o in pieces} == {"Tumour stroma"} and len(panel.layer.data) == 2
     assert "Tumour stroma: 2 shapes" in panel.legend.text()
     panel.undo_button.click()  # one step: the rectangle again
-    (again,) = annotations_of(slide_window.store, slide["id"])
+    (again,) = annotations_of(slide_window.store, slide.id)
     assert again["geometry"].equals(box["geometry"])
     # A line that misses it is refused in words, and nothing changes.
     panel.choose_tool("Select")
@@ -262,7 +262,7 @@ def test_split_a_drawn_rectangle_with_a_vertical_line(slide_window, qtbot):
     panel.choose_tool("Split")
     panel.layer.add(np.array([[2900, 6000], [5100, 6000]], float), shape_type="path")
     assert "does not cut the annotation" in panel.note.text()
-    assert [o["geometry"].area for o in annotations_of(slide_window.store, slide["id"])] == [2e6]
+    assert [o["geometry"].area for o in annotations_of(slide_window.store, slide.id)] == [2e6]
 
 
 def test_hiding_a_class_hides_its_shapes_and_points_on_screen_only(slide_window, qtbot):
@@ -291,7 +291,7 @@ def test_hiding_a_class_hides_its_shapes_and_points_on_screen_only(slide_window,
     assert panel._index_ids == [tumour["id"]]
     hidden = necrosis_pixel()
     assert np.abs(shown - hidden).max() > 5  # the dark-grey fill is gone from the canvas
-    assert len(annotations_of(slide_window.store, slide["id"])) == 3  # nothing stored changed
+    assert len(annotations_of(slide_window.store, slide.id)) == 3  # nothing stored changed
     box.click()  # show it again
     assert len(panel.layer.data) == 2 and len(panel.points.data) == 1
     np.testing.assert_allclose(necrosis_pixel(), shown, atol=2)
@@ -312,7 +312,7 @@ def test_a_vertex_moved_in_direct_mode_reshapes_the_stored_outline_and_undo_rest
     panel.layer.selected_data = {panel._index_ids.index(box["id"])}
     qtbot.wait(50)
     _drag(panel.layer, (5000, 5000), (5400, 5600))  # the bottom-right corner, dragged out
-    (moved,) = annotations_of(slide_window.store, slide["id"])
+    (moved,) = annotations_of(slide_window.store, slide.id)
     expected = shapely.Polygon([(4000, 3000), (5000, 3000), (5400, 5600), (4000, 5000)])
     assert moved["id"] == box["id"] and moved["revision"] == box["revision"] + 1
     assert moved["geometry"].normalize().equals_exact(expected.normalize(), 1e-6)
@@ -320,10 +320,10 @@ def test_a_vertex_moved_in_direct_mode_reshapes_the_stored_outline_and_undo_rest
     assert moved["geometry"].area == pytest.approx(2_700_000.0)
     assert panel.layer.selected_data == {0}  # still selected, to go on editing
     panel.undo_button.click()
-    (back,) = annotations_of(slide_window.store, slide["id"])
+    (back,) = annotations_of(slide_window.store, slide.id)
     assert back["id"] == box["id"] and back["geometry"].equals(box["geometry"])
     panel.redo_button.click()
-    assert annotations_of(slide_window.store, slide["id"])[0]["geometry"].equals(moved["geometry"])
+    assert annotations_of(slide_window.store, slide.id)[0]["geometry"].equals(moved["geometry"])
 
 
 def _he_slide(window) -> dict:
@@ -351,7 +351,7 @@ def test_outlines_with_holes_are_drawn_with_their_holes(slide_window, qtbot, sha
         },
     }
     objects, refused = import_geojson(
-        {"type": "FeatureCollection", "features": [feature]}, slide["width"], slide["height"]
+        {"type": "FeatureCollection", "features": [feature]}, slide.width, slide.height
     )
     assert refused == [] and objects[0].geometry.geom_type == "MultiPolygon"
     # A hole over tissue (tumour and stroma of the demo slide), not over the glass.

@@ -54,8 +54,8 @@ def round_store(demo_store_dir, tmp_path):
             store.use_reader(readers[name])
             current = current_assignment(store, readers[name].id, subject_id)
             if name == "Dr B":  # blinded: B sees none of A's finished work, and opening it is refused
-                assert not {s["id"] for s in subject_segmentations(store, subject_id)} & {
-                    s["id"] for s in segs["Dr A"]
+                assert not {s.id for s in subject_segmentations(store, subject_id)} & {
+                    s.id for s in segs["Dr A"]
                 }
                 with pytest.raises(BlindedError, match="blinded round"):
                     check_visible(store, readers[name].id, subject_id, segs["Dr A"][0])
@@ -67,7 +67,7 @@ def round_store(demo_store_dir, tmp_path):
                     store, SUBJECT, "PT", mask, lesion_name=lesion["name"], organ=lesion["organ"]
                 )
                 record_work(store, current["id"], seg)
-                compute_features_for_segmentation(store, seg["id"], "pet")
+                compute_features_for_segmentation(store, seg.id, "pet")
                 segs.setdefault(name, []).append(seg)
             finish(store, current["id"])
     return root, masks, labels

@@ -26,6 +26,7 @@ from palmares_desktop.core.ct.hu_tools import (
     region_grow,
 )
 from palmares_desktop.core.lesions import next_lesion_name
+from palmares_desktop.core.model import Segmentation, Series
 from palmares_desktop.core.segmentation.geometry import Grid
 from palmares_desktop.core.segmentation.labelmaps import find_series
 from palmares_desktop.core.segmentation.lesion_cleanup import save_mask, saved_sentence, version_report
@@ -47,19 +48,17 @@ class CtToolResult:
         return self.hu.mask
 
 
-def load_ct(store: Store, subject_code: str) -> tuple[dict, dict, CtVolume]:
-    """(subject row, CT series row, CT volume in HU) of the subject's CT."""
+def load_ct(store: Store, subject_code: str) -> tuple[dict, Series, CtVolume]:
+    """(subject row, CT series, CT volume in HU) of the subject's CT."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise CtToolError(f"There is no subject {subject_code} in this store.")
     series = find_series(store, subject["id"], "CT")
-    path = store.path(series["pixel_path"] or "")
-    if not series["pixel_path"] or not path.is_file():
-        raise CtToolError(
-            f"The CT volume of {subject_code} is missing from the store ({series['pixel_path']})."
-        )
-    if (series.get("units") or "HU") != "HU":
-        raise CtToolError(f"The CT of {subject_code} is not in HU (units {series['units']}).")
+    path = store.path(series.pixel_path or "")
+    if not series.pixel_path or not path.is_file():
+        raise CtToolError(f"The CT volume of {subject_code} is missing from the store ({series.pixel_path}).")
+    if (series.units or "HU") != "HU":
+        raise CtToolError(f"The CT of {subject_code} is not in HU (units {series.units}).")
     image = sitk.ReadImage(str(path))
     return subject, series, CtVolume(sitk.GetArrayFromImage(image), Grid.of(image))
 
@@ -67,20 +66,20 @@ def load_ct(store: Store, subject_code: str) -> tuple[dict, dict, CtVolume]:
 def _finish(
     store: Store,
     subject: dict,
-    series: dict,
+    series: Series,
     ct: CtVolume,
     result: HuResult,
     method: str,
     parameters: dict,
     lesion_name: str | None,
     organ: str | None,
-) -> tuple[dict, CtToolResult]:
+) -> tuple[Segmentation, CtToolResult]:
     statistics = hu_statistics(ct.hu, result.mask, ct.voxel_ml)
     name = lesion_name or next_lesion_name(store, subject["id"], "CT lesion")
-    row, kept = save_mask(
+    saved, kept = save_mask(
         store, subject["code"], series, ct.grid, result.mask, method, parameters, name, organ
     )
-    return row, CtToolResult(result, method, parameters, statistics, kept)
+    return saved, CtToolResult(result, method, parameters, statistics, kept)
 
 
 def ct_threshold_lesion(
@@ -95,7 +94,7 @@ def ct_threshold_lesion(
     lesion_name: str | None = None,
     organ: str | None = None,
     smooth_mm: float = 0.0,
-) -> tuple[dict, CtToolResult]:
+) -> tuple[Segmentation, CtToolResult]:
     """HU threshold lo..hi (inclusive) in a box of `size_mm` edge or a sphere of `size_mm` diameter
     around `at_mm`, keeping the component of `seed_mm` (default: the largest one), saved as the
     lesion's new CT segmentation version (default name 'CT lesion N')."""
@@ -123,7 +122,7 @@ def ct_grow_lesion(
     lesion_name: str | None = None,
     organ: str | None = None,
     smooth_mm: float = 0.0,
-) -> tuple[dict, CtToolResult]:
+) -> tuple[Segmentation, CtToolResult]:
     """Region growing from `seed_mm` (hu_tools.region_grow: ±`tolerance_hu` around the mean HU of the
     seed's 3x3x3 neighbourhood, within `max_radius_mm`), saved as the lesion's new CT version."""
     subject, series, ct = load_ct(store, subject_code)
@@ -138,11 +137,11 @@ def ct_grow_lesion(
     return _finish(store, subject, series, ct, result, method, parameters, lesion_name, organ)
 
 
-def ct_report(store: Store, subject_code: str, row: dict, result: CtToolResult) -> dict:
+def ct_report(store: Store, subject_code: str, seg: Segmentation, result: CtToolResult) -> dict:
     """What a CT tool saved, with the HU statistics of the original CT inside the mask."""
     stats = {k: v for k, v in result.statistics.items() if k not in ("voxel_count", "volume_ml")}
     return version_report(
-        store, subject_code, row, result.kept_existing, result.method, result.parameters, **stats
+        store, subject_code, seg, result.kept_existing, result.method, result.parameters, **stats
     )
 
 

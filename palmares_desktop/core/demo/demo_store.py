@@ -113,7 +113,8 @@ class DemoManifest:
 
 
 def load_manifest(out_dir: str | Path) -> DemoManifest | None:
-    """The manifest in `out_dir` if it is of this demo version and all its files exist, else None."""
+    """The manifest in `out_dir` if it is of this demo version and all its files exist (a slide once
+    drawn), else None."""
     root = Path(out_dir)
     try:
         data = json.loads((root / MANIFEST_NAME).read_text())
@@ -128,7 +129,12 @@ def load_manifest(out_dir: str | Path) -> DemoManifest | None:
         data.get("created", ""),
         data.get("seconds", 0.0),
     )
-    files = [p for s in manifest.subjects for p in (s.dicom_folder, s.ct_labels, s.pet_labels, s.slide)]
+    # A slide not drawn yet (no slide_info: the build draws it after the subject's import) is no loss.
+    files = [
+        p
+        for s in manifest.subjects
+        for p in (s.dicom_folder, s.ct_labels, s.pet_labels, *([s.slide] if s.slide_info else []))
+    ]
     return manifest if all((root / p).exists() for p in files) else None
 
 
@@ -219,8 +225,11 @@ def _new_manifest(out_dir: str | Path, n_subjects: int) -> DemoManifest:
     return DemoManifest(root, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def iter_write_subject(root: Path, n: int, steps: int, seed: int = 2025) -> Task[DemoSubject]:
-    """Write demo subject `n` (CT, PET, lesion labels, H&E slide) under `root`; returns its entry."""
+def iter_write_subject(
+    root: Path, n: int, steps: int, seed: int = 2025, with_slide: bool = True
+) -> Task[DemoSubject]:
+    """Write demo subject `n` (CT, PET, lesion labels and, unless `with_slide` is False, its H&E
+    slide: `iter_write_slide` writes it later) under `root`; returns its entry."""
     yield Progress(2 * (n - 1), steps, f"subject {n}: CT and PET")
     t0 = time.perf_counter()
     subject = make_subject(n, PET_GRID, seed)
@@ -233,10 +242,8 @@ def iter_write_subject(root: Path, n: int, steps: int, seed: int = 2025) -> Task
     _write_labels(ct_labels, CT_GRID, root / ct_path)
     _write_labels(pet_labels, PET_GRID, root / pet_path)
     reference = subject.liver_reference
-    yield Progress(2 * n - 1, steps, f"subject {n}: H&E slide")
     slide_path = f"slides/DEMO-SUBJECT{n}-HE.svs"
-    slide = write_slide(root / slide_path, n, seed=seed)
-    return DemoSubject(
+    entry = DemoSubject(
         code=f"{DEMO_SITE}-{n:04d}",
         index=n,
         vendor=vendor,
@@ -265,9 +272,26 @@ def iter_write_subject(root: Path, n: int, steps: int, seed: int = 2025) -> Task
             "hu_mean": _sphere_mean(written.ct_hu, CT_GRID, reference, 15.0),
         },
         lesions=_lesion_entries(subject, written, ct_labels, pet_labels),
-        slide_info={k: v for k, v in slide.to_dict().items() if k != "path"},
-        seconds={"dicom": round(t1 - t0, 2), "slide": round(slide.seconds, 2)},
+        slide_info={},
+        seconds={"dicom": round(t1 - t0, 2)},
     )
+    if with_slide:
+        yield from iter_write_slide(root, entry, steps, seed)
+    return entry
+
+
+def iter_write_slide(root: Path, subject: DemoSubject, steps: int, seed: int = 2025) -> Task[None]:
+    """Write demo subject's H&E slide (once: a finished file is kept) and note it in its entry. The
+    file appears whole or not at all, so an interrupted build writes it again."""
+    yield Progress(2 * subject.index - 1, steps, f"subject {subject.index}: H&E slide")
+    path = root / subject.slide
+    if subject.slide_info and path.is_file():
+        return
+    partial = path.with_name(path.name + ".part")
+    slide = write_slide(partial, subject.index, seed=seed)
+    partial.replace(path)
+    subject.slide_info = {k: v for k, v in slide.to_dict().items() if k != "path"}
+    subject.seconds["slide"] = round(slide.seconds, 2)
 
 
 def write_demo_study(
@@ -317,7 +341,9 @@ def iter_build_demo_store(
         # worklist) after seconds, not after the whole study is written.
         for n in range(1, n_subjects + 1):
             if len(manifest.subjects) < n:
-                manifest.subjects.append((yield from iter_write_subject(work, n, 2 * n_subjects)))
+                manifest.subjects.append(
+                    (yield from iter_write_subject(work, n, 2 * n_subjects, with_slide=False))
+                )
                 manifest.seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 manifest.write()  # an interrupted build resumes from here
@@ -340,12 +366,17 @@ def iter_build_demo_store(
                     raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
             row = store.subject_by_code(subject.code)
             try:
+                if "lesions" not in done:
+                    _add_lesions(store, subject, manifest)  # each lesion once, also after an interruption
+                    yield Progress(n - 1, n_subjects, f"{subject.code}{SUBJECT_READY}")
+                # The slide last: the subject can be read on CT/PET while its slide is drawn (~7 s).
                 if "slide" not in done:
+                    yield from iter_write_slide(work, subject, 2 * n_subjects)
+                    manifest.write()
                     register_slide(store, row["id"], manifest.path(subject.slide), stain="H&E")
-                _add_lesions(store, subject, manifest)  # each lesion once, also after an interruption
             except (SlideError, SegmentationError) as exc:
                 raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc
-            yield Progress(n, n_subjects, f"{subject.code}{SUBJECT_READY}")
+            yield Progress(n, n_subjects, f"{subject.code} with its H&E slide{SUBJECT_READY}")
         texture_library.cache_clear()
         store.set_setting(
             BUILT_SETTING, json.dumps({"version": DEMO_VERSION, "subjects": n_subjects, "source": str(work)})
@@ -387,7 +418,7 @@ def _drawn(store, subject: DemoSubject) -> set[tuple[str, str]]:
     row = store.subject_by_code(subject.code)
     planted = {lesion["name"] for lesion in subject.lesions}
     found = subject_segmentations(store, row["id"]) if row else []
-    return {(s["lesion_name"], s["series_modality"]) for s in found if s.get("lesion_name") in planted}
+    return {(s.lesion_name, s.series_modality) for s in found if s.lesion_name in planted}
 
 
 def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
@@ -419,9 +450,9 @@ def _add_lesions(store, subject: DemoSubject, manifest: DemoManifest) -> None:
         if segmentation is None:
             continue
         details = {"lesion_type": lesion["lesion_type"], "bone_character": lesion["bone_character"] or None}
-        row = records.lesion_row(store, segmentation["lesion_id"])
-        if any(row.get(key) != value for key, value in details.items()):
-            records.update_lesion(store, row["id"], details)
+        stored = records.lesion_row(store, segmentation.lesion_id)
+        if any(getattr(stored, key) != value for key, value in details.items()):
+            records.update_lesion(store, stored.id, details)
 
 
 def build_demo_store(

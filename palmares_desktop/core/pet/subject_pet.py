@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core.lesions import next_lesion_name
+from palmares_desktop.core.model import Lesion, Segmentation, Series
 from palmares_desktop.core.pet.bodysize import BodySizeError, lbm_janmahasatian_kg
 from palmares_desktop.core.pet.candidates import CandidateSet, find_candidates
 from palmares_desktop.core.pet.metrics import subject_totals
@@ -40,7 +41,7 @@ from palmares_desktop.core.store import Store, records
 CT_TO_PET_RULE = "CT mask resampled to the PET grid by nearest neighbour: a PET voxel is in when its centre falls in a CT mask voxel"
 
 
-def sul_normalisation(series: dict) -> tuple[float | None, dict]:
+def sul_normalisation(series: Series | dict) -> tuple[float | None, dict]:
     """(sul_ratio, record) from the sex, height and weight in a PET series' stored SUV provenance;
     the ratio is None (and the record says why) when they cannot give a lean body mass."""
     inputs = records.suv_provenance(series).get("inputs") or {}
@@ -65,23 +66,23 @@ def sul_normalisation(series: dict) -> tuple[float | None, dict]:
     return lbm / weight, record
 
 
-def load_pet(store: Store, subject_code: str) -> tuple[dict, dict, PetVolume, sitk.Image]:
-    """(subject row, PET series row, SUV volume, the image) of the subject's most recent PET."""
+def load_pet(store: Store, subject_code: str) -> tuple[dict, Series, PetVolume, sitk.Image]:
+    """(subject row, PET series, SUV volume, the image) of the subject's most recent PET."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise PetToolError(f"There is no subject {subject_code} in this store.")
     series = find_series(store, subject["id"], "PT")
-    if series["units"] != "SUVbw":
+    if series.units != "SUVbw":
         suv = records.suv_provenance(series)
         why = f": {suv['error']}" if suv.get("error") else ""
         raise PetToolError(
-            f"The PET of {subject_code} is not SUV-calibrated (units {series['units'] or 'unknown'}{why}); "
+            f"The PET of {subject_code} is not SUV-calibrated (units {series.units or 'unknown'}{why}); "
             "SUV thresholds cannot be applied to it."
         )
-    path = store.path(series["pixel_path"] or "")
+    path = store.path(series.pixel_path or "")
     if not path.is_file():
         raise PetToolError(
-            f"The PET volume of {subject_code} is missing from the store ({series['pixel_path']})."
+            f"The PET volume of {subject_code} is missing from the store ({series.pixel_path})."
         )
     image = sitk.ReadImage(str(path))
     ratio, record = sul_normalisation(series)
@@ -99,7 +100,7 @@ def reference_region(pet: PetVolume, liver_at=None, blood_pool_at=None) -> Refer
     return None
 
 
-def _save(store, subject, series, image, mask, method, parameters, lesion_name, organ) -> dict:
+def _save(store, subject, series, image, mask, method, parameters, lesion_name, organ) -> Segmentation:
     out = sitk.GetImageFromArray(mask.astype(np.uint8))
     out.CopyInformation(image)
     return add_segmentation(
@@ -111,7 +112,7 @@ def _save(store, subject, series, image, mask, method, parameters, lesion_name, 
         organ=organ,
         method=method,
         parameters=parameters,
-        series_id=series["id"],
+        series_id=series.id,
     )
 
 
@@ -127,31 +128,31 @@ def threshold_lesion(
     seed_mm=None,
     lesion_name: str | None = None,
     organ: str | None = None,
-) -> tuple[dict, ThresholdResult]:
+) -> tuple[Segmentation, ThresholdResult]:
     """Threshold in a region around `at_mm`, saved as the lesion's new PET segmentation version."""
     subject, series, pet, image = load_pet(store, subject_code)
     reference = reference_region(pet, liver_at, blood_pool_at) if rule == "percist" else None
     if rule == "percist" and reference is None:
         rule_threshold(rule)  # raises the sentence saying which reference to place
     result = threshold_in_region(pet, Region(tuple(at_mm), size_mm, shape), rule, reference, seed_mm)
-    row = _save(
+    saved = _save(
         store, subject, series, image, result.mask, result.method, result.parameters, lesion_name, organ
     )
-    return row, result
+    return saved, result
 
 
-def threshold_report(store: Store, subject_code: str, row: dict, result: ThresholdResult) -> dict:
+def threshold_report(store: Store, subject_code: str, seg: Segmentation, result: ThresholdResult) -> dict:
     """What `threshold_lesion` saved, as `palmares pet threshold --json` prints it and the room shows it:
     the metrics at the top level, `kept_existing` when the mask equals a stored version (add_segmentation
     keeps one version per distinct mask)."""
     return {
         "subject": subject_code,
-        "lesion": records.lesion_row(store, row["lesion_id"])["name"],
-        "segmentation_id": row["id"],
-        "version": row["version"],
+        "lesion": records.lesion_row(store, seg.lesion_id).name,
+        "segmentation_id": seg.id,
+        "version": seg.version,
         "method": result.method,
-        "kept_existing": row["method"] != result.method,
-        "kept_method": row["method"],
+        "kept_existing": seg.method != result.method,
+        "kept_method": seg.method,
         **result.metrics.to_dict(),
         "parameters": result.parameters,
     }
@@ -194,8 +195,8 @@ def threshold_lines(report: dict) -> list[str]:
 
 def _stored_reference(store: Store, series_id: str) -> tuple[str, tuple[float, float, float]] | None:
     """(kind, centre) of the reference region the reader last placed for a PERCIST threshold here."""
-    for row in records.segmentations_on_series(store, series_id):
-        reference = records.as_segmentation(row).parameters.get("reference") or {}
+    for seg in records.segmentations_on_series(store, series_id):
+        reference = seg.parameters.get("reference") or {}
         if reference.get("kind") in ("liver", "blood pool"):
             return reference["kind"], tuple(reference["centre_mm"])  # type: ignore[return-value]
     return None
@@ -219,9 +220,7 @@ def subject_candidates(
     subject, series, pet, _ = load_pet(store, subject_code)
     reference, source = None, "given"
     if rule == "percist":
-        stored = (
-            _stored_reference(store, series["id"]) if liver_at is None and blood_pool_at is None else None
-        )
+        stored = _stored_reference(store, series.id) if liver_at is None and blood_pool_at is None else None
         if stored is not None:
             kind, centre = stored
             liver_at, blood_pool_at = (centre, None) if kind == "liver" else (None, centre)
@@ -243,7 +242,7 @@ def accept_candidate(
     rank: int,
     lesion_name: str | None = None,
     organ=None,
-) -> dict:
+) -> Segmentation:
     """Keep candidate `rank` as a lesion (a new PET segmentation version)."""
     subject, series, _, image = load_pet(store, subject_code)
     mask = result.mask_of(rank)  # refuses a rank that is not listed
@@ -255,26 +254,26 @@ def accept_candidate(
 
 # ----------------------------------------------------------------------------- metrics
 def _mask_on_pet(
-    store: Store, lesion: dict, pet_series: dict, image: sitk.Image
+    store: Store, lesion: Lesion, pet_series: Series, image: sitk.Image
 ) -> tuple[np.ndarray, dict] | None:
     """The lesion's mask on the PET grid: its PET segmentation, else its CT one resampled."""
-    pet_version = version_in_use(store, lesion, pet_series["id"])
+    pet_version = version_in_use(store, lesion, pet_series.id)
     if pet_version is not None:
-        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(pet_version["mask_path"])))) > 0
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(pet_version.mask_path)))) > 0
         return mask, {
-            "segmentation_id": pet_version["id"],
-            "version": pet_version["version"],
+            "segmentation_id": pet_version.id,
+            "version": pet_version.version,
             "drawn_on": "PET",
         }
-    for ct in records.series_rows_of_subject(store, pet_series["subject_id"], "CT"):
-        ct_version = version_in_use(store, lesion, ct["id"])
+    for ct in records.series_rows_of_subject(store, pet_series.subject_id, "CT"):
+        ct_version = version_in_use(store, lesion, ct.id)
         if ct_version is None:
             continue
-        ct_mask = sitk.ReadImage(str(store.path(ct_version["mask_path"])))
+        ct_mask = sitk.ReadImage(str(store.path(ct_version.mask_path)))
         resampled = sitk.Resample(
             ct_mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8
         )
-        source = {"segmentation_id": ct_version["id"], "version": ct_version["version"], "drawn_on": "CT"}
+        source = {"segmentation_id": ct_version.id, "version": ct_version.version, "drawn_on": "CT"}
         return sitk.GetArrayFromImage(resampled) > 0, {**source, "resampling": CT_TO_PET_RULE}
     return None
 
@@ -294,14 +293,14 @@ def subject_pet_metrics(store: Store, subject_code: str) -> dict:
             continue
         mask, source = found
         if not mask.any():
-            skipped.append({"name": lesion["name"], "reason": "its CT mask covers no PET voxel centre"})
+            skipped.append({"name": lesion.name, "reason": "its CT mask covers no PET voxel centre"})
             continue
         metrics = pet.metrics(mask, mask_box(mask)).to_dict()
         lesions.append(
             {
-                "name": lesion["name"],
-                "organ": lesion["organ"],
-                "recist_status": lesion.get("recist_status"),
+                "name": lesion.name,
+                "organ": lesion.organ,
+                "recist_status": lesion.recist_status,
                 **metrics,
                 "mask": source,
             }
@@ -309,7 +308,7 @@ def subject_pet_metrics(store: Store, subject_code: str) -> dict:
     totals = subject_totals(lesions)
     return {
         "subject": subject_code,
-        "pet_series_id": series["id"],
+        "pet_series_id": series.id,
         "sul": pet.normalisation,
         "lesions": lesions,
         "skipped": skipped,

@@ -46,6 +46,7 @@ PUBLIC_MODULES = (
     "palmares_desktop.core.placement",
     "palmares_desktop.core.store",
     "palmares_desktop.core.reading_set",
+    "palmares_desktop.core.model",  # the typed objects the store and the reading set hand back
     "palmares_desktop.core.ct.windows",
     "palmares_desktop.core.pet.display",
 )

@@ -16,6 +16,7 @@ from typing import Any
 
 import SimpleITK as sitk
 
+from palmares_desktop.core.model import Segmentation, Series
 from palmares_desktop.core.pet.subject_pet import sul_normalisation
 from palmares_desktop.core.plugins.hookspecs import PluginError, VolumeInput, make_parameters
 from palmares_desktop.core.plugins.manager import Contribution, PluginManager, run_extractor
@@ -44,26 +45,24 @@ def params_sha256(contribution: Contribution, values: dict | None = None) -> str
 
 def _liver_centre(store: Store, series_id: str) -> tuple[float, float, float] | None:
     """The liver sphere the reader last placed on this PET (for PERCIST), if any."""
-    for row in records.segmentations_on_series(store, series_id):
-        reference = records.as_segmentation(row).parameters.get("reference") or {}
+    for seg in records.segmentations_on_series(store, series_id):
+        reference = seg.parameters.get("reference") or {}
         if reference.get("kind") == "liver":
             return tuple(float(v) for v in reference["centre_mm"])  # type: ignore[return-value]
     return None
 
 
-def volume_of(store: Store, segmentation_id: str) -> tuple[VolumeInput, dict, dict]:
-    """(volume with the lesion mask, segmentation row, series row) as a plugin extractor sees them."""
-    seg = chains.segmentation_row(store, segmentation_id)
-    series = records.series_row(store, seg["series_id"])
-    image = sitk.ReadImage(str(store.path(series["pixel_path"] or "")))
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(seg["mask_path"] or "")))) == int(
-        seg["label"] or 1
-    )
-    context: dict[str, Any] = {"units": series.get("units")}
-    if series["modality"] == "PT":
+def volume_of(store: Store, segmentation_id: str) -> tuple[VolumeInput, Segmentation, Series]:
+    """(volume with the lesion mask, segmentation version, series) as a plugin extractor sees them."""
+    seg = chains.segmentation(store, segmentation_id)
+    series = records.series_row(store, seg.series_id)
+    image = sitk.ReadImage(str(store.path(series.pixel_path or "")))
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(seg.mask_path or "")))) == int(seg.label or 1)
+    context: dict[str, Any] = {"units": series.units or None}
+    if series.modality == "PT":
         ratio, record = sul_normalisation(series)
         context.update(sul_ratio=ratio, sul=record, suv_provenance=records.suv_provenance(series))
-        liver = _liver_centre(store, series["id"])
+        liver = _liver_centre(store, series.id)
         if liver is not None:
             context["liver_centre_mm"] = liver
     volume = VolumeInput(
@@ -71,7 +70,7 @@ def volume_of(store: Store, segmentation_id: str) -> tuple[VolumeInput, dict, di
         spacing=tuple(image.GetSpacing()),  # type: ignore[arg-type]
         origin=tuple(image.GetOrigin()),  # type: ignore[arg-type]
         direction=tuple(image.GetDirection()),
-        modality=series["modality"],
+        modality=series.modality,
         mask=mask,
         context=context,
     )
@@ -87,19 +86,19 @@ def compute_plugin_features(
 ) -> dict:
     """The `feature_sets` row of one plugin family for one final segmentation version (reused when
     current and not `force`). A plugin failure is stored with its reason (status 'error')."""
-    seg = chains.segmentation_row(store, segmentation_id)
-    if seg["status"] != "final":
+    seg = chains.segmentation(store, segmentation_id)
+    if not seg.is_final:
         raise PluginError(
             f"The {chains.describe(store, segmentation_id)} has no features until it is finalised."
         )
-    series = records.series_row(store, seg["series_id"])
-    if series["modality"] not in contribution.item.modalities:
+    series = records.series_row(store, seg.series_id)
+    if series.modality not in contribution.item.modalities:
         raise PluginError(
             f"The plugin family {contribution.name} is for {', '.join(contribution.item.modalities)} "
-            f"images, not {series['modality']}."
+            f"images, not {series.modality}."
         )
     sha = params_sha256(contribution, values)
-    inputs = (series["pixel_sha256"] or "", seg["mask_sha256"] or "")
+    inputs = (series.pixel_sha256 or "", seg.mask_sha256 or "")
     if not force:
         existing = records.feature_sets_from(store, segmentation_id, sha, *inputs)
         if existing:
@@ -111,11 +110,11 @@ def compute_plugin_features(
         **result.provenance,
         "store": {
             "segmentation_id": segmentation_id,
-            "segmentation_version": seg["version"],
-            "segmentation_method": seg["method"],
-            "lesion_id": seg["lesion_id"],
-            "series_id": series["id"],
-            "modality": series["modality"],
+            "segmentation_version": seg.version,
+            "segmentation_method": seg.method,
+            "lesion_id": seg.lesion_id,
+            "series_id": series.id,
+            "modality": series.modality,
             "image_sha256": inputs[0],
             "mask_sha256": inputs[1],
         },
@@ -131,9 +130,9 @@ def compute_plugin_features(
             store,
             {
                 "segmentation_id": segmentation_id,
-                "series_id": series["id"],
-                "lesion_id": seg["lesion_id"],
-                "modality": series["modality"],
+                "series_id": series.id,
+                "lesion_id": seg.lesion_id,
+                "modality": series.modality,
                 "params_name": params_name(contribution),
                 "params_sha256": sha,
                 "image_sha256": inputs[0],
@@ -162,6 +161,6 @@ def compute_all_plugin_features(
     rows = []
     for seg in chains.final_for_features(store, latest_only):
         for contribution in contributions:
-            if seg["modality"] in contribution.item.modalities:
-                rows.append(compute_plugin_features(store, seg["id"], contribution))
+            if seg.series_modality in contribution.item.modalities:
+                rows.append(compute_plugin_features(store, seg.id, contribution))
     return rows

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from palmares_desktop.core import modalities
+from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.plugins.hookspecs import PluginError, VolumeInput
 from palmares_desktop.core.plugins.manager import PluginManager, allowed_plugins, run_tool
 
@@ -69,10 +70,10 @@ def plugin_tool_lesion(
     seed_mm=None,
     lesion_name: str | None = None,
     lesion_site: str | None = None,
-) -> tuple[dict, PluginToolResult, dict]:
+) -> tuple[Segmentation, PluginToolResult, dict]:
     """Run the allowed plugin tool `tool_name` ("plugin/name", or the name alone when unambiguous)
     on the subject's CT or PET and save its mask as the lesion's new version (default name
-    'CT lesion N' / 'PET lesion N'). Returns (segmentation row, result, report)."""
+    'CT lesion N' / 'PET lesion N'). Returns (saved segmentation version, result, report)."""
     from palmares_desktop.core.lesions import next_lesion_name
     from palmares_desktop.core.segmentation.lesion_cleanup import save_mask
 
@@ -124,18 +125,18 @@ def plugin_tool_lesion(
     }
     method = f"plugin:{contribution.name}"
     name = lesion_name or next_lesion_name(store, subject["id"], DEFAULT_NAMES[code])
-    row, kept = save_mask(store, subject["code"], series, grid, mask, method, parameters, name, lesion_site)
+    saved, kept = save_mask(store, subject["code"], series, grid, mask, method, parameters, name, lesion_site)
     result = PluginToolResult(mask, method, parameters, _statistics(image, mask, UNITS[code]), kept)
-    return row, result, plugin_tool_report(store, subject_code, row, result)
+    return saved, result, plugin_tool_report(store, subject_code, saved, result)
 
 
-def plugin_tool_report(store, subject_code: str, row: dict, result: PluginToolResult) -> dict:
+def plugin_tool_report(store, subject_code: str, seg: Segmentation, result: PluginToolResult) -> dict:
     """What a plugin tool saved (lesion_cleanup.version_report), with the image numbers inside the
     mask and `sentence`, the lines a reader reads."""
     from palmares_desktop.core.segmentation.lesion_cleanup import version_report
 
     report = version_report(
-        store, subject_code, row, result.kept_existing, result.method, result.parameters, **result.statistics
+        store, subject_code, seg, result.kept_existing, result.method, result.parameters, **result.statistics
     )
     report["sentence"] = " ".join(plugin_tool_lines(report))
     return report

@@ -113,14 +113,14 @@ def plan_item(
     study locked one, else the 'ct'/'pet' preset). Raises RadiomicsLockError when the study
     refuses these parameters.
     """
-    seg = chains.segmentation_row(store, segmentation_id)
-    if seg["status"] != "final":
+    seg = chains.segmentation(store, segmentation_id)
+    if not seg.is_final:
         # A draft changes at every autosave: features are computed once it is finalised.
         raise StoreError(
             f"The {chains.describe(store, segmentation_id)} has no features until it is finalised."
         )
-    series = records.series_row(store, seg["series_id"])
-    modality = series["modality"]
+    series = records.series_row(store, seg.series_id)
+    modality = series.modality
     if preset is None and modality not in DEFAULT_PRESETS:
         raise StoreError(f"There is no study radiomics preset for {modality} images.")
     from palmares_desktop.core.radiomics.params import check_lock
@@ -130,17 +130,17 @@ def plan_item(
     # Recorded beside the features, or raised (RadiomicsLockError) when the study refuses others.
     deviation = check_lock(store, modality, params)
     return WorkItem(
-        segmentation_id=seg["id"],
-        series_id=series["id"],
-        lesion_id=seg["lesion_id"],
+        segmentation_id=seg.id,
+        series_id=series.id,
+        lesion_id=seg.lesion_id,
         modality=modality,
         preset=preset or params.name,
         params=params,
-        image_path=str(store.path(series["pixel_path"] or "")),
-        mask_path=str(store.path(seg["mask_path"] or "")),
-        label=int(seg["label"] or 1),
-        image_sha256=series["pixel_sha256"] or "",
-        mask_sha256=seg["mask_sha256"] or "",
+        image_path=str(store.path(series.pixel_path or "")),
+        mask_path=str(store.path(seg.mask_path or "")),
+        label=int(seg.label or 1),
+        image_sha256=series.pixel_sha256 or "",
+        mask_sha256=seg.mask_sha256 or "",
         deviation=deviation,
     )
 
@@ -160,9 +160,9 @@ def plan_pending(
     """(to compute, already current) over every segmentation version and applicable preset."""
     cache: dict = {}
     pending, current = [], []
-    for row in chains.final_for_features(store, latest_only):
-        for preset in presets_for(row["modality"], presets):
-            item = plan_item(store, row["id"], preset, cache)
+    for seg in chains.final_for_features(store, latest_only):
+        for preset in presets_for(seg.series_modality, presets):
+            item = plan_item(store, seg.id, preset, cache)
             existing = current_feature_set(store, item, include_failed=not retry_failed)
             (current if existing else pending).append(item)
     return pending, current
@@ -253,14 +253,14 @@ def _json_safe(value: Any) -> Any:
 
 def record_outcome(store: Store, item: WorkItem, outcome: Outcome) -> dict:
     """Write one outcome as a new `feature_sets` row (client side: the only SQLite writer)."""
-    seg = chains.segmentation_row(store, item.segmentation_id)
+    seg = chains.segmentation(store, item.segmentation_id)
     provenance = {
         **(outcome.provenance or {}),
         "diagnostics": outcome.diagnostics or {},
         "store": {
             "segmentation_id": item.segmentation_id,
-            "segmentation_version": seg["version"],
-            "segmentation_method": seg["method"],
+            "segmentation_version": seg.version,
+            "segmentation_method": seg.method,
             "lesion_id": item.lesion_id,
             "series_id": item.series_id,
             "modality": item.modality,

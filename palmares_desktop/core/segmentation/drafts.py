@@ -18,7 +18,7 @@ from palmares_desktop.core.modalities import display_of
 from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.segmentation.geometry import check_geometry
 from palmares_desktop.core.segmentation.labelmaps import _lesion, target_of
-from palmares_desktop.core.store import Store, file_sha256, records
+from palmares_desktop.core.store import Store, file_sha256
 from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
@@ -46,7 +46,7 @@ def save_draft(
 
     with store.transaction():
         lesion = _lesion(store, subject, lesion_name, organ)
-        current = chains.draft(store, lesion.id, series["id"])
+        current = chains.draft(store, lesion.id, series.id)
         seg_id = current.id if current else new_id()
         # Each save writes a new file (never over the committed one): a kill between the rename and
         # COMMIT then leaves the old row with its old, intact mask, and the new file as an orphan.
@@ -57,7 +57,7 @@ def save_draft(
         try:
             fields = {
                 "lesion_id": lesion.id,
-                "series_id": series["id"],
+                "series_id": series.id,
                 "method": method,
                 "parameters": parameters,
                 "mask_path": relative,
@@ -69,31 +69,31 @@ def save_draft(
             }
             if current is None:
                 fields["id"] = seg_id
-            row = chains.write_draft(store, fields)
+            saved = chains.write_draft(store, fields)
             publish(staging, target)  # last step: a failure rolls the row back with it
         except BaseException:
             discard(staging)
             raise
     if current is not None:
         discard(store.path(current.mask_path))  # after COMMIT; if killed first, reopening removes it
-    return records.as_segmentation(row)
+    return saved
 
 
 def finalize(store: Store, draft_id: str) -> Segmentation:
     """The draft becomes its chain's next final version (or, unchanged since the latest final version,
     is dropped and that version returned)."""
-    draft_row = chains.segmentation_row(store, draft_id)
-    row = chains.finalize(store, draft_id)
-    if row["id"] != draft_id:
-        discard(store.path(draft_row["mask_path"]))
-    return records.as_segmentation(row)
+    draft = chains.segmentation(store, draft_id)
+    final = chains.finalize(store, draft_id)
+    if final.id != draft_id:
+        discard(store.path(draft.mask_path))
+    return final
 
 
 def discard_draft(store: Store, draft_id: str) -> None:
     """Throw the draft away (the chain's final versions stay)."""
-    draft_row = chains.segmentation_row(store, draft_id)
+    draft = chains.segmentation(store, draft_id)
     chains.discard_draft(store, draft_id)
-    discard(store.path(draft_row["mask_path"]))
+    discard(store.path(draft.mask_path))
 
 
 def reader_draft(store: Store, lesion_id: str, series_id: str) -> Segmentation | None:
@@ -107,23 +107,23 @@ def reader_draft(store: Store, lesion_id: str, series_id: str) -> Segmentation |
     return draft if latest is None or draft.version > latest.version else None
 
 
-def unsaved_drafts(store: Store, subject_id: str) -> list[dict]:
-    """The current reader's drafts of the subject that editing would resume (rows with lesion_name and
+def unsaved_drafts(store: Store, subject_id: str) -> list[Segmentation]:
+    """The current reader's drafts of the subject that editing would resume (with lesion_name and
     series_modality): work autosaved but never saved or cancelled, e.g. before a crash. Empty without
     a reader."""
     if store.reader is None:
         return []
-    rows = chains.drafts_of_subject(store, subject_id, store.reader.id)
-    return [r for r in rows if reader_draft(store, r["lesion_id"], r["series_id"]) is not None]
+    drafts = chains.drafts_of_subject(store, subject_id, store.reader.id)
+    return [d for d in drafts if reader_draft(store, d.lesion_id, d.series_id) is not None]
 
 
-def drafts_sentence(drafts: list[dict]) -> str | None:
+def drafts_sentence(drafts: list[Segmentation]) -> str | None:
     """One sentence offering the drafts back in the room, None when there are none."""
     if not drafts:
         return None
     names = ", ".join(
-        f"{d['lesion_name']} ({display_of(d['series_modality'])}, "
-        f"begun {str(d.get('created_at') or '')[:16].replace('T', ' ')})"
+        f"{d.lesion_name} ({display_of(d.series_modality)}, "
+        f"begun {str(d.created_at or '')[:16].replace('T', ' ')})"
         for d in drafts
     )
     return (

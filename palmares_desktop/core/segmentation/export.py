@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from palmares_desktop.core.model import Lesion, Segmentation, Series
 from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation.geometry import Grid, SegmentationError
 from palmares_desktop.core.store import Store, records
@@ -45,21 +46,21 @@ def _slug(text: str) -> str:
 
 def subject_masks(
     store: Store, subject_code: str, lesion_name: str | None = None
-) -> list[tuple[dict, dict, dict]]:
+) -> list[tuple[Series, Lesion, Segmentation]]:
     """(series, lesion, segmentation version) for each lesion's latest final version on each series."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise SegmentationError(f"There is no subject {subject_code} in this store.")
     lesions = records.lesions_of_subject(store, subject["id"])
     if lesion_name is not None:
-        lesions = [x for x in lesions if x["name"] == lesion_name]
+        lesions = [x for x in lesions if x.name == lesion_name]
         if not lesions:
             raise SegmentationError(f"{subject_code} has no lesion named {lesion_name!r}.")
     out = []
     for modality in ("CT", "PT"):
         for series in records.series_rows_of_subject(store, subject["id"], modality):
             for lesion in lesions:
-                version = version_in_use(store, lesion, series["id"])
+                version = version_in_use(store, lesion, series.id)
                 if version is not None:
                     out.append((series, lesion, version))
     if not out:
@@ -69,15 +70,15 @@ def subject_masks(
 
 def _entry(series, lesion, version) -> dict:
     return {
-        "series_id": series["id"],
-        "modality": series["modality"],
-        "lesion": lesion["name"],
-        "organ": lesion["organ"],
-        "version": version["version"],
-        "segmentation_id": version["id"],
-        "method": version["method"],
-        "parameters": dict(records.as_segmentation(version).parameters.values),
-        "voxel_count": version["voxel_count"],
+        "series_id": series.id,
+        "modality": series.modality,
+        "lesion": lesion.name,
+        "organ": lesion.organ,
+        "version": version.version,
+        "segmentation_id": version.id,
+        "method": version.method,
+        "parameters": version.parameters.as_dict(),
+        "voxel_count": version.voxel_count,
     }
 
 
@@ -98,10 +99,10 @@ def export_subject(
     if fmt == "seg":
         by_series: dict[str, list] = {}
         for series, lesion, version in items:
-            by_series.setdefault(series["id"], []).append((series, lesion, version))
+            by_series.setdefault(series.id, []).append((series, lesion, version))
         for group in by_series.values():
             series = group[0][0]
-            path = out / f"{subject_code}_{_MODALITY_WORD[series['modality']]}_lesions.seg.dcm"
+            path = out / f"{subject_code}_{_MODALITY_WORD[series.modality]}_lesions.seg.dcm"
             _write_seg(store, group, path)
             written.append(path)
             for number, (s, lesion, version) in enumerate(group, start=1):
@@ -109,10 +110,8 @@ def export_subject(
     else:
         suffix = ".nii.gz" if fmt == "nifti" else ".nrrd"
         for series, lesion, version in items:
-            image = sitk.ReadImage(str(store.path(version["mask_path"])))
-            path = (
-                out / f"{subject_code}_{_MODALITY_WORD[series['modality']]}_{_slug(lesion['name'])}{suffix}"
-            )
+            image = sitk.ReadImage(str(store.path(version.mask_path)))
+            path = out / f"{subject_code}_{_MODALITY_WORD[series.modality]}_{_slug(lesion.name)}{suffix}"
             sitk.WriteImage(sitk.Cast(image > 0, sitk.sitkUInt8), str(path), useCompression=True)
             written.append(path)
             manifest.append({**_entry(series, lesion, version), "file": path.name, "label": 1})
@@ -123,15 +122,15 @@ def export_subject(
 
 
 # ----------------------------------------------------------------------------------------- SEG
-def _source_datasets(store: Store, series: dict, grid: Grid) -> list:
+def _source_datasets(store: Store, series: Series, grid: Grid) -> list:
     """The series' DICOM copies in the store, ordered as the volume's slices (k = 0, 1, ...)."""
     import pydicom
 
-    folder = store.path(f"dicom/{series['id']}")
+    folder = store.path(f"dicom/{series.id}")
     files = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
     if not files:
         raise SegmentationError(
-            f"The DICOM copies of the {_MODALITY_WORD[series['modality']]} series are not in the store "
+            f"The DICOM copies of the {_MODALITY_WORD[series.modality]} series are not in the store "
             f"({folder.name}); a DICOM SEG must reference them."
         )
     by_slice: dict[int, object] = {}
@@ -141,23 +140,23 @@ def _source_datasets(store: Store, series: dict, grid: Grid) -> list:
         by_slice[k] = ds
     if sorted(by_slice) != list(range(grid.size[2])):
         raise SegmentationError(
-            f"The DICOM copies of the {_MODALITY_WORD[series['modality']]} series do not match its volume "
+            f"The DICOM copies of the {_MODALITY_WORD[series.modality]} series do not match its volume "
             f"({len(by_slice)} positions for {grid.size[2]} slices)."
         )
     return [by_slice[k] for k in range(grid.size[2])]
 
 
-def _description(number: int, lesion: dict, version: dict):
+def _description(number: int, lesion: Lesion, version: Segmentation):
     import highdicom as hd
 
     from palmares_desktop import __version__
 
-    site = SITE_CODES.get((lesion["organ"] or "").strip().lower())
+    site = SITE_CODES.get((lesion.organ or "").strip().lower())
     regions = [hd.sr.CodedConcept(site[0], "SCT", site[1])] if site else None
-    tool = (version["method"] or "").startswith(("PET threshold", "PET whole-body"))
+    tool = (version.method or "").startswith(("PET threshold", "PET whole-body"))
     return hd.seg.SegmentDescription(
         segment_number=number,
-        segment_label=lesion["name"][:64],
+        segment_label=lesion.name[:64],
         segmented_property_category=hd.sr.CodedConcept(
             "49755003", "SCT", "Morphologically Altered Structure"
         ),
@@ -169,14 +168,14 @@ def _description(number: int, lesion: dict, version: dict):
         ),
         algorithm_identification=(
             hd.AlgorithmIdentificationSequence(
-                name=f"PALMARES {version['method']}"[:64],
+                name=f"PALMARES {version.method}"[:64],
                 version=__version__,
                 family=hd.sr.CodedConcept("113076", "DCM", "Segmentation"),
             )
             if tool
             else None
         ),
-        tracking_id=f"{lesion['name']} v{version['version']}"[:64],
+        tracking_id=f"{lesion.name} v{version.version}"[:64],
         tracking_uid=hd.UID(),
         anatomic_regions=regions,
     )
@@ -186,11 +185,11 @@ def _write_seg(store: Store, group: list, path: Path) -> None:
     import highdicom as hd
 
     series = group[0][0]
-    grid = Grid.from_file(store.path(series["pixel_path"]))
+    grid = Grid.from_file(store.path(series.pixel_path))
     sources = _source_datasets(store, series, grid)
     masks = []
     for _, _, version in group:
-        image = sitk.ReadImage(str(store.path(version["mask_path"])))
+        image = sitk.ReadImage(str(store.path(version.mask_path)))
         masks.append(sitk.GetArrayFromImage(image) > 0)  # (z, y, x) = (frame, row, column)
     pixels = np.stack(masks, axis=-1).astype(np.uint8)
     with warnings.catch_warnings():
@@ -219,5 +218,5 @@ def _segmentation(hd, sources, pixels, group, series):
         software_versions=__version__,
         device_serial_number="none",
         content_label="LESIONS",
-        content_description=f"Lesion segmentations on the {_MODALITY_WORD[series['modality']]}"[:64],
+        content_description=f"Lesion segmentations on the {_MODALITY_WORD[series.modality]}"[:64],
     )

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core import modalities
-from palmares_desktop.core.model import Lesion
+from palmares_desktop.core.model import Lesion, Segmentation, Series
 from palmares_desktop.core.segmentation.geometry import (
     GeometryMismatchError,
     Grid,
@@ -308,7 +308,7 @@ def _normalise_modality(modality: str) -> str:
     return code
 
 
-def find_series(store: Store, subject_id: str, modality: str, series_id: str | None = None) -> dict:
+def find_series(store: Store, subject_id: str, modality: str, series_id: str | None = None) -> Series:
     """The subject's series of that modality: the given one, or the one core/series_choice.py picks."""
     from palmares_desktop.core.series_choice import SeriesChoiceError, choose_series
 
@@ -322,7 +322,7 @@ def find_series(store: Store, subject_id: str, modality: str, series_id: str | N
         raise SegmentationError(
             f"{subject} has no {MODALITY_NAMES[modality]} series in this store; import it first."
         )
-    return records.series_row(store, choice.chosen.id)
+    return choice.chosen
 
 
 def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> Lesion:
@@ -341,12 +341,12 @@ def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> Lesion
 
 
 def _check_same_scan(
-    store: Store, label_map: LabelMap, series: dict, subject_code: str, image_name: str
+    store: Store, label_map: LabelMap, series: Series, subject_code: str, image_name: str
 ) -> None:
     """A DICOM SEG names the frame of reference it was drawn on: refuse one from another scan or
     patient even when its grid happens to match (demo subjects, for one, share a CT grid). The SEG
     may reference the original scan (made before import) or the de-identified copy."""
-    seg_for, series_for = label_map.frame_of_reference_uid, series.get("frame_of_reference_uid")
+    seg_for, series_for = label_map.frame_of_reference_uid, series.frame_of_reference_uid
     if not seg_for or not series_for or seg_for == series_for:
         return
     from palmares_desktop.core.dicom.deid import pseudonymous_uid
@@ -362,16 +362,16 @@ def _check_same_scan(
 
 
 def target_of(store: Store, subject_code: str, modality: str, series_id: str | None = None):
-    """(subject, series row, image name, grid) a new mask of the subject's CT or PET must lie on."""
+    """(subject, series, image name, grid) a new mask of the subject's CT or PET must lie on."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise SegmentationError(f"There is no subject {subject_code} in this store.")
     series = find_series(store, subject["id"], modality, series_id)
-    image_name = MODALITY_NAMES[series["modality"]]
-    volume = store.path(series["pixel_path"] or "")
-    if not series["pixel_path"] or not volume.is_file():
+    image_name = MODALITY_NAMES[series.modality]
+    volume = store.path(series.pixel_path or "")
+    if not series.pixel_path or not volume.is_file():
         raise SegmentationError(
-            f"The {image_name} volume of {subject_code} is missing from the store ({series['pixel_path']})."
+            f"The {image_name} volume of {subject_code} is missing from the store ({series.pixel_path})."
         )
     return subject, series, image_name, Grid.from_file(volume)
 
@@ -387,10 +387,10 @@ def add_segmentation(
     method: str = "imported",
     parameters: Mapping[str, Any] | None = None,
     series_id: str | None = None,
-) -> dict:
+) -> Segmentation:
     """Add one label of `mask` as a new segmentation version of a subject's CT or PET lesion.
 
-    Returns the `segmentations` row. The mask must sit on the series' voxel grid. The lesion is
+    Returns the saved version. The mask must sit on the series' voxel grid. The lesion is
     found by name (created if new; default: the SEG segment's label, else 'mask <sha8> label N').
     Adding a mask identical to the lesion's latest version on that series returns that version.
     """
@@ -427,16 +427,16 @@ def add_segmentation(
         mask_sha = file_sha256(target)
         with store.transaction():
             lesion = _lesion(store, subject, lesion_name, organ)
-            previous = chains.latest_final(store, lesion.id, series["id"])
+            previous = chains.latest_final(store, lesion.id, series.id)
             if previous and previous.mask_sha256 == mask_sha:
                 target.unlink()
-                return chains.segmentation_row(store, previous.id)
-            row = chains.add_final(
+                return previous
+            saved = chains.add_final(
                 store,
                 {
                     "id": seg_id,
                     "lesion_id": lesion.id,
-                    "series_id": series["id"],
+                    "series_id": series.id,
                     "method": method,
                     "parameters": parameters,
                     "mask_path": relative,
@@ -451,5 +451,5 @@ def add_segmentation(
     except BaseException:
         discard(target, final)
         raise
-    log.info("segmentation %s v%s of lesion %s: %d voxels", seg_id, row["version"], lesion_name, voxels)
-    return row
+    log.info("segmentation %s v%s of lesion %s: %d voxels", seg_id, saved.version, lesion_name, voxels)
+    return saved

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core import modalities
+from palmares_desktop.core.model import Lesion, Segmentation, Series
 from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation import cleanup
 from palmares_desktop.core.segmentation.cleanup import CleanupError
@@ -53,53 +54,51 @@ class CleanResult:
 def save_mask(
     store: Store,
     subject_code: str,
-    series: dict,
+    series: Series,
     grid: Grid,
     mask: np.ndarray,
     method: str,
     parameters: dict,
     lesion_name: str,
     organ: str | None = None,
-) -> tuple[dict, bool]:
+) -> tuple[Segmentation, bool]:
     """Save `mask` ((z, y, x) on `grid`) as the current reader's next final version of the lesion on
-    `series`; returns (row, kept) where `kept` says the mask equals that reader's latest version,
+    `series`; returns (version, kept) where `kept` says the mask equals that reader's latest version,
     which add_segmentation keeps instead of adding a copy."""
     subject = store.subject_by_code(subject_code)
     lesion = records.lesion_named(store, subject["id"], lesion_name) if subject else None
-    before = (
-        {v["id"] for v in records.segmentation_versions(store, lesion.id, series["id"])} if lesion else set()
-    )
+    before = {v.id for v in records.segmentation_versions(store, lesion.id, series.id)} if lesion else set()
     image = grid.apply_to(sitk.GetImageFromArray(np.asarray(mask, dtype=np.uint8)))
-    row = add_segmentation(
+    saved = add_segmentation(
         store,
         subject_code,
-        series["modality"],
+        series.modality,
         image,
         lesion_name=lesion_name,
         organ=organ,
         method=method,
         parameters=parameters,
-        series_id=series["id"],
+        series_id=series.id,
     )
-    return row, row["id"] in before
+    return saved, saved.id in before
 
 
 def version_report(
-    store: Store, subject_code: str, row: dict, kept: bool, method: str, parameters: dict, **extra
+    store: Store, subject_code: str, seg: Segmentation, kept: bool, method: str, parameters: dict, **extra
 ) -> dict:
     """What a tool saved, as the commands print it with --json and the room shows it."""
-    series = records.series_row(store, row["series_id"])
+    series = records.series_row(store, seg.series_id)
     return {
         "subject": subject_code,
-        "lesion": records.lesion_row(store, row["lesion_id"])["name"],
-        "modality": modalities.word_of(series["modality"]),
-        "segmentation_id": row["id"],
-        "version": row["version"],
-        "voxel_count": row["voxel_count"],
-        "volume_ml": row["volume_ml"],
+        "lesion": records.lesion_row(store, seg.lesion_id).name,
+        "modality": modalities.word_of(series.modality),
+        "segmentation_id": seg.id,
+        "version": seg.version,
+        "voxel_count": seg.voxel_count,
+        "volume_ml": seg.volume_ml,
         "method": method,
         "kept_existing": kept,
-        "kept_method": row["method"],
+        "kept_method": seg.method,
         **extra,
         "parameters": parameters,
     }
@@ -122,24 +121,24 @@ def saved_sentence(report: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
-def lesion_of(store: Store, subject: dict, name: str) -> dict:
+def lesion_of(store: Store, subject: dict, name: str) -> Lesion:
     """The subject's lesion called `name`, or a refusal naming the lesions there are."""
     lesion = records.lesion_named(store, subject["id"], name)
     if lesion is None:
-        names = [row["name"] for row in records.lesions_of_subject(store, subject["id"])]
+        names = [x.name for x in records.lesions_of_subject(store, subject["id"])]
         known = f"its lesions are {', '.join(repr(n) for n in names)}" if names else "it has no lesion yet"
         raise CleanupError(f"{subject['code']} has no lesion {name!r}; {known}.")
-    return records.lesion_row(store, lesion.id)
+    return lesion
 
 
-def _other_series_words(store: Store, lesion: dict, series: dict) -> str:
+def _other_series_words(store: Store, lesion: Lesion, series: Series) -> str:
     """Where else the lesion is drawn, for a refusal: ' (it is drawn on another grid: PET)'."""
     elsewhere = [
         modalities.display_of(code)
         for code in ("CT", "PT")
         if any(
-            other["id"] != series["id"] and version_in_use(store, lesion, other["id"]) is not None
-            for other in records.series_rows_of_subject(store, lesion["subject_id"], code)
+            other.id != series.id and version_in_use(store, lesion, other.id) is not None
+            for other in records.series_rows_of_subject(store, lesion.subject_id, code)
         )
     ]
     if not elsewhere:
@@ -148,27 +147,27 @@ def _other_series_words(store: Store, lesion: dict, series: dict) -> str:
 
 
 def mask_in_use(
-    store: Store, lesion: dict, series: dict, grid: Grid, subject_code: str
-) -> tuple[np.ndarray, dict]:
-    """(mask (z, y, x) bool, version row) of the lesion's version in use on `series`."""
-    image = modalities.display_of(series["modality"])
-    version = version_in_use(store, lesion, series["id"])
+    store: Store, lesion: Lesion, series: Series, grid: Grid, subject_code: str
+) -> tuple[np.ndarray, Segmentation]:
+    """(mask (z, y, x) bool, version) of the lesion's version in use on `series`."""
+    image = modalities.display_of(series.modality)
+    version = version_in_use(store, lesion, series.id)
     if version is None:
         raise CleanupError(
-            f"Lesion {lesion['name']!r} of {subject_code} has no final {image} segmentation on this "
+            f"Lesion {lesion.name!r} of {subject_code} has no final {image} segmentation on this "
             f"series{_other_series_words(store, lesion, series)}."
         )
-    path = store.path(version["mask_path"])
+    path = store.path(version.mask_path)
     if not path.is_file():
         raise CleanupError(
-            f"The mask of lesion {lesion['name']!r} (version {version['version']}) is missing from the store "
-            f"({version['mask_path']})."
+            f"The mask of lesion {lesion.name!r} (version {version.version}) is missing from the store "
+            f"({version.mask_path})."
         )
     stored = sitk.ReadImage(str(path))
     problems = grid_mismatch(stored, grid)
     if problems:
         raise CleanupError(
-            f"The {image} mask of lesion {lesion['name']!r} is not on the {image}'s grid ({'; '.join(problems)})."
+            f"The {image} mask of lesion {lesion.name!r} is not on the {image}'s grid ({'; '.join(problems)})."
         )
     return sitk.GetArrayFromImage(stored) > 0, version
 
@@ -180,18 +179,18 @@ def combinable_lesions(store: Store, subject_code: str, lesion_name: str, series
     if subject is None:
         return []
     return [
-        row["name"]
-        for row in records.lesions_of_subject(store, subject["id"])
-        if row["name"] != lesion_name and version_in_use(store, row, series_id) is not None
+        lesion.name
+        for lesion in records.lesions_of_subject(store, subject["id"])
+        if lesion.name != lesion_name and version_in_use(store, lesion, series_id) is not None
     ]
 
 
-def _no_other_words(store: Store, subject: dict, lesion: dict, series: dict) -> str:
+def _no_other_words(store: Store, subject: dict, lesion: Lesion, series: Series) -> str:
     """Which lesions could be named, for the refusal of a union / intersect / subtract without one."""
-    names = combinable_lesions(store, subject["code"], lesion["name"], series["id"])
+    names = combinable_lesions(store, subject["code"], lesion.name, series.id)
     if names:
         return f"one of {', '.join(repr(n) for n in names)}"
-    image = modalities.display_of(series["modality"])
+    image = modalities.display_of(series.modality)
     return f"{subject['code']} has no other lesion with a final {image} segmentation on this series"
 
 
@@ -225,11 +224,11 @@ def clean_lesion(
     per_slice: bool = False,
     min_ml: float | None = None,
     series_id: str | None = None,
-) -> tuple[dict, CleanResult]:
+) -> tuple[Segmentation, CleanResult]:
     """Apply `operation` (one of OPERATIONS) to the lesion's version in use on the subject's CT or PET
     (`modality`: ct / pet) and save the next version. `mm` for grow / shrink; `other_lesion` for union /
     intersect / subtract (its version in use on the same series); `per_slice` for fill-holes; `min_ml`
-    for remove-islands (default: keep the largest part). Returns (row, result); `version_report`
+    for remove-islands (default: keep the largest part). Returns (saved version, result); `version_report`
     gives what the command prints."""
     if operation not in OPERATIONS:
         raise CleanupError(f"The clean-up {operation!r} is not one of {', '.join(OPERATIONS)}.")
@@ -239,9 +238,9 @@ def clean_lesion(
     spacing = tuple(float(s) for s in grid.spacing[::-1])
     parameters: dict[str, Any] = {
         "operation": operation,
-        "from_segmentation_id": version["id"],
-        "from_version": version["version"],
-        "from_method": version["method"],
+        "from_segmentation_id": version.id,
+        "from_version": version.version,
+        "from_method": version.method,
         "from_voxel_count": int(mask.sum()),
         "connectivity": "26 (faces, edges and corners)",
     }
@@ -273,31 +272,31 @@ def clean_lesion(
             raise CleanupError(
                 f"To {operation} lesions, name the other lesion ({_no_other_words(store, subject, lesion, series)})."
             )
-        if other_lesion == lesion["name"]:
+        if other_lesion == lesion.name:
             raise CleanupError(f"Lesion {other_lesion!r} cannot be combined with itself.")
         other = lesion_of(store, subject, other_lesion)
         other_mask, other_version = mask_in_use(store, other, series, grid, subject_code)
         parameters.update(
-            other_lesion=other["name"],
-            other_segmentation_id=other_version["id"],
-            other_version=other_version["version"],
+            other_lesion=other.name,
+            other_segmentation_id=other_version.id,
+            other_version=other_version.version,
         )
         out = cleanup.combine(mask, other_mask, _COMBINE[operation])
     method = _method(operation, mm, other_lesion, per_slice, min_ml)
     if not out.any():
         raise CleanupError(
-            f"{method[len('clean-up: ') :].capitalize()} leaves lesion {lesion['name']!r} with no voxel; "
+            f"{method[len('clean-up: ') :].capitalize()} leaves lesion {lesion.name!r} with no voxel; "
             "nothing was saved."
         )
-    row, kept = save_mask(store, subject_code, series, grid, out, method, parameters, lesion["name"])
+    saved, kept = save_mask(store, subject_code, series, grid, out, method, parameters, lesion.name)
     unchanged = bool(np.array_equal(out, mask))
-    return row, CleanResult(out, method, parameters, int(mask.sum()), kept, unchanged)
+    return saved, CleanResult(out, method, parameters, int(mask.sum()), kept, unchanged)
 
 
 def cleanup_sentence(store: Store, report: dict) -> str:
     """One sentence on a `clean_report`: the operation, voxels and mL before → after, what was saved."""
     p = report["parameters"]
-    before = chains.segmentation_row(store, p["from_segmentation_id"])
+    before = chains.segmentation(store, p["from_segmentation_id"])
     image = modalities.display_of(report["modality"])
     if report["kept_existing"]:
         saved = f"the same mask as {image} segmentation version {report['version']}, kept as it is"
@@ -308,7 +307,7 @@ def cleanup_sentence(store: Store, report: dict) -> str:
     return (
         f"{report['subject']} lesion {report['lesion']!r}, {report['method'][len('clean-up: ') :]}: "
         f"{p['from_voxel_count']} → {report['voxel_count']} voxels "
-        f"({before['volume_ml']:.2f} → {report['volume_ml']:.2f} mL), {saved}."
+        f"({before.volume_ml:.2f} → {report['volume_ml']:.2f} mL), {saved}."
     )
 
 
@@ -326,12 +325,12 @@ def clean_lines(store: Store, report: dict) -> list[str]:
     return lines
 
 
-def clean_report(store: Store, subject_code: str, row: dict, result: CleanResult) -> dict:
+def clean_report(store: Store, subject_code: str, seg: Segmentation, result: CleanResult) -> dict:
     """`version_report` of a clean-up, with the voxel count before it."""
     return version_report(
         store,
         subject_code,
-        row,
+        seg,
         result.kept_existing,
         result.method,
         result.parameters,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides.cells import MEASUREMENTS, CellParams, detect_cells
 from palmares_desktop.core.slides.detections import Detections, pack_tiles, unpack
 from palmares_desktop.core.slides.measure import slide_stains, versions
@@ -29,14 +30,14 @@ def _stamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def tissue(store, slide: dict, path: str | Path, params: TissueParams = TissueParams()) -> dict:
+def tissue(store, slide: Slide, path: str | Path, params: TissueParams = TissueParams()) -> dict:
     """Detect the tissue outline and save it as one editable annotation named 'Tissue'."""
     info = open_slide(path)
     found = detect_tissue(path, info, params)
     if found.geometry.is_empty:
-        raise SlideError(f"No tissue was found on slide {slide['display_name']} (it looks like bare glass).")
+        raise SlideError(f"No tissue was found on slide {slide.display_name} (it looks like bare glass).")
     provenance = {
-        "slide_sha256": slide["sha256"],
+        "slide_sha256": slide.sha256,
         "versions": versions(),
         "computed_at": _stamp(),
         **found.to_dict(),
@@ -49,10 +50,10 @@ def tissue(store, slide: dict, path: str | Path, params: TissueParams = TissuePa
     return {"annotation_id": annotation_id, **found.to_dict()}
 
 
-def _regions(store, slide: dict, annotation_ids=None, classification: str | None = None) -> list[dict]:
+def _regions(store, slide: Slide, annotation_ids=None, classification: str | None = None) -> list[dict]:
     objects = [  # regions only: cell points have no area to detect in
         o
-        for o in repo.annotations_of(store, slide["id"], kind="annotation")
+        for o in repo.annotations_of(store, slide.id, kind="annotation")
         if o["geometry"].geom_type in ("Polygon", "MultiPolygon")
     ]
     if annotation_ids:
@@ -63,14 +64,14 @@ def _regions(store, slide: dict, annotation_ids=None, classification: str | None
     if not objects:
         what = f"of class {classification}" if classification else "to detect cells in"
         raise SlideError(
-            f"Slide {slide['display_name']} has no annotation {what}: draw or import a region first."
+            f"Slide {slide.display_name} has no annotation {what}: draw or import a region first."
         )
     return objects
 
 
 def cells(
     store,
-    slide: dict,
+    slide: Slide,
     path: str | Path,
     annotation_ids=None,
     classification: str | None = None,
@@ -93,7 +94,7 @@ def cells(
                 "measurement_names": list(MEASUREMENTS),
                 "parameters": params.to_dict(),
                 "provenance": {
-                    "slide_sha256": slide["sha256"],
+                    "slide_sha256": slide.sha256,
                     "stains": stains.to_dict(),
                     "read": read,
                     "versions": versions(),
@@ -121,25 +122,25 @@ def cells(
     return out
 
 
-def detections(store, slide: dict, bbox=None, run_ids=None) -> Detections:
+def detections(store, slide: Slide, bbox=None, run_ids=None) -> Detections:
     """Every stored detection of the slide (or those in `bbox`, level-0 x0, y0, x1, y1), one array set."""
-    runs = {r["id"]: r for r in repo.detection_runs_of(store, slide["id"])}
+    runs = {r["id"]: r for r in repo.detection_runs_of(store, slide.id)}
     parts = []
-    for tile in repo.detection_tiles(store, slide["id"], bbox=bbox, run_ids=run_ids):
+    for tile in repo.detection_tiles(store, slide.id, bbox=bbox, run_ids=run_ids):
         run = runs[tile["run_id"]]
         parts.append(unpack(tile["data"], run["measurement_names"], run["parameters"].get("class_names", [])))
     return Detections.concatenate(parts) if parts else Detections.empty(MEASUREMENTS)
 
 
-def tils(store, slide: dict, pathologist_percent: float | None = None, save: bool = True) -> dict:
+def tils(store, slide: Slide, pathologist_percent: float | None = None, save: bool = True) -> dict:
     """The TILs panel: annotation-based stromal fraction and the nuclei aid; with the pathologist's
     value given, store it (0-100) with the aid beside it."""
-    objects = repo.annotations_of(store, slide["id"], kind="annotation")
+    objects = repo.annotations_of(store, slide.id, kind="annotation")
     found = detections(store, slide)
     if len(found) and "small_round" not in found.measurement_names:
         found = None
     result = stromal_tils(
-        objects, (slide["mpp_x"], slide["mpp_y"]), found if found is not None and len(found) else None
+        objects, (slide.mpp_x, slide.mpp_y), found if found is not None and len(found) else None
     )
     out = {"aid": result.to_dict(), "pathologist_percent": pathologist_percent}
     if pathologist_percent is not None:
@@ -150,13 +151,13 @@ def tils(store, slide: dict, pathologist_percent: float | None = None, save: boo
         if save:
             stored = repo.add_measurement(
                 store,
-                slide["id"],
+                slide.id,
                 None,
                 "tils",
                 {"stromal_tils_percent": float(pathologist_percent), "aid": result.to_dict()},
                 {
                     "rules": "International TILs Working Group 2014 (stromal area, invasive border, exclusions)",
-                    "slide_sha256": slide["sha256"],
+                    "slide_sha256": slide.sha256,
                     "annotations": len(objects),
                     "detections": len(found) if found is not None else 0,
                     "versions": versions(),

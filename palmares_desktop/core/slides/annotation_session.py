@@ -21,6 +21,8 @@ from shapely.ops import split as split_by
 from shapely.validation import make_valid
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.history import UndoHistory
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides.annotations import study_classes
 from palmares_desktop.core.store import slide_objects as repo
 
@@ -126,20 +128,19 @@ class _Change:
 class AnnotationSession:
     """The annotations of one slide, edited through tools, with undo/redo; every change is stored."""
 
-    def __init__(self, store, slide: dict) -> None:
+    def __init__(self, store, slide: Slide) -> None:
         self.store = store
         self.slide = slide
-        self.mpp = (slide.get("mpp_x"), slide.get("mpp_y"))
-        self.width, self.height = int(slide["width"]), int(slide["height"])
+        self.mpp = (slide.mpp_x, slide.mpp_y)
+        self.width, self.height = int(slide.width), int(slide.height)
         self.classes = {c["name"]: tuple(c["colour"]) for c in study_classes()}
-        found = repo.annotations_of(store, slide["id"], kind="annotation")
+        found = repo.annotations_of(store, slide.id, kind="annotation")
         if store.reader is not None:  # a blinded reading round hides the others' work (core/study)
             from palmares_desktop.core.study.rounds import visible_annotations
 
-            found = visible_annotations(store, store.reader.id, slide["subject_id"], found)
+            found = visible_annotations(store, store.reader.id, slide.subject_id, found)
         self.objects: dict[str, dict] = {o["id"]: o for o in found}
-        self._undo: list[_Change] = []
-        self._redo: list[_Change] = []
+        self.history: UndoHistory[_Change] = UndoHistory()  # core's one undo history (core/history.py)
         self._alias: dict[str, str] = {}  # id of a removed-then-restored object -> its id now
 
     # ------------------------------------------------------------------ edits
@@ -259,21 +260,17 @@ class AnnotationSession:
     # ------------------------------------------------------------------- undo
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return self.history.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return self.history.can_redo
 
     def undo(self) -> None:
-        if self._undo:
-            change = self._undo.pop()
-            self._redo.append(self._replay(change, backwards=True))
+        self.history.undo(lambda change: self._replay(change, backwards=True))
 
     def redo(self) -> None:
-        if self._redo:
-            change = self._redo.pop()
-            self._undo.append(self._replay(change, backwards=False))
+        self.history.redo(lambda change: self._replay(change, backwards=False))
 
     def _replay(self, change: _Change, backwards: bool) -> _Change:
         """Remove what the change made (or unmade) and put back the other side; returns the change
@@ -340,8 +337,7 @@ class AnnotationSession:
         return after
 
     def _record(self, change: _Change) -> None:
-        self._undo.append(change)
-        self._redo.clear()
+        self.history.push(change)
 
     # --------------------------------------------------------------- reports
     def class_areas_mm2(self) -> dict[str, float]:

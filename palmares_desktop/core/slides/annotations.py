@@ -19,6 +19,7 @@ import yaml
 from shapely.geometry import mapping, shape
 
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.paths import RESOURCES_DIR
 from palmares_desktop.core.slides.detections import Detections
 
@@ -171,7 +172,7 @@ def detections_of(objects: list[SlideObject]) -> tuple[Detections, list]:
     return found, colors
 
 
-def save_objects(store, slide: dict, objects: list[SlideObject], method: str = "qupath-geojson") -> int:
+def save_objects(store, slide: Slide, objects: list[SlideObject], method: str = "qupath-geojson") -> int:
     """Store objects for a slide (level-0 pixels); returns how many. Annotations (and detections that
     cannot be packed: holes, multi-part) become annotation rows with their QuPath properties kept;
     detections become one packed detection run (classes and numeric measurements kept)."""
@@ -217,12 +218,12 @@ def save_objects(store, slide: dict, objects: list[SlideObject], method: str = "
     return len(rows) + len(packed)
 
 
-def load_objects(store, slide: dict, bbox=None) -> list[SlideObject]:
+def load_objects(store, slide: Slide, bbox=None) -> list[SlideObject]:
     """The slide's annotation rows (level-0 pixels), all or those whose box meets `bbox` (x0, y0, x1, y1)."""
     from palmares_desktop.core.store.slide_objects import annotations_of
 
     out = []
-    for o in annotations_of(store, slide["id"], bbox=bbox):
+    for o in annotations_of(store, slide.id, bbox=bbox):
         extra = {k: v for k, v in o["measurements"].items() if k not in ("mpp", "properties")}
         props = dict(o["measurements"].get("properties") or {})
         out.append(
@@ -253,16 +254,16 @@ def detection_features(found: Detections, class_colors: list | None = None) -> l
     return features
 
 
-def export_slide(store, slide: dict, detections: bool = True) -> dict:
+def export_slide(store, slide: Slide, detections: bool = True) -> dict:
     """The slide's annotations and (optionally) detections as one QuPath-compatible FeatureCollection."""
     from palmares_desktop.core.slides.detections import unpack
     from palmares_desktop.core.store.slide_objects import detection_runs_of, detection_tiles
 
     collection = export_geojson(load_objects(store, slide))
     if detections:
-        runs = {r["id"]: r for r in detection_runs_of(store, slide["id"])}
+        runs = {r["id"]: r for r in detection_runs_of(store, slide.id)}
         for run_id, run in runs.items():
-            tiles = detection_tiles(store, slide["id"], run_ids=[run_id])
+            tiles = detection_tiles(store, slide.id, run_ids=[run_id])
             classes = run["parameters"].get("class_names", [])
             if not classes and run.get("classification"):
                 classes = [run["classification"]]

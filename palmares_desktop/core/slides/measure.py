@@ -25,6 +25,7 @@ import numpy as np
 import shapely
 import skimage
 
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides.reader import SlideError, SlideInfo, require_mpp
 from palmares_desktop.core.slides.regions import read_at, region_of
 from palmares_desktop.core.slides.stain import StainVectors, deconvolve, macenko
@@ -177,7 +178,7 @@ def measure_geometry(
 
 
 def measure_annotations(
-    store, slide: dict, path: str | Path, annotation_ids=None, radiomics: bool = True
+    store, slide: Slide, path: str | Path, annotation_ids=None, radiomics: bool = True
 ) -> list[Measured]:
     """Measure the slide's annotations (all, or those ids) and store each kind with its provenance."""
     from palmares_desktop.core.slides.reader import open_slide
@@ -186,22 +187,22 @@ def measure_annotations(
     info = open_slide(path)
     objects = [  # regions only: a cell point has no area, stain or texture
         o
-        for o in annotations_of(store, slide["id"], kind="annotation")
+        for o in annotations_of(store, slide.id, kind="annotation")
         if o["geometry"].geom_type in ("Polygon", "MultiPolygon")
     ]
     if annotation_ids is not None:
         wanted = set(annotation_ids)
         objects = [o for o in objects if o["id"] in wanted]
     if not objects:
-        raise SlideError(f"Slide {slide['display_name']} has no annotation to measure.")
+        raise SlideError(f"Slide {slide.display_name} has no annotation to measure.")
     stains = slide_stains(path, info)
     results = []
     with store.transaction():
         for obj in objects:
             measured = measure_geometry(
-                path, info, obj["geometry"], stains, slide["sha256"], obj["id"], radiomics
+                path, info, obj["geometry"], stains, slide.sha256, obj["id"], radiomics
             )
             for kind, values in measured.values.items():
-                add_measurement(store, slide["id"], obj["id"], kind, values, measured.provenance[kind])
+                add_measurement(store, slide.id, obj["id"], kind, values, measured.provenance[kind])
             results.append(measured)
     return results

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.slides.reader import open_slide
 from palmares_desktop.core.store import records
 from palmares_desktop.core.store.slide_refs import (
     next_display_name,
+    referenced_slide,
     set_slide_location,
     set_slide_size,
-    slide_by_reference,
     slide_location,
     slide_size,
 )
@@ -50,8 +51,8 @@ def slide_fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def register_slide(store: Store, subject_id: str, path: str | Path, stain: str = "HE") -> dict:
-    """Add a slide file to a subject (by subject row id); returns the `slides` row.
+def register_slide(store: Store, subject_id: str, path: str | Path, stain: str = "HE") -> Slide:
+    """Add a slide file to a subject (by subject row id); returns the registered slide.
 
     Raises SlideError when the file is not a usable slide and StoreError for an unknown subject.
     """
@@ -61,7 +62,7 @@ def register_slide(store: Store, subject_id: str, path: str | Path, stain: str =
     fingerprint = slide_fingerprint(path)
     existing = records.slide_with_fingerprint(store, subject_id, fingerprint)
     if existing:
-        set_slide_location(store, existing["id"], path)
+        set_slide_location(store, existing.id, path)
         return existing
     # A slide without MPP is accepted (it can be viewed); measurements in um or mm2 must refuse it.
     row = {
@@ -84,11 +85,11 @@ def register_slide(store: Store, subject_id: str, path: str | Path, stain: str =
         "level_shapes": [list(level) for level in info.levels],
     }
     inserted = records.add_slide_row(store, row, detail)
-    set_slide_location(store, inserted["id"], path)
+    set_slide_location(store, inserted.id, path)
     return inserted
 
 
-def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "HE") -> dict:
+def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "HE") -> Slide:
     """Register a site's slide for an existing subject, by subject code (`palmares slide add`)."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
@@ -96,41 +97,41 @@ def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "H
     return register_slide(store, subject["id"], path, stain)
 
 
-def _locate_hint(store: Store, slide: dict) -> str:
-    return f"palmares slide locate --store {store.root} --slide {slide['id']} --path FILE"
+def _locate_hint(store: Store, slide: Slide) -> str:
+    return f"palmares slide locate --store {store.root} --slide {slide.id} --path FILE"
 
 
-def slide_path(store: Store, slide: dict) -> Path:
+def slide_path(store: Store, slide: Slide) -> Path:
     """Where this site keeps the slide's file; StoreError (saying how to re-link it) when it is not there."""
-    path = slide_location(store, slide["id"])
+    path = slide_location(store, slide.id)
     if path is None:
         raise StoreError(
-            f"The file of slide {slide['display_name']} is not known on this site; link it with "
+            f"The file of slide {slide.display_name} is not known on this site; link it with "
             f"{_locate_hint(store, slide)}."
         )
     if not path.exists():
         raise StoreError(
-            f"The file of slide {slide['display_name']} is no longer at {path}; if it was moved, re-link it "
+            f"The file of slide {slide.display_name} is no longer at {path}; if it was moved, re-link it "
             f"with {_locate_hint(store, slide)}."
         )
     return path
 
 
-def locate_slide(store: Store, reference: str, path: str | Path) -> dict:
+def locate_slide(store: Store, reference: str, path: str | Path) -> Slide:
     """Re-link a moved slide (by id or display name) to `path`, once its fingerprint proves it is the same file."""
-    slide = slide_by_reference(store, reference)
+    slide = referenced_slide(store, reference)
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise StoreError(f"There is no file {path}.")
     size = slide_size(path)
-    known_size = slide.get("size_bytes")
-    if (known_size is not None and size != known_size) or slide_fingerprint(path) != slide["sha256"]:
+    known_size = slide.size_bytes
+    if (known_size is not None and size != known_size) or slide_fingerprint(path) != slide.sha256:
         raise StoreError(
-            f"{path} is not the file of slide {slide['display_name']}: its content differs from the registered "
+            f"{path} is not the file of slide {slide.display_name}: its content differs from the registered "
             "one (another slide, or a re-scan). A new file is registered with palmares slide add."
         )
-    set_slide_location(store, slide["id"], path)
+    set_slide_location(store, slide.id, path)
     if known_size is None:  # a slide migrated while its file was away: its size is known from now on
-        return set_slide_size(store, slide["id"], size)
-    store.audit("locate", table="slides", row_id=slide["id"])  # when, by whom; the path stays on site
+        return set_slide_size(store, slide.id, size)
+    store.audit("locate", table="slides", row_id=slide.id)  # when, by whom; the path stays on site
     return slide

@@ -1,13 +1,14 @@
 """The repository layer: callers ask by meaning ("the final segmentations of this lesion"), never name
 a table or write SQL, and every `*_json` column is parsed (`as_*`) and written (`json_column`) here.
 
-Typed model objects (core/model.py) come out of the `as_*` converters and of the newer queries;
-functions whose callers still read columns return rows (dicts), marked `-> dict`.
+Queries hand back typed model objects (core/model.py) built by the `as_*` converters; the few that
+return rows (dicts, marked `-> dict`) serve writers and exchange code that copy columns as they are.
 Segmentation chains (drafts and finals) are in segmentations.py beside this module.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -70,9 +71,11 @@ def as_subject(row: Mapping[str, Any]) -> Subject:
     return Subject(row["id"], row["code"], row["site_code"])
 
 
-def suv_provenance(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The SUV provenance of a `series` row ({} for CT or when none was stored)."""
-    return _loads(row.get("suv_json"), None) or {}
+def suv_provenance(series: Series | Mapping[str, Any]) -> dict[str, Any]:
+    """The SUV provenance of a series or `series` row ({} for CT or when none was stored), a copy."""
+    if isinstance(series, Series):
+        return copy.deepcopy(dict(series.suv or {}))
+    return _loads(series.get("suv_json"), None) or {}
 
 
 def as_series(row: Mapping[str, Any]) -> Series:
@@ -117,6 +120,10 @@ def as_lesion(row: Mapping[str, Any]) -> Lesion:
         row.get("recist_status"),
         row.get("bone_character"),
         row.get("notes"),
+        deleted_at=row.get("deleted_at"),
+        author_id=_get(row, "author_id", ""),
+        created_at=_get(row, "created_at", ""),
+        updated_at=_get(row, "updated_at", ""),
     )
 
 
@@ -139,6 +146,9 @@ def as_segmentation(row: Mapping[str, Any]) -> Segmentation:
         author_id=_get(row, "author_id", ""),
         created_at=_get(row, "created_at", ""),
         updated_at=_get(row, "updated_at", ""),
+        lesion_name=_get(row, "lesion_name", ""),
+        organ=row.get("organ"),
+        series_modality=_get(row, "series_modality", ""),
     )
 
 
@@ -155,6 +165,10 @@ def as_slide(row: Mapping[str, Any]) -> Slide:
         row.get("mpp_y"),
         _get(row, "sha256", ""),
         _get(row, "stain", ""),
+        size_bytes=row.get("size_bytes"),
+        site_code=_get(row, "site_code", ""),
+        author_id=_get(row, "author_id", ""),
+        created_at=_get(row, "created_at", ""),
     )
 
 
@@ -246,8 +260,9 @@ def series_with_fingerprint(store: Store, fingerprint: str) -> Series | None:
     return as_series(rows[0]) if rows else None
 
 
-def series_row(store: Store, series_id: str) -> dict:
-    return store.get("series", series_id)
+def series_row(store: Store, series_id: str) -> Series:
+    """The series with this row id (StoreError with a sentence if unknown)."""
+    return as_series(store.get("series", series_id))
 
 
 def series_of_subject(store: Store, subject_id: str, modality: str) -> list[Series]:
@@ -269,8 +284,9 @@ def lesion_named(store: Store, subject_id: str, name: str) -> Lesion | None:
     return as_lesion(rows[0]) if rows else None
 
 
-def lesion_row(store: Store, lesion_id: str) -> dict:
-    return store.get("lesions", lesion_id)
+def lesion_row(store: Store, lesion_id: str) -> Lesion:
+    """The lesion with this row id, deleted or not (StoreError with a sentence if unknown)."""
+    return as_lesion(store.get("lesions", lesion_id))
 
 
 def add_lesion(store: Store, subject_id: str, name: str, organ: str | None) -> Lesion:
@@ -281,28 +297,28 @@ def set_lesion_organ(store: Store, lesion_id: str, organ: str) -> Lesion:
     return as_lesion(store.update("lesions", lesion_id, {"organ": organ}))
 
 
-def update_lesion(store: Store, lesion_id: str, changes: dict[str, Any]) -> dict:
+def update_lesion(store: Store, lesion_id: str, changes: dict[str, Any]) -> Lesion:
     """Change a lesion's descriptive fields (type, bone character, ...), audited as one update."""
     allowed = {"organ", "lesion_type", "recist_status", "bone_character", "notes"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise StoreError(f"A lesion has no field {unknown[0]!r}.")
-    return store.update("lesions", lesion_id, dict(changes))
+    return as_lesion(store.update("lesions", lesion_id, dict(changes)))
 
 
 # ----------------------------------------------------------------------------------- slides
-def slides_of_subject(store: Store, subject_id: str) -> list[dict]:
+def slides_of_subject(store: Store, subject_id: str) -> list[Slide]:
     """The subject's slides, oldest registration first."""
-    return store.rows("slides", "subject_id = ?", [subject_id], order_by="created_at")
+    return [as_slide(r) for r in store.rows("slides", "subject_id = ?", [subject_id], order_by="created_at")]
 
 
-def slide_with_fingerprint(store: Store, subject_id: str, fingerprint: str) -> dict | None:
+def slide_with_fingerprint(store: Store, subject_id: str, fingerprint: str) -> Slide | None:
     rows = store.rows("slides", "subject_id = ? and sha256 = ?", [subject_id, fingerprint])
-    return rows[0] if rows else None
+    return as_slide(rows[0]) if rows else None
 
 
-def add_slide_row(store: Store, row: dict, detail: dict) -> dict:
-    return store.insert("slides", row, detail=detail)
+def add_slide_row(store: Store, row: dict, detail: dict) -> Slide:
+    return as_slide(store.insert("slides", row, detail=detail))
 
 
 def slide_annotations_of(store: Store, slide_id: str) -> list[SlideAnnotation]:
@@ -311,9 +327,10 @@ def slide_annotations_of(store: Store, slide_id: str) -> list[SlideAnnotation]:
 
 
 # ----------------------------------------------------------------------------- feature sets
-def feature_sets_of(store: Store, segmentation_id: str) -> list[dict]:
+def feature_sets_of(store: Store, segmentation_id: str) -> list[FeatureSet]:
     """A segmentation's feature sets, newest first."""
-    return store.rows("feature_sets", "segmentation_id = ?", [segmentation_id], order_by="created_at desc")
+    rows = store.rows("feature_sets", "segmentation_id = ?", [segmentation_id], order_by="created_at desc")
+    return [as_feature_set(r) for r in rows]
 
 
 def feature_sets_from(
@@ -346,36 +363,43 @@ def store_site(store: Store) -> str:
     return store.site_code() or "XX00"
 
 
-def lesions_of_subject(store: Store, subject_id: str) -> list[dict]:
+def lesions_of_subject(store: Store, subject_id: str) -> list[Lesion]:
     """The subject's lesions (not the deleted ones), by name."""
-    return store.rows("lesions", "subject_id = ? and deleted_at is null", [subject_id], order_by="name")
+    rows = store.rows("lesions", "subject_id = ? and deleted_at is null", [subject_id], order_by="name")
+    return [as_lesion(r) for r in rows]
 
 
-def rename_lesion(store: Store, lesion_id: str, name: str) -> dict:
-    return store.update("lesions", lesion_id, {"name": name}, action="rename")
+def rename_lesion(store: Store, lesion_id: str, name: str) -> Lesion:
+    return as_lesion(store.update("lesions", lesion_id, {"name": name}, action="rename"))
 
 
-def set_lesion_deleted(store: Store, lesion_id: str, deleted_at: str | None) -> dict:
+def set_lesion_deleted(store: Store, lesion_id: str, deleted_at: str | None) -> Lesion:
     """Mark a lesion deleted (a time) or restore it (None); audited as a delete or restore."""
-    return store.update(
-        "lesions", lesion_id, {"deleted_at": deleted_at}, action="delete" if deleted_at else "restore"
+    return as_lesion(
+        store.update(
+            "lesions", lesion_id, {"deleted_at": deleted_at}, action="delete" if deleted_at else "restore"
+        )
     )
 
 
-def segmentation_versions(store: Store, lesion_id: str, series_id: str) -> list[dict]:
-    """A lesion's segmentation versions on one series, newest first."""
-    return store.rows(
+def segmentation_versions(store: Store, lesion_id: str, series_id: str) -> list[Segmentation]:
+    """A lesion's segmentation versions on one series (drafts and finals of every reader), newest first."""
+    rows = store.rows(
         "segmentations", "lesion_id = ? and series_id = ?", [lesion_id, series_id], order_by="version desc"
     )
+    return [as_segmentation(r) for r in rows]
 
 
-def segmentations_on_series(store: Store, series_id: str) -> list[dict]:
+def segmentations_on_series(store: Store, series_id: str) -> list[Segmentation]:
     """Every segmentation version drawn on a series, newest first."""
-    return store.rows("segmentations", "series_id = ?", [series_id], order_by="created_at desc, version desc")
+    rows = store.rows("segmentations", "series_id = ?", [series_id], order_by="created_at desc, version desc")
+    return [as_segmentation(r) for r in rows]
 
 
-def series_rows_of_subject(store: Store, subject_id: str, modality: str) -> list[dict]:
-    """The subject's series of one modality ('CT' or 'PT'), oldest first."""
-    return store.rows(
+def series_rows_of_subject(store: Store, subject_id: str, modality: str) -> list[Series]:
+    """The subject's series of one modality ('CT' or 'PT'), oldest import first (the order lesion
+    numbers and exports use; `series_of_subject` is the newest-study-first order of series choice)."""
+    rows = store.rows(
         "series", "subject_id = ? and modality = ?", [subject_id, modality], order_by="created_at"
     )
+    return [as_series(r) for r in rows]

@@ -21,10 +21,6 @@ def segmentation(store: Store, segmentation_id: str) -> Segmentation:
     return as_segmentation(store.get("segmentations", segmentation_id))
 
 
-def segmentation_row(store: Store, segmentation_id: str) -> dict:
-    return store.get("segmentations", segmentation_id)
-
-
 def latest_final(
     store: Store, lesion_id: str, series_id: str, reader_id: str | None = None
 ) -> Segmentation | None:
@@ -68,8 +64,8 @@ def _fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def add_final(store: Store, fields: dict[str, Any]) -> dict:
-    """Insert the next final version of the current reader's chain for (lesion, series); returns the row."""
+def add_final(store: Store, fields: dict[str, Any]) -> Segmentation:
+    """Insert the next final version of the current reader's chain for (lesion, series)."""
     reader = store._require_reader()
     with store.transaction():  # the version number is read and used under the write lock
         latest = latest_final(store, fields["lesion_id"], fields["series_id"], reader.id)
@@ -79,10 +75,10 @@ def add_final(store: Store, fields: dict[str, Any]) -> dict:
             "status": "final",
             "version": latest.version + 1 if latest else 1,
         }
-        return store.insert("segmentations", row)
+        return as_segmentation(store.insert("segmentations", row))
 
 
-def write_draft(store: Store, fields: dict[str, Any]) -> dict:
+def write_draft(store: Store, fields: dict[str, Any]) -> Segmentation:
     """Create the current reader's draft for (lesion, series), or overwrite it in place."""
     reader = store._require_reader()
     with store.transaction():
@@ -90,16 +86,18 @@ def write_draft(store: Store, fields: dict[str, Any]) -> dict:
         latest = latest_final(store, fields["lesion_id"], fields["series_id"], reader.id)
         values = {**_fields(fields), "version": latest.version + 1 if latest else 1}
         if current is None:
-            return store.insert(
-                "segmentations", {**values, "reader_id": reader.id, "status": "draft"}, action="draft"
+            return as_segmentation(
+                store.insert(
+                    "segmentations", {**values, "reader_id": reader.id, "status": "draft"}, action="draft"
+                )
             )
         values.pop("id", None)
         changed = {k: v for k, v in values.items() if k not in ("lesion_id", "series_id")}
-        return store.update("segmentations", current.id, changed, action="autosave")
+        return as_segmentation(store.update("segmentations", current.id, changed, action="autosave"))
 
 
-def finalize(store: Store, draft_id: str) -> dict:
-    """Turn a draft into its chain's next final version (same id and mask file); returns the row.
+def finalize(store: Store, draft_id: str) -> Segmentation:
+    """Turn a draft into its chain's next final version (same id and mask file).
 
     A draft identical to the chain's latest final version is discarded and that version returned.
     """
@@ -111,10 +109,12 @@ def finalize(store: Store, draft_id: str) -> dict:
         latest = latest_final(store, row["lesion_id"], row["series_id"], row["reader_id"])
         if latest is not None and latest.mask_sha256 == row["mask_sha256"]:
             discard_draft(store, draft_id)
-            return store.get("segmentations", latest.id)
+            return latest
         version = latest.version + 1 if latest else 1
-        return store.update(
-            "segmentations", draft_id, {"status": "final", "version": version}, action="finalize"
+        return as_segmentation(
+            store.update(
+                "segmentations", draft_id, {"status": "final", "version": version}, action="finalize"
+            )
         )
 
 
@@ -128,11 +128,11 @@ def discard_draft(store: Store, draft_id: str) -> None:
         store._audit("discard_draft", "segmentations", draft_id, draft_id, None, None)
 
 
-def final_for_features(store: Store, latest_only: bool = False) -> list[dict]:
-    """(id, modality) of every final version whose features the batch keeps current (never a draft);
-    with `latest_only`, each chain's latest final version only."""
+def final_for_features(store: Store, latest_only: bool = False) -> list[Segmentation]:
+    """Every final version whose features the batch keeps current (never a draft), each with its
+    `series_modality`, oldest first; with `latest_only`, each chain's latest final version only."""
     query = (
-        "select segmentations.id, series.modality from segmentations "
+        "select segmentations.*, series.modality as series_modality from segmentations "
         "join series on series.id = segmentations.series_id where segmentations.status = 'final'"
     )
     if latest_only:
@@ -141,29 +141,30 @@ def final_for_features(store: Store, latest_only: bool = False) -> list[dict]:
             "where s2.lesion_id = segmentations.lesion_id and s2.series_id = segmentations.series_id "
             "and s2.reader_id is segmentations.reader_id and s2.status = 'final')"
         )
-    return list(store.db.query(query + " order by segmentations.created_at, segmentations.id"))
+    rows = store.db.query(query + " order by segmentations.created_at, segmentations.id")
+    return [as_segmentation(r) for r in rows]
 
 
-def latest_finals_of_subject(store: Store, subject_id: str) -> list[dict]:
+def latest_finals_of_subject(store: Store, subject_id: str) -> list[Segmentation]:
     """The latest final version of each reader's chain on each series of the subject, with the lesion's
-    name and organ and the series' modality (the rows the CT/PET room shows)."""
+    name and organ and the series' modality (the versions the CT/PET room shows)."""
     rows = store.db.query(
         """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
            from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id
            where l.subject_id = ? and l.deleted_at is null and s.status = 'final' order by l.name, se.modality, s.version desc""",
         [subject_id],
     )
-    latest: dict[tuple[str, str, str], dict] = {}
+    latest: dict[tuple[str, str, str], Segmentation] = {}
     for row in rows:
-        latest.setdefault((row["lesion_id"], row["series_id"], row["reader_id"]), dict(row))
+        latest.setdefault((row["lesion_id"], row["series_id"], row["reader_id"]), as_segmentation(row))
     return list(latest.values())
 
 
-def drafts_of_subject(store: Store, subject_id: str, reader_id: str) -> list[dict]:
+def drafts_of_subject(store: Store, subject_id: str, reader_id: str) -> list[Segmentation]:
     """The reader's drafts (unsaved working outlines) of the subject's lesions, with the lesion's name
     and the series' modality, oldest first."""
     return [
-        dict(row)
+        as_segmentation(row)
         for row in store.db.query(
             """select s.*, l.name as lesion_name, l.organ as organ, se.modality as series_modality
                from segmentations s join lesions l on l.id = s.lesion_id join series se on se.id = s.series_id

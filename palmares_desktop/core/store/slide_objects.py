@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.store.store import Store, StoreError
 
 _ANNOTATION_COLUMNS = (
@@ -30,7 +31,7 @@ def _color_text(color) -> str | None:
     return json.dumps([int(c) for c in color]) if color is not None else None
 
 
-def save_annotations(store: Store, slide: dict, objects: Sequence[dict[str, Any]]) -> list[str]:
+def save_annotations(store: Store, slide: Slide, objects: Sequence[dict[str, Any]]) -> list[str]:
     """Store objects (kind, classification, color, geometry (shapely), name, measurements) for a slide;
     returns their new ids, in order. One transaction, one audit event."""
     if not objects:
@@ -38,7 +39,7 @@ def save_annotations(store: Store, slide: dict, objects: Sequence[dict[str, Any]
     geometries = np.array([o["geometry"] for o in objects], dtype=object)
     blobs = shapely.to_wkb(geometries)
     bounds = shapely.bounds(geometries).tolist()
-    mpp = {"mpp": [slide.get("mpp_x"), slide.get("mpp_y")]}
+    mpp = {"mpp": [slide.mpp_x, slide.mpp_y]}
     plain = json.dumps(mpp)  # most objects carry no other measurement: one text for all of them
     colors: dict = {}
     rows = []
@@ -48,7 +49,7 @@ def save_annotations(store: Store, slide: dict, objects: Sequence[dict[str, Any]
             colors[tuple(color)] = _color_text(color)
         rows.append(
             {
-                "slide_id": slide["id"],
+                "slide_id": slide.id,
                 "object_type": o.get("kind", "annotation"),
                 "classification": o.get("classification"),
                 "color": colors[tuple(color)] if color is not None else None,
@@ -63,7 +64,7 @@ def save_annotations(store: Store, slide: dict, objects: Sequence[dict[str, Any]
                 "max_y": box[3],
             }
         )
-    inserted = store.insert_many("slide_annotations", rows, detail={"slide_id": slide["id"]})
+    inserted = store.insert_many("slide_annotations", rows, detail={"slide_id": slide.id})
     return [r["id"] for r in inserted]
 
 
@@ -167,7 +168,7 @@ def delete_annotations(store: Store, annotation_ids: Sequence[str]) -> int:
 
 # ----------------------------------------------------------------------------- detections
 def save_detection_run(
-    store: Store, slide: dict, run: dict[str, Any], tiles: Sequence[dict[str, Any]]
+    store: Store, slide: Slide, run: dict[str, Any], tiles: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
     """One detection run and its packed tiles (tile_x, tile_y, bounds, count, data bytes), in one
     transaction with two audit events (the run, and its tiles as one bulk write)."""
@@ -175,7 +176,7 @@ def save_detection_run(
         row = store.insert(
             "slide_detection_runs",
             {
-                "slide_id": slide["id"],
+                "slide_id": slide.id,
                 "annotation_id": run.get("annotation_id"),
                 "method": run["method"],
                 "classification": run.get("classification"),
@@ -190,7 +191,7 @@ def save_detection_run(
             [
                 {
                     "run_id": row["id"],
-                    "slide_id": slide["id"],
+                    "slide_id": slide.id,
                     "tile_x": int(t["tile_x"]),
                     "tile_y": int(t["tile_y"]),
                     "min_x": float(t["bounds"][0]),

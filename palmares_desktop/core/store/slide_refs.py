@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from palmares_desktop.core.model import Slide
+from palmares_desktop.core.store.records import as_slide
 from palmares_desktop.core.store.store import Store, StoreError, now
 
 _TABLE = "CREATE TABLE IF NOT EXISTS slide_locations (slide_id TEXT PRIMARY KEY, path TEXT NOT NULL, at TEXT)"
@@ -44,8 +46,14 @@ def slide_size(path: Path) -> int | None:
         return None
 
 
+def referenced_slide(store: Store, reference: str) -> Slide:
+    """The slide with this id or display name (as `slide add` and the slide room show them)."""
+    return as_slide(slide_by_reference(store, reference))
+
+
 def slide_by_reference(store: Store, reference: str) -> dict:
-    """A slide row by its id or its display name (as `slide add` and the slide room show them)."""
+    """A slide row by its id or its display name, for the exchange code that reads columns;
+    everything else asks for `referenced_slide`."""
     rows = store.rows("slides", "id = ? or display_name = ?", [reference, reference])
     if not rows:
         raise StoreError(f"There is no slide {reference} in this store.")
@@ -104,6 +112,6 @@ def slide_location(store: Store, slide_id: str) -> Path | None:
     return path if path.is_absolute() else store.root / path
 
 
-def set_slide_size(store: Store, slide_id: str, size: int) -> dict:
+def set_slide_size(store: Store, slide_id: str, size: int) -> Slide:
     """A slide migrated while its file was away learns its size when it is re-linked."""
-    return store.update("slides", slide_id, {"size_bytes": size}, action="locate")
+    return as_slide(store.update("slides", slide_id, {"size_bytes": size}, action="locate"))

@@ -19,6 +19,7 @@ import numpy as np
 
 from palmares_desktop.core.agreement.regions import region_agreement
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Slide
 from palmares_desktop.core.store import Store, records
 
 #: Shape features of a reader's region of one class (the union of its polygons), for H&E ICC.
@@ -56,7 +57,7 @@ def he_readings(store: Store, assignments: list[dict]) -> dict[Reading, dict[str
         objects = [
             o
             for slide in records.slides_of_subject(store, subject_id)
-            for o in annotations_of(store, slide["id"], kind="annotation")
+            for o in annotations_of(store, slide.id, kind="annotation")
             if o["author_id"] == reader_id
         ]
         start = ""
@@ -87,7 +88,7 @@ def _pairs(store, report, readings, slides, readers, repeats) -> None:
     _, pairs = _reading_pairs(readers, repeats)
     for subject_id in sorted(slides):
         code = records.subject(store, subject_id).code
-        mpp = slides[subject_id]["mpp_x"] if slides[subject_id] else None
+        mpp = slides[subject_id].mpp_x if slides[subject_id] else None
         for (ra, ka), (rb, kb), scope in pairs:
             a = readings.get((subject_id, ra, ka), {})
             b = readings.get((subject_id, rb, kb), {})
@@ -126,7 +127,7 @@ def region_features(region, mpp: float | None) -> dict[str, float]:
 class _SlidePixels:
     """The slide file of a subject, opened once, for stain and radiomics features of regions."""
 
-    def __init__(self, store: Store, slide: dict | None) -> None:
+    def __init__(self, store: Store, slide: Slide | None) -> None:
         from palmares_desktop.core.slides.measure import slide_stains
         from palmares_desktop.core.slides.reader import open_slide
         from palmares_desktop.core.slides.registry import slide_path
@@ -167,7 +168,7 @@ def _feature_iccs(store, report, readings, slides, readers, repeats, threshold) 
     for (subject_id, reader, repeat), regions in readings.items():
         if subject_id not in slides:
             continue
-        mpp = slides[subject_id]["mpp_x"] if slides[subject_id] else None
+        mpp = slides[subject_id].mpp_x if slides[subject_id] else None
         values = {}
         for c in classes:
             values.update({f"{c} {k}": v for k, v in region_features(regions.get(c), mpp).items()})

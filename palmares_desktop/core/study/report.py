@@ -26,9 +26,10 @@ from palmares_desktop.core.agreement import (
     mask_agreement,
     robust_features,
 )
+from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.store import Store, records
 from palmares_desktop.core.store import rounds as rows
-from palmares_desktop.core.store.segmentations import segmentation_row
+from palmares_desktop.core.store.segmentations import segmentation
 from palmares_desktop.core.study.rounds import RoundError
 
 # measure -> the pair columns of reading a and reading b
@@ -76,15 +77,15 @@ class RoundReport:
         }
 
 
-def _mask(store: Store, seg: dict) -> tuple[np.ndarray, tuple[float, ...]]:
-    image = sitk.ReadImage(str(store.path(seg["mask_path"])))
+def _mask(store: Store, seg: Segmentation) -> tuple[np.ndarray, tuple[float, ...]]:
+    image = sitk.ReadImage(str(store.path(seg.mask_path)))
     return sitk.GetArrayFromImage(image) != 0, tuple(reversed(image.GetSpacing()))  # z, y, x
 
 
 def _volume(store: Store, series_id: str) -> np.ndarray:
     """The stored volume of a series (PET in SUV), z, y, x."""
-    row = records.series_row(store, series_id)
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(row["pixel_path"]))))
+    series = records.series_row(store, series_id)
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
 def _mean_in(values: np.ndarray, mask: np.ndarray) -> float | None:
@@ -109,15 +110,17 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
             raise RoundError(f"No reader has annotated a slide in round {name!r} yet.")
         return report
     by_assignment = {a["id"]: a for a in found}
-    readings: dict[str, dict[tuple[str, int], dict]] = {}  # lesion id -> (reader, repeat) -> segmentation
+    readings: dict[
+        str, dict[tuple[str, int], Segmentation]
+    ] = {}  # lesion id -> (reader, repeat) -> segmentation
     for work in rows.work_of(store, list(by_assignment)):
         a = by_assignment[work["assignment_id"]]
-        readings.setdefault(work["lesion_id"], {})[(a["reader_id"], a["repeat"])] = segmentation_row(
+        readings.setdefault(work["lesion_id"], {})[(a["reader_id"], a["repeat"])] = segmentation(
             store, work["segmentation_id"]
         )
     if not readings:
         raise RoundError(f"No reader has saved a segmentation in round {name!r} yet.")
-    lesion_names = {lid: records.lesion_row(store, lid)["name"] for lid in readings}
+    lesion_names = {lid: records.lesion_row(store, lid).name for lid in readings}
     reader_ids = sorted(readers, key=lambda r: readers[r])
     pairs = [((a, 1), (b, 1), "inter-reader") for a, b in itertools.combinations(reader_ids, 2)]
     pairs += [((r, k), (r, k + 1), "intra-reader") for r in reader_ids for k in range(1, rnd["repeats"])]
@@ -135,14 +138,14 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
                 "reader_b": readers[second[0]],
                 "reading_b": second[1],
             }
-            if a_seg["series_id"] != b_seg["series_id"]:
+            if a_seg.series_id != b_seg.series_id:
                 report.notes.append(f"{row['lesion']}: the two readings are on different series; skipped.")
                 continue
             (ma, spacing), (mb, _) = _mask(store, a_seg), _mask(store, b_seg)
             numbers = mask_agreement(ma, mb, spacing)
             row.update({k: clean(v) for k, v in numbers.__dict__.items()})
             if rnd["modality"] == "PT":
-                suv = pet_volumes.setdefault(a_seg["series_id"], _volume(store, a_seg["series_id"]))
+                suv = pet_volumes.setdefault(a_seg.series_id, _volume(store, a_seg.series_id))
                 row["suv_mean_a"], row["suv_mean_b"] = _mean_in(suv, ma), _mean_in(suv, mb)
             report.pairs.append(row)
     _feature_agreement(store, report, readings, lesion_names, reader_ids, rnd["repeats"], threshold)
@@ -152,11 +155,11 @@ def round_report(store: Store, name: str, threshold: float = 0.75) -> RoundRepor
 def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeats, threshold) -> None:
     sets: dict[str, dict] = {}  # segmentation id -> chosen feature set
     all_sets = {
-        seg["id"]: [f for f in records.feature_sets_of(store, seg["id"]) if f["status"] == "ok"]
+        seg.id: [f for f in records.feature_sets_of(store, seg.id) if f.ok]
         for by_reading in readings.values()
         for seg in by_reading.values()
     }
-    used = Counter(f["params_sha256"] for fs in all_sets.values() for f in fs)
+    used = Counter(f.params_sha256 for fs in all_sets.values() for f in fs)
     if not used:
         report.notes.append(
             "No features are computed for this round's segmentations yet (run radiomics batch)."
@@ -165,9 +168,9 @@ def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeat
     params = used.most_common(1)[0][0]
     report.params_sha256 = params
     for seg_id, fs in all_sets.items():
-        chosen = [f for f in fs if f["params_sha256"] == params]
+        chosen = [f for f in fs if f.params_sha256 == params]
         if chosen:
-            sets[seg_id] = records.feature_values(chosen[0])
+            sets[seg_id] = dict(chosen[0].features)
     names = sorted({k for v in sets.values() for k, x in v.items() if isinstance(x, (int, float))})
     lesions = sorted(readings, key=lambda lid: lesion_names[lid])
 
@@ -176,7 +179,7 @@ def _feature_agreement(store, report, readings, lesion_names, reader_ids, repeat
         for j, lid in enumerate(lesions):
             for k, reading in enumerate(raters):
                 seg = readings[lid].get(reading)
-                feats = sets.get(seg["id"]) if seg else None
+                feats = sets.get(seg.id) if seg else None
                 if feats:
                     values[:, j, k] = [float(feats.get(n, np.nan)) for n in names]
         return values

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from palmares_desktop.core import modalities
 from palmares_desktop.core.errors import PalmaresError
+from palmares_desktop.core.model import Segmentation
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.store import now
@@ -215,7 +216,7 @@ def reading_start(store: Store, assignment: dict) -> str:
     return max(earlier, default="")
 
 
-def check_visible(store: Store, reader_id: str, subject_id: str, segmentation: dict) -> None:
+def check_visible(store: Store, reader_id: str, subject_id: str, segmentation: Segmentation) -> None:
     """Refuse, in words, to show a segmentation the reader is blinded to."""
     if not visible_segmentations(store, reader_id, subject_id, [segmentation]):
         raise BlindedError(
@@ -224,14 +225,14 @@ def check_visible(store: Store, reader_id: str, subject_id: str, segmentation: d
         )
 
 
-def record_work(store: Store, assignment_id: str, segmentation: dict) -> dict:
+def record_work(store: Store, assignment_id: str, segmentation: Segmentation) -> dict:
     """Attach a final segmentation version to the reader's assignment (a newer version replaces it)."""
     a = rows.assignment(store, assignment_id)
-    if segmentation["status"] != "final":
+    if not segmentation.is_final:
         raise RoundError("Only a saved (final) segmentation counts for a reading round, not a draft.")
-    if segmentation.get("reader_id") != a["reader_id"]:
+    if segmentation.reader_id != a["reader_id"]:
         raise RoundError("This segmentation was made by another reader than the one assigned.")
-    return rows.link_work(store, assignment_id, segmentation["lesion_id"], segmentation["id"])
+    return rows.link_work(store, assignment_id, segmentation.lesion_id, segmentation.id)
 
 
 def finish(store: Store, assignment_id: str) -> dict:
@@ -254,7 +255,7 @@ def _annotated_since(store: Store, a: dict) -> bool:
     return any(
         o["author_id"] == a["reader_id"] and o["created_at"] > since
         for slide in records.slides_of_subject(store, a["subject_id"])
-        for o in annotations_of(store, slide["id"], kind="annotation")
+        for o in annotations_of(store, slide.id, kind="annotation")
     )
 
 

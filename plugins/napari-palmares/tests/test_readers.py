@@ -140,7 +140,7 @@ def test_the_demo_store_opens_its_subjects_ct_pet_and_lesions(make_napari_viewer
     assert {layer.metadata["subject_code"] for layer in layers} == {demo_subject.code}
     with Store.open(demo_store, create=False, read_only=True) as store:
         subject = store.subject_by_code(demo_subject.code)
-        stored_rows = {s["id"]: s for s in subject_segmentations(store, subject["id"])}
+        stored_rows = {s.id: s for s in subject_segmentations(store, subject["id"])}
         pet_row = store.get("series", pet.metadata["series_id"])
         np.testing.assert_array_equal(
             stored(pet), sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(pet_row["pixel_path"]))))
@@ -150,9 +150,9 @@ def test_the_demo_store_opens_its_subjects_ct_pet_and_lesions(make_napari_viewer
     for layer in labels:
         row = stored_rows[layer.metadata["segmentation_id"]]
         meta = layer.metadata
-        assert int(np.count_nonzero(layer.data)) == row["voxel_count"] == meta["voxel_count"] > 0
-        assert meta["lesion_name"] == row["lesion_name"] and meta["version"] == row["version"] == 1
-        assert meta["author"] == "demo generator" and meta["series_id"] == row["series_id"]
+        assert int(np.count_nonzero(layer.data)) == row.voxel_count == meta["voxel_count"] > 0
+        assert meta["lesion_name"] == row.lesion_name and meta["version"] == row.version == 1
+        assert meta["author"] == "demo generator" and meta["series_id"] == row.series_id
         assert set(np.unique(layer.data)) == {0, meta["label"]}
     # CT and PET masks of a lesion get one number, and overlay in world space (within a PET voxel).
     for lesion in demo_subject.lesions:

@@ -25,6 +25,8 @@ import SimpleITK as sitk
 
 from napari_palmares._layers import LayerData, ct_layer, labels_layer, pet_layer
 from napari_palmares._workstation import (
+    Segmentation,
+    Series,
     SeriesInfo,
     Store,
     load_series,
@@ -168,16 +170,16 @@ def _choose_subject(store: Store, code: str | None) -> dict:
     raise ReaderError(f"The store {store.root.name} holds no subject with a CT or PET.")
 
 
-def _series_metadata(code: str, row: dict) -> dict[str, Any]:
+def _series_metadata(code: str, series: Series) -> dict[str, Any]:
     return {
         "source": "PALMARES store",
         "subject_code": code,
-        "series_id": row["id"],
-        "series_uid": row["series_uid"],
-        "modality": row["modality"],
-        "description": row.get("description") or "",
-        "frame_of_reference_uid": row.get("frame_of_reference_uid") or "",
-        "units": row.get("units") or "",
+        "series_id": series.id,
+        "series_uid": series.series_uid,
+        "modality": series.modality,
+        "description": series.description or "",
+        "frame_of_reference_uid": series.frame_of_reference_uid or "",
+        "units": series.units or "",
     }
 
 
@@ -196,10 +198,10 @@ def read_store(path: str | Path, subject: str | None = None) -> list[LayerData]:
         authors = {reader.id: reader.name for reader in store.readers()}
         layers: list[LayerData] = []
         if ct is not None:
-            image = sitk.ReadImage(str(store.path(ct["pixel_path"])))
+            image = sitk.ReadImage(str(store.path(ct.pixel_path)))
             layers.append(ct_layer(image, f"{code} CT", {**_series_metadata(code, ct), "notes": notes}))
         if pet is not None:
-            image = sitk.ReadImage(str(store.path(pet["pixel_path"])))
+            image = sitk.ReadImage(str(store.path(pet.pixel_path)))
             metadata = {**_series_metadata(code, pet), "notes": notes, "suv": suv_provenance(pet)}
             if metadata["units"] == "SUVbw":
                 metadata.update(suv_factor=metadata["suv"].get("suvbw_factor"))
@@ -209,42 +211,42 @@ def read_store(path: str | Path, subject: str | None = None) -> list[LayerData]:
 
 
 def _segmentation_layers(
-    store: Store, code: str, segmentations: list[dict], authors: dict
+    store: Store, code: str, segmentations: list[Segmentation], authors: dict
 ) -> list[LayerData]:
     """One labels layer per segmentation; a lesion keeps its number (and colour) on CT and PET."""
     numbers: dict[str, int] = {}
-    several_authors = len({seg.get("reader_id") for seg in segmentations}) > 1
+    several_authors = len({seg.reader_id for seg in segmentations}) > 1
     layers = []
     for seg in segmentations:
-        number = numbers.setdefault(seg["lesion_id"], len(numbers) + 1)
-        path = store.path(seg.get("mask_path") or "")
+        number = numbers.setdefault(seg.lesion_id, len(numbers) + 1)
+        path = store.path(seg.mask_path or "")
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError:
             raise ReaderError(
-                f"The mask of {code} {seg['lesion_name']} v{seg['version']} cannot be read ({path.name})."
+                f"The mask of {code} {seg.lesion_name} v{seg.version} cannot be read ({path.name})."
             ) from None
-        mask = (sitk.GetArrayFromImage(image) == int(seg.get("label") or 1)).astype(np.uint16) * number
-        modality = "PET" if seg.get("series_modality") == "PT" else "CT"
+        mask = (sitk.GetArrayFromImage(image) == int(seg.label or 1)).astype(np.uint16) * number
+        modality = "PET" if seg.series_modality == "PT" else "CT"
         metadata = {
             "source": "PALMARES store",
             "subject_code": code,
-            "series_id": seg["series_id"],
-            "series_modality": seg.get("series_modality"),
-            "lesion_id": seg["lesion_id"],
-            "lesion_name": seg["lesion_name"],
-            "organ": seg.get("organ"),
-            "segmentation_id": seg["id"],
-            "version": seg["version"],
-            "status": seg.get("status"),
-            "author": authors.get(seg.get("reader_id"), seg.get("reader_id")),
-            "method": seg.get("method"),
+            "series_id": seg.series_id,
+            "series_modality": seg.series_modality,
+            "lesion_id": seg.lesion_id,
+            "lesion_name": seg.lesion_name,
+            "organ": seg.organ,
+            "segmentation_id": seg.id,
+            "version": seg.version,
+            "status": seg.status,
+            "author": authors.get(seg.reader_id, seg.reader_id),
+            "method": seg.method,
             "label": number,
-            "stored_label": int(seg.get("label") or 1),
-            "voxel_count": seg.get("voxel_count"),
-            "volume_ml": seg.get("volume_ml"),
+            "stored_label": int(seg.label or 1),
+            "voxel_count": seg.voxel_count,
+            "volume_ml": seg.volume_ml,
         }
-        name = f"{code} {seg['lesion_name']} ({modality} v{seg['version']})"
+        name = f"{code} {seg.lesion_name} ({modality} v{seg.version})"
         if several_authors:
             name += f" {metadata['author']}"
         layers.append(labels_layer(mask, image, name, metadata))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, window_limits
 from palmares_desktop.core.dicom.discovery import SeriesInfo, scan_folder
 from palmares_desktop.core.dicom.volume import load_series
+from palmares_desktop.core.model import Segmentation, Series
 from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, uncalibrated_display_max
 from palmares_desktop.core.placement import Placement
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
@@ -20,6 +21,8 @@ __all__ = [
     "DEFAULT_SUV_MAX",
     "DEFAULT_WINDOW",
     "Placement",
+    "Segmentation",
+    "Series",
     "SeriesInfo",
     "Store",
     "load_series",
