@@ -5,8 +5,9 @@ A napari Shapes layer builds Python objects and meshes per shape (seconds for 10
 hundreds of ms per redraw on software OpenGL); detections come by the hundred thousand. The slide
 room therefore draws what it does not edit (annotations beyond the editable few in view, and every
 detection) here: a box of level-0 pixels rendered at screen resolution with Pillow, in a worker
-thread. Outlines get a translucent fill and a solid edge in their class colour, holes outlined; a
-detection is its outline when it is at least `MIN_OUTLINE_PX` screen pixels across, a dot otherwise.
+thread. Outlines get a translucent fill and a solid edge in their class colour, holes outlined and
+left unfilled (bare tissue shows through, as on the Shapes path); a detection is its outline when it
+is at least `MIN_OUTLINE_PX` screen pixels across, a dot otherwise.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def render_objects(
             if part.geom_type != "Polygon" or part.is_empty:
                 continue
             exterior = screen(np.asarray(part.exterior.coords))
-            draw.polygon(exterior, fill=(*rgb, FILL_ALPHA))
+            if part.interiors:
+                _fill_with_holes(image, part, screen, rgb, (width, height))
+            else:
+                draw.polygon(exterior, fill=(*rgb, FILL_ALPHA))
             draw.line(exterior, fill=(*rgb, 255), width=edge)
             for ring in part.interiors:
                 draw.line(screen(np.asarray(ring.coords)), fill=(*rgb, 255), width=edge)
@@ -60,6 +64,29 @@ def render_objects(
     if dots is not None:
         out[dots[0], dots[1]] = (*detection_rgb, 255)
     return out
+
+
+def _fill_with_holes(image, part, screen, rgb, size) -> None:
+    """Fill polygon `part` but not its holes: an 'L' mask of its screen box (exterior 255, interiors
+    0) through which a tile of the translucent colour is composited, so a hole shows bare tissue."""
+    xs, ys = np.asarray(screen(np.asarray(part.exterior.coords))).reshape(-1, 2).T
+    left, top = max(int(np.floor(xs.min())), 0), max(int(np.floor(ys.min())), 0)
+    right, bottom = min(int(np.ceil(xs.max())) + 1, size[0]), min(int(np.ceil(ys.max())) + 1, size[1])
+    if right <= left or bottom <= top:
+        return
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    pen = ImageDraw.Draw(mask)
+
+    def local(ring) -> list[float]:
+        xy = np.asarray(screen(np.asarray(ring.coords))).reshape(-1, 2) - (left, top)
+        return xy.ravel().tolist()
+
+    pen.polygon(local(part.exterior), fill=255)
+    for ring in part.interiors:
+        pen.polygon(local(ring), fill=0)
+    tile = Image.new("RGBA", mask.size, (0, 0, 0, 0))
+    tile.paste(Image.new("RGBA", mask.size, (*rgb, FILL_ALPHA)), (0, 0), mask)
+    image.alpha_composite(tile, (left, top))
 
 
 def _detections_in(found, box, size) -> tuple[np.ndarray, bool]:
