@@ -298,7 +298,9 @@ class MaskSnapshot:
     def stored_box(self) -> tuple[slice, ...]:
         """`box` on the stored array (numpy z, y, x order of `sitk.GetArrayFromImage`)."""
         out: list[slice] = [slice(0, 0)] * 3
-        for a, (axis, flip) in enumerate(zip(self.placement.stored_axis, self.placement.flipped, strict=True)):
+        for a, (axis, flip) in enumerate(
+            zip(self.placement.stored_axis, self.placement.flipped, strict=True)
+        ):
             start, stop, n = self.box[a].start, self.box[a].stop, self.placement.size[axis]
             out[2 - axis] = slice(n - stop, n - start) if flip else slice(start, stop)
         return tuple(out)
@@ -362,7 +364,8 @@ def _nonzero_box(mask: np.ndarray) -> tuple[slice, ...]:
     if slices.size == 0:
         return (slice(0, 0),) * mask.ndim
     z = slice(int(slices[0]), int(slices[-1]) + 1)
-    plane = mask[z].max(axis=0) != 0
+    block = mask[z]
+    plane = (block.max(axis=0) if block.dtype.kind in "bu" else np.any(block != 0, axis=0)) != 0
     rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
     return (z, slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
 

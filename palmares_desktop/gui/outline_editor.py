@@ -308,7 +308,9 @@ class OutlineEditor(QGroupBox):
     # ---------------------------------------------------------------- saving
     def _job(self, final: bool):
         session, target, root, reader = self.session, dict(self._target), self._store.root, self._store.reader
-        mask = session.stored_mask()
+        # Only a snapshot here, on the GUI thread (the nonzero box, copied: a few ms); the worker
+        # rebuilds the mask on the stored grid and writes it (core drafts.save_draft).
+        mask = session.snapshot()
         tools = list(dict.fromkeys(self._tools_used))
         method, parameters = drawn_method(tools), {"tools": tools, "brush_mm": self.brush_mm.value()}
 

@@ -9,7 +9,7 @@ working on one lesion have two chains (core/store/segmentations.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,12 +23,15 @@ from palmares_desktop.core.store import segmentations as chains
 from palmares_desktop.core.store.files import discard, publish
 from palmares_desktop.core.store.store import new_id
 
+if TYPE_CHECKING:
+    from palmares_desktop.core.session import MaskSnapshot
+
 
 def save_draft(
     store: Store,
     subject_code: str,
     modality: str,
-    mask: sitk.Image,
+    mask: sitk.Image | MaskSnapshot,
     lesion_name: str,
     organ: str | None = None,
     method: str = "drawn",
@@ -37,12 +40,18 @@ def save_draft(
     label: int = 1,
 ) -> Segmentation:
     """Save `mask` (voxels equal to `label`, on the series' grid) as the current reader's draft of the
-    lesion on that series; an empty mask is a valid draft (everything erased)."""
+    lesion on that series; an empty mask is a valid draft (everything erased). `mask` may be an
+    image or a session's `MaskSnapshot` (the editor's: rebuilt here, in the worker); both write the
+    same file, byte for byte."""
     subject, series, image_name, grid = target_of(store, subject_code, modality, series_id)
-    check_geometry(mask, grid, image_name=image_name)
-    array = (sitk.GetArrayViewFromImage(mask) == label).astype(np.uint8)
+    if isinstance(mask, sitk.Image):
+        check_geometry(mask, grid, image_name=image_name)
+        inside = sitk.GetArrayViewFromImage(mask) == label
+        array, voxels = inside.view(np.uint8), int(np.count_nonzero(inside))  # bool is 0/1 bytes
+    else:
+        check_geometry(mask.grid, grid, image_name=image_name)
+        array, voxels = mask.binary(label)
     binary = grid.apply_to(sitk.GetImageFromArray(array))
-    voxels = int(array.sum())
 
     with store.transaction():
         lesion = _lesion(store, subject, lesion_name, organ)
