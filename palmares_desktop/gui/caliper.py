@@ -8,7 +8,7 @@ The mask's own RECIST diameters stay in the Lesions tab; the caliper is the read
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from palmares_desktop.core.ct.caliper import line_from_points, reading
 
@@ -25,13 +25,15 @@ class CaliperTool(QWidget):
         self.viewer = None
         self.layer = None
         self._before = None  # the layer that was active before the caliper took the mouse
-        self.toggle = QPushButton("Caliper")
-        self.toggle.setCheckable(True)
+        # A tick box and a flat button: as tall as the toggles beside them (the tab must not grow).
+        self.toggle = QCheckBox("Caliper")
         self.toggle.setToolTip(
             "Drag lines on the axial view to measure them in mm (RECIST: long, then short axis)"
         )
         self.toggle.toggled.connect(self._toggled)
-        self.clear_button = QPushButton("Clear lines")
+        self.clear_button = QToolButton()
+        self.clear_button.setText("Clear lines")
+        self.clear_button.setAutoRaise(True)
         self.clear_button.clicked.connect(self.clear)
         # The readout sits on the room's status line (placed by the room): the Display tab must not
         # grow, or the window would no longer fit a 768-pixel laptop screen.

@@ -82,6 +82,9 @@ class RadiomicsPanel(QGroupBox):
         self.features.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.features.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.provenance = QTreeWidget()
+        # Lists that scroll: they may shrink to a few rows, so the window still fits a 768-px screen.
+        for listing in (self.features, self.provenance):
+            listing.setMinimumHeight(3 * self.fontMetrics().height())
         self.provenance.setHeaderLabels(["Provenance", "Value"])
         self.provenance.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
 

@@ -27,7 +27,8 @@ def _drag(layer, start, end) -> None:
     )
 
 
-def test_caliper_lines_read_in_mm_and_pair_as_long_and_short_axis(main_window, qtbot):
+def test_caliper_lines_read_in_mm_and_pair_as_long_and_short_axis(copy_window, qtbot):
+    main_window = copy_window  # opening a second subject computes its features: not in the shared store
     from palmares_desktop.gui.caliper import CALIPER_LAYER
 
     open_subject(main_window, qtbot)
