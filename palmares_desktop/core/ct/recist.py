@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 
 def _longest_chord(points: np.ndarray) -> tuple[float, np.ndarray]:
+    from scipy.spatial import ConvexHull, QhullError  # here: scipy.spatial adds 0.2 s to every start
+
     if len(points) < 2:
         return 0.0, np.array([1.0, 0.0])
     candidates = points

@@ -24,9 +24,12 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tifffile
-import zarr
+
+if TYPE_CHECKING:
+    import zarr
 
 from palmares_desktop.core.errors import PalmaresError
 
@@ -268,6 +271,8 @@ def _tiff_level_array(path: Path, level: int) -> zarr.Array:
         raise
     except (tifffile.TiffFileError, OSError, ValueError) as exc:
         raise SlideError(f"{path.name} is not a readable TIFF slide ({exc}).") from exc
+    import zarr  # here, not at import: zarr costs 0.2 s of every start, and only a slide needs it
+
     return zarr.open_array(store, mode="r")
 
 
