@@ -721,7 +721,22 @@ class CtPetRoom(QWidget):
         if mask is None or self.store is None or self.loaded is None:
             self.editor.message.setText("Select a lesion in the list first.")
             return
-        self.editor.start(self.store, self.viewer, self.loaded.subject, mask.segmentation, mask.color)
+        loaded, seg = self.loaded, mask.segmentation
+        on = [
+            v
+            for row, v in ((loaded.ct, loaded.ct_volume), (loaded.pet, loaded.pet_volume))
+            if row and row.id == seg.series_id
+        ]
+        unit = loaded.pet.units if loaded.pet else "SUVbw"
+        self.editor.start(
+            self.store,
+            self.viewer,
+            loaded.subject,
+            seg,
+            mask.color,
+            on[0].data if on and on[0] else None,
+            unit,
+        )
         session = self.editor.session
         if session is not None:
             self.viewer.set_visible(self._mask_layer_name(mask.segmentation), False)
@@ -744,6 +759,7 @@ class CtPetRoom(QWidget):
         elif session.history.revision != self._edit_revision:
             self._edit_revision = session.history.revision
             self._companions_due.start()
+            self.editor.show_live()  # after an undo or redo too
 
     def _show_notes(self) -> None:
         """The subject's notes, and the reader's unsaved drafts (e.g. work left by a crash) offered back."""

@@ -79,6 +79,7 @@ class OutlineEditor(QGroupBox):
         self._tool: str | None = "paint"  # paint, erase, fill; None: napari's own mode (e.g. pan)
         self._applying = False  # set_mode is changing the layer's mode (not the reader's keys)
         self._space_held = False  # Space pans while held, whatever the tool
+        self._image, self._pet_unit, self._live_revision = None, "SUVbw", -1  # see show_live
         self._space = _HoldSpace(self)
         self.edit = QPushButton("Edit selected")
         self.edit.setToolTip("Paint or erase the selected lesion's outline; Ctrl+Z undoes")
@@ -124,13 +125,26 @@ class OutlineEditor(QGroupBox):
         form.addRow(self.sphere)
         form.addRow(saving)
         form.addRow(self.message)
+        # The outline's numbers after every stroke (core/segmentation/live.py, on the lesion's box).
+        self.live = QLabel("")
+        self.live.setWordWrap(True)
+        form.addRow(self.live)
         self._autosave = QTimer(self)
         self._autosave.setInterval(AUTOSAVE_POLL_MS)
         self._autosave.timeout.connect(self._autosave_if_due)
         self._enable(False)
 
     # ----------------------------------------------------------------- start
-    def start(self, store, viewer, subject: dict, segmentation: Segmentation, color: str) -> None:
+    def start(
+        self,
+        store,
+        viewer,
+        subject: dict,
+        segmentation: Segmentation,
+        color: str,
+        values=None,
+        pet_unit: str = "SUVbw",
+    ) -> None:
         """Edit `segmentation` (a room mask's version: with lesion_name, organ, series_modality)."""
         if store.reader is None:
             self.message.setText(
@@ -166,6 +180,10 @@ class OutlineEditor(QGroupBox):
         self.layer.events.paint.connect(
             lambda _e: self._used("eraser" if self.layer.mode == "erase" else "brush")
         )
+        # `values`: the series' display array (HU or SUV) the outline lies on, for its live numbers.
+        self._image, self._pet_unit, self._live_revision = values, pet_unit, -1
+        self.layer.events.paint.connect(lambda _e: self.show_live())
+        self.show_live()
         self.set_mode("paint")
         self._enable(True)
         self._autosave.start()
@@ -263,11 +281,25 @@ class OutlineEditor(QGroupBox):
     def _used(self, tool: str) -> None:
         self._tools_used.append(tool)
 
+    def show_live(self) -> None:
+        """The outline's volume and HU or SUV numbers now (once per change of the session's history:
+        strokes, fills, undo and redo)."""
+        if self.session is None or self.session.history.revision == self._live_revision:
+            return
+        self._live_revision = self.session.history.revision
+        from palmares_desktop.core.segmentation.live import live_numbers
+
+        numbers = live_numbers(
+            self.session.mask, self._image, self.session.placement.scale, self._target["modality"]
+        )
+        self.live.setText(numbers.sentence(self._pet_unit))
+
     def _end_stroke(self, stroke: StrokeGroup) -> None:
         changed = stroke.changed
         if stroke.end() is None:
             self.message.setText("The sphere changed nothing there.")
             return
+        self.show_live()
         self._used("sphere eraser" if self._tool == "erase" else "sphere brush")
         verb = "erased" if self._tool == "erase" else "painted"
         ml = voxels_ml(self.session.placement, changed)
@@ -299,6 +331,7 @@ class OutlineEditor(QGroupBox):
             self.message.setText(str(exc))
             return False
         self.layer.refresh()
+        self.show_live()
         self._used("fill 3D" if three_d else "fill 2D")
         where = "in 3D" if three_d else "on this slice"
         ml = voxels_ml(self.session.placement, done.changed)
@@ -396,6 +429,8 @@ class OutlineEditor(QGroupBox):
             self._viewer.remove(EDIT_LAYER)
         self._space_held = False
         self.session, self.layer, self._target, self._draft_id = None, None, {}, None
+        self._image = None
+        self.live.setText("")
         self._enable(False)
         self.closed.emit()
 

@@ -78,6 +78,12 @@ def test_sphere_brush_eraser_and_3d_fill_by_clicks_undo_redo_and_save(copy_windo
     slices = np.flatnonzero(gained.any(axis=(1, 2)))
     assert len(slices) > 1  # through slices: a sphere, not a disc
     assert voxel_under(session.placement, at)[0] in slices
+    # The outline's numbers follow the stroke: core's, on the CT the room shows.
+    from palmares_desktop.core.segmentation.live import live_numbers
+
+    expected = live_numbers(session.mask, room.loaded.ct_volume.data, session.placement.scale, "CT")
+    assert editor.live.text() == expected.sentence() and "HU" in expected.sentence()
+    assert expected.voxels == int((session.mask > 0).sum())
     assert session.history.depth == 1 and session.dirty
     assert f"{int(gained.sum())} voxels (" in editor.message.text()  # core's count, and its mL
     painted = session.mask.copy()
