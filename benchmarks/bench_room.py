@@ -155,9 +155,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--build-only", action="store_true")
     parser.add_argument(
-        "--gc-freeze",
+        "--no-gc-freeze",
         action="store_true",
-        help="gc.freeze() once the window is made (napari runs a full gc.collect at each layer removal)",
+        help="leave the start-up heap to the garbage collector (the app freezes it: gui.app.freeze_startup_heap)",
     )
     args = parser.parse_args()
     if args.build_only:
@@ -229,11 +229,10 @@ def measure(root: Path, source: Path | None, args) -> None:
     window.show()
     app.processEvents()
     made = time.perf_counter() - t
-    if args.gc_freeze:
-        import gc
+    if not args.no_gc_freeze:
+        from palmares_desktop.gui.app import freeze_startup_heap
 
-        gc.collect()
-        gc.freeze()  # what exists now (modules, widgets) is never scanned again
+        freeze_startup_heap()  # as the app does once its window is shown
     wait(500)
     room = window.ct_pet
     workers = room.workers

@@ -73,7 +73,7 @@ def main() -> None:
     if not sys.argv[1:]:
         plugin_tests()
     if os.environ.get("PALMARES_BUNDLE_SMOKE") == "1":
-        bundle_smoke_test()
+        step("bundle build and smoke test", [sys.executable, str(ROOT / "tools" / "bundle_smoke.py")])
 
 
 def plugin_tests() -> None:
@@ -87,22 +87,6 @@ def plugin_tests() -> None:
         )
         if result.returncode != 0:
             sys.exit(f"plugin tests of {folder.name} failed (exit {result.returncode})")
-
-
-def bundle_smoke_test() -> None:
-    """Build the one-folder bundle (packaging/palmares.spec) and run packaging/smoke_test.py on it.
-    About 6 minutes on a 2-core machine, so only with PALMARES_BUNDLE_SMOKE=1 (packaging/README.md)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="palmares-build-") as tmp:
-        step(
-            "bundle build (PyInstaller)",
-            [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-             str(ROOT / "packaging" / "palmares.spec"), "--distpath", f"{tmp}/dist", "--workpath", f"{tmp}/build"],
-        )  # fmt: skip
-        display = [] if os.environ.get("DISPLAY") else ["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24"]
-        smoke = [sys.executable, str(ROOT / "packaging" / "smoke_test.py"), f"{tmp}/dist/palmares"]
-        step("bundle smoke test", display + smoke)
 
 
 if __name__ == "__main__":

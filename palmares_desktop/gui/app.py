@@ -217,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile is not None:
         window.set_profile(profile, remember=remember)
     window.show()
+    freeze_startup_heap()
 
     if args.screenshot:
         return _screenshot_run(app, window, args)
@@ -225,6 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     store.close()
     return code
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up made (modules, Qt wrappers, the viewers) out of the garbage collector's
+    sight: napari runs a full gc.collect() at every layer removal and scene-graph update, three per
+    subject opened, each ~0.35 s over the start-up heap and a few ms without it."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _screenshot_run(app, window, args: argparse.Namespace) -> int:
@@ -249,6 +260,8 @@ def _screenshot_run(app, window, args: argparse.Namespace) -> int:
 
     def done(room: str) -> None:
         pending.discard(room)
+        if pending == {"slide"}:
+            window.tabs.setCurrentIndex(2)  # the slide room draws its slide once it is shown
         if not pending:
             QTimer.singleShot(1500, save)  # let the canvases draw a few frames
 

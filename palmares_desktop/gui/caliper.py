@@ -58,6 +58,7 @@ class CaliperTool(QWidget):
             shape_type="line",
             edge_color=CALIPER_RGB,
             edge_width=0.8,  # mm
+            units=self.viewer.world_units(),
             features={"length": np.zeros(0)},
             text={
                 "string": "{length:.1f} mm",

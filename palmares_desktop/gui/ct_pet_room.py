@@ -61,6 +61,7 @@ from palmares_desktop.gui.napari_adapter import (
     EmbeddedViewer,
     NapariVolume,
     fusion_colormap,
+    labels_from_sitk,
     volume_from_sitk,
 )
 from palmares_desktop.gui.outline_editor import OutlineEditor
@@ -104,13 +105,11 @@ class LoadedSubject:
 def _read_mask(path: Path, label: int, number: int) -> tuple[NapariVolume, tuple[float, float, float] | None]:
     """A stored mask's `label` voxels as lesion `number`'s display mask, and their centroid (world
     mm) or None when there are none. Raises RuntimeError when the file cannot be read."""
-    mask = volume_from_sitk(sitk.ReadImage(str(path)))
-    selected = mask.data == label
-    mask.data = selected.astype(np.uint8 if number < 256 else np.uint16)  # no int64 product
-    mask.data *= mask.data.dtype.type(number)
+    mask = labels_from_sitk(sitk.ReadImage(str(path)), label, number)
+    voxels = np.flatnonzero(mask.data)
     centroid = None
-    if selected.any():
-        index = np.argwhere(selected).mean(axis=0)
+    if voxels.size:
+        index = np.array(np.unravel_index(voxels, mask.data.shape)).mean(axis=1)
         centroid = tuple(float(v) for v in mask.placement.display_to_world(index))  # oblique too
     return mask, centroid
 
@@ -649,20 +648,8 @@ class CtPetRoom(QWidget):
         if generation != self._generation:
             return  # the user opened another subject meanwhile
         self.loaded = loaded
-        if loaded.ct_volume is not None:
-            self.viewer.add_ct(loaded.ct_volume, self._window_limits())
-        if loaded.pet_volume is not None:
-            self._configure_pet_units(loaded.pet)
-            self.viewer.add_pet(
-                loaded.pet_volume,
-                self.suv_max.value(),
-                self.pet_colormap.currentText(),
-                self.pet_opacity.value() / 100,
-            )
-            self.viewer.set_visible(PET_LAYER, self.pet_visible.isChecked())
-        for mask in loaded.masks:
-            layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation), mask.color)
-            layer.visible = self.masks_visible.isChecked()
+        with self.viewer.batch():
+            self._add_layers(loaded)
         self._fill_lesions(loaded.masks)
         self.companions.set_volumes(
             _plane_volume(loaded.ct_volume),
@@ -692,6 +679,22 @@ class CtPetRoom(QWidget):
         self._show_notes()
         self._compute_missing_features([mask.segmentation.id for mask in loaded.masks], generation)
         self.subject_loaded.emit(loaded.subject["code"])
+
+    def _add_layers(self, loaded: LoadedSubject) -> None:
+        if loaded.ct_volume is not None:
+            self.viewer.add_ct(loaded.ct_volume, self._window_limits())
+        if loaded.pet_volume is not None:
+            self._configure_pet_units(loaded.pet)
+            self.viewer.add_pet(
+                loaded.pet_volume,
+                self.suv_max.value(),
+                self.pet_colormap.currentText(),
+                self.pet_opacity.value() / 100,
+            )
+            self.viewer.set_visible(PET_LAYER, self.pet_visible.isChecked())
+        for mask in loaded.masks:
+            layer = self.viewer.add_labels(mask.volume, self._mask_layer_name(mask.segmentation), mask.color)
+            layer.visible = self.masks_visible.isChecked()
 
     def _ct_context(self) -> tuple[Store, str, dict | None] | None:
         """(store, subject code, the selected segmentation row or None) when a CT is open."""

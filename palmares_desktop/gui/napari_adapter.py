@@ -66,11 +66,23 @@ class NapariVolume:
 def volume_from_sitk(image: sitk.Image, dtype: Any | None = None) -> NapariVolume:
     """Convert a SimpleITK 3D image to napari placement. Safe to call in a worker thread."""
     placement = Placement.of(image)
-    # Contiguous: vispy uploads textures from it, and napari paints labels into it in place.
-    array = np.ascontiguousarray(placement.to_display(image))
-    if dtype is not None and array.dtype != dtype:
-        array = array.astype(dtype, copy=False)
+    view = placement.to_display(sitk.GetArrayViewFromImage(image))  # valid while `image` lives
+    # One pass from SimpleITK's buffer to a contiguous array of the wanted type (vispy uploads
+    # textures from it, napari paints labels into it in place): a 512x512x300 CT in 0.07 s, not 1 s.
+    array = np.empty(view.shape, view.dtype if dtype is None else dtype)
+    np.copyto(array, view, casting="unsafe")
     return NapariVolume(array, placement)
+
+
+def labels_from_sitk(image: sitk.Image, label: int, number: int) -> NapariVolume:
+    """A stored mask's `label` voxels as display labels valued `number` (uint8 below 256), in one
+    pass over SimpleITK's buffer: masks are as large as the CT, and a subject has several."""
+    placement = Placement.of(image)
+    view = placement.to_display(sitk.GetArrayViewFromImage(image))  # valid while `image` lives
+    data = np.empty(view.shape, np.uint8 if number < 256 else np.uint16)
+    np.equal(view, label, out=data, casting="unsafe")  # 1 at the label, else 0
+    data *= data.dtype.type(number)
+    return NapariVolume(data, placement)
 
 
 def stored_image(volume: NapariVolume, data: np.ndarray | None = None) -> sitk.Image:
@@ -226,6 +238,16 @@ class EmbeddedViewer:
 
     def clear(self) -> None:
         self.model.layers.clear()
+
+    def world_units(self) -> tuple | None:
+        """The bottom layer's units (the CT's mm, the slide's µm). Every layer of a viewer carries
+        them: napari's scale bar shows a unit only when all layers agree, else a bare number."""
+        return self.model.layers[0].units if len(self.model.layers) else None
+
+    def batch(self):
+        """Context manager: layers added or removed inside it update the scene graph once, at the
+        end, instead of once per layer (~0.1 s each with overlays; a subject has a dozen layers)."""
+        return self.model.layers.batched_update()
 
     def _label_axes(self) -> None:
         # napari's default labels are "-3", "-2", "-1"; readers expect anatomical axis names.
@@ -424,6 +446,7 @@ class EmbeddedViewer:
                 edge_color=CURSOR_RGB,
                 edge_width=1.2,  # mm
                 blending="translucent_no_depth",
+                units=self.world_units(),
             )
             self.model.layers.selection.active = active
         else:

@@ -322,7 +322,12 @@ class AnnotationPanel(QWidget):
         self._picture_dirty = self._summary_pending = False
         self._collected = self._picture_key = None
         self.layer = self.viewer.model.add_shapes(
-            name=ANNOTATION_LAYER, scale=scale, ndim=2, edge_width=2.0, opacity=1.0
+            name=ANNOTATION_LAYER,
+            scale=scale,
+            ndim=2,
+            edge_width=2.0,
+            opacity=1.0,
+            units=self.viewer.world_units(),
         )
         self.layer.events.data.connect(self._on_data)
         mpp = self.session.mpp[0]
@@ -335,6 +340,7 @@ class AnnotationPanel(QWidget):
             border_width=0.15,
             border_width_is_relative=True,
             blending="translucent_no_depth",  # drawn over the outlines' fill, never hidden by it
+            units=self.viewer.world_units(),
         )
         self.viewer.model.camera.events.zoom.connect(self._on_zoom)
         self.viewer.model.camera.events.zoom.connect(self._on_view_moved)
@@ -940,6 +946,7 @@ class AnnotationPanel(QWidget):
                 scale=scale,
                 translate=translate,
                 blending="translucent_no_depth",
+                units=self.viewer.world_units(),
             )
             model.layers.move(model.layers.index(layer), 1)  # over the slide, under the shapes and points
             model.layers.selection.active = active

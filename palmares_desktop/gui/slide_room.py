@@ -65,6 +65,7 @@ class SlideRoom(QWidget):
         self._generation = 0
         self._subject_code = self._real_code = ""
         self._fit_pending = False
+        self._unshown: tuple | None = None  # a slide read while the room was hidden (see _show)
 
         self.title = QLabel("No subject open.")
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
@@ -160,6 +161,12 @@ class SlideRoom(QWidget):
     ) -> None:
         if generation != self._generation:
             return
+        if not self.isVisible():
+            # Its layers, objects and legend (~0.7 s on the GUI thread) wait until the room is shown:
+            # opening a subject from the worklist shows the CT/PET room, which must not wait for them.
+            self._unshown = (result, row, path, generation)
+            return
+        self._unshown = None
         name = self._name(row)
         levels, mpp, info = result
         self.info = info
@@ -194,6 +201,9 @@ class SlideRoom(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
+        if self._unshown is not None:
+            unshown, self._unshown = self._unshown, None
+            QTimer.singleShot(0, lambda: self._show(*unshown))
         if self._fit_pending:
             self._fit_pending = False
             QTimer.singleShot(0, self.viewer.reset_view)

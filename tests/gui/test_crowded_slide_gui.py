@@ -45,8 +45,8 @@ def _open_slide(window, qtbot) -> None:
     code = _he_code(window)
     index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
     window.worklist.table.doubleClicked.emit(index)
+    window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
-    window.tabs.setCurrentIndex(2)
     qtbot.wait(200)
 
 

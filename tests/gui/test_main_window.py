@@ -109,6 +109,7 @@ def test_open_subject_shows_fused_ct_pet_in_physical_space(main_window, qtbot, t
 def test_slide_room_shows_the_pyramid_lazily_in_micrometres(main_window, qtbot):
     subject = open_first_subject(main_window, qtbot)
     slide_row = main_window.store.rows("slides", "subject_id = ?", [subject["id"]])[0]
+    main_window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     qtbot.waitUntil(lambda: main_window.slide.slide_layer() is not None, timeout=LOAD_TIMEOUT_MS)
     layer = main_window.slide.slide_layer()
     assert layer.multiscale and layer.rgb
@@ -117,6 +118,10 @@ def test_slide_room_shows_the_pyramid_lazily_in_micrometres(main_window, qtbot):
     assert not isinstance(layer.data[0], np.ndarray), "level 0 must stay lazy, not loaded whole"
     np.testing.assert_allclose(layer.scale, (slide_row["mpp_y"], slide_row["mpp_x"]), rtol=1e-6)
     assert main_window.slide.viewer.model.scale_bar.visible
+    # The scale bar names its unit only when every layer (slide, outlines, points) is in µm.
+    assert [str(u) for u in main_window.slide.viewer.model.layers.units] == ["micrometer"] * 2
+    ct_units = main_window.ct_pet.viewer.model.layers.units  # CT, PET, outlines and the cursor
+    assert ct_units is not None and {str(u) for u in ct_units} == {"millimeter"}
     main_window.tabs.setCurrentIndex(2)
     qtbot.wait(300)
     canvas = main_window.slide.viewer.screenshot()[..., :3].astype(float)

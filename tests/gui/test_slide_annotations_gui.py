@@ -33,11 +33,11 @@ def _open_slide(window, qtbot) -> dict:
     code = next(r["code"] for r in rows if "HE" in r["modalities"])
     index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
     window.worklist.table.doubleClicked.emit(index)
+    window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     try:
         qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
     except Exception as exc:  # say what the room showed instead of a bare timeout
         raise AssertionError(f"{window.slide.title.text()!r} {window.slide.details.text()!r}") from exc
-    window.tabs.setCurrentIndex(2)
     qtbot.wait(200)
     subject = window.store.subject_by_code(code)
     from palmares_desktop.core.store.records import slides_of_subject

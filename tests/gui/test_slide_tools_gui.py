@@ -43,8 +43,8 @@ def _open_slide(window, qtbot) -> dict:
     code = next(r["code"] for r in rows if "HE" in r["modalities"])
     index = window.worklist.proxy.index(window.worklist.visible_codes().index(code), 0)
     window.worklist.table.doubleClicked.emit(index)
+    window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
-    window.tabs.setCurrentIndex(2)
     qtbot.wait(200)
     return slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
 
