@@ -18,8 +18,8 @@ Measured in one run, each against its target, with the in-run baseline where the
              move of a drag sent to the canvas, i.e. the dab's data update (< 5 ms), and the canvas
              redraw after it (the viewer's own redraw rate: the baseline a stroke is drawn at)
   stroke end the mouse release: napari's history handed to the session (one undo step)
-  metrics    the selected lesion's numbers after a stroke (< 100 ms): the room shows none live, so
-             core's numbers on the working mask (voxels, mL, HU mean/SD) are timed
+  metrics    the edited outline's numbers after a stroke (< 100 ms): the editor's live line (volume,
+             HU mean/SD on a CT; core/segmentation/live.py on the lesion's box)
   autosave   the longest gap of a 5 ms QTimer while the draft autosave runs (GUI block < 50 ms), with
              the longest gap of the same timer while idle as the baseline
   save       Save in the editor -> the new final version stored (< 200 ms), then the room reloaded
@@ -191,7 +191,6 @@ def measure(root: Path, source: Path | None, args) -> None:
     app = QApplication.instance() or QApplication([])
     from palmares_desktop.core.demo.demo_store import load_manifest
     from palmares_desktop.core.profile import ReaderProfile
-    from palmares_desktop.core.segmentation.strokes import voxels_ml
     from palmares_desktop.core.store import Store
     from palmares_desktop.gui.main_window import MainWindow
 
@@ -413,20 +412,17 @@ def measure(root: Path, source: Path | None, args) -> None:
         view.repaint()
     report.add("2x2 planes follow the stroke", _ms(time.perf_counter() - t), baseline="on the 300 ms poll")
 
-    # Live numbers: the room shows none after a stroke; core's on the working mask, as they would be.
-    from palmares_desktop.core.pet.metrics import ct_hu_stats
-
-    hu = room.loaded.ct_volume.data
+    # Live numbers: what the editor's line shows after the stroke (core/segmentation/live.py on the
+    # lesion's box), redone as after a new stroke.
+    editor._live_revision = None
     t = time.perf_counter()
-    selected = session.mask > 0
-    count = int(np.count_nonzero(selected))
-    numbers = {"voxels": count, "ml": voxels_ml(session.placement, count), **ct_hu_stats(hu, selected)}
+    editor.show_live()
     metrics = time.perf_counter() - t
     report.add(
-        "live metrics after a stroke (core)",
+        "live numbers after a stroke",
         _ms(metrics),
         "< 100 ms",
-        f"{numbers['ml']:.2f} mL, HU {numbers['hu_mean']:.0f}; not shown live by the room",
+        f"the editor shows {editor.live.text()!r}",
         metrics < 0.1,
     )
 

@@ -48,6 +48,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--subject", metavar="CODE", help="subject to open at start (default with --screenshot: the first)"
     )
+    parser.add_argument(
+        "--software-gl",
+        action="store_true",
+        help="draw with software OpenGL (Mesa llvmpipe), for remote desktops and virtual machines "
+        "(also PALMARES_SOFTWARE_GL=1, or View → Software OpenGL)",
+    )
     parser.add_argument("--version", action="version", version=f"palmares-desktop {__version__}")
     return parser.parse_args(argv)
 
@@ -175,7 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from palmares_desktop.core.profile import ReaderProfile, load_profile
     from palmares_desktop.core.store import Store, StoreError
     from palmares_desktop.gui.excepthook import install_excepthook
+    from palmares_desktop.gui.settings import software_opengl_wanted, use_software_opengl
 
+    if software_opengl_wanted(args.software_gl) and QApplication.instance() is None:
+        use_software_opengl()  # must come before the QApplication
+        log.info("software OpenGL selected (Mesa llvmpipe / Qt opengl32sw)")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PALMARES Desktop")
     app.setOrganizationName(paths.APP_AUTHOR)

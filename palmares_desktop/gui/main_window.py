@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from qtpy.QtCore import Signal
@@ -22,6 +23,8 @@ from palmares_desktop.gui.settings import (
     remember_store,
     save_geometry,
     saved_geometry,
+    set_software_opengl,
+    software_opengl,
 )
 from palmares_desktop.gui.slide_room import SlideRoom
 from palmares_desktop.gui.workers import WorkerPool
@@ -84,6 +87,12 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&CT/PET", lambda: self.tabs.setCurrentIndex(CT_PET_TAB), "Ctrl+2")
         self._action(view_menu, "&Slide", lambda: self.tabs.setCurrentIndex(SLIDE_TAB), "Ctrl+3")
         self._action(view_menu, "&Refresh worklist", self.refresh_worklist, QKeySequence.StandardKey.Refresh)
+        view_menu.addSeparator()
+        self.software_gl_action = self._action(
+            view_menu, "Software &OpenGL (remote desktop, VM)", self._toggle_software_gl
+        )
+        self.software_gl_action.setCheckable(True)
+        self.software_gl_action.setChecked(software_opengl())
         study_menu = self.menuBar().addMenu("&Study")
         self._action(study_menu, "&Reading rounds…", self.show_study_panel)
         self._action(study_menu, "&Coordinating centre…", self.show_coordinator_room)
@@ -278,12 +287,29 @@ class MainWindow(QMainWindow):
     def _show_log_location(self) -> None:
         QMessageBox.information(self, "Log file", f"The log file is:\n{log_file_path()}")
 
+    def _toggle_software_gl(self) -> None:
+        on = self.software_gl_action.isChecked()
+        set_software_opengl(on)
+        QMessageBox.information(
+            self,
+            "Software OpenGL",
+            (
+                "From the next start, PALMARES Desktop draws with software OpenGL (Mesa llvmpipe): "
+                "slower, but it works on remote desktops and virtual machines without a usable "
+                "graphics driver."
+                if on
+                else "From the next start, PALMARES Desktop draws with the graphics driver's OpenGL."
+            )
+            + " Restart the program for the change to take effect.",
+        )
+
     def _about(self) -> None:
         QMessageBox.about(
             self,
             "About PALMARES Desktop",
             f"PALMARES Desktop {__version__}\nImaging workstation of the PALMARES-2 study (CT, FDG-PET, H&E).\n"
-            f"Store: {self.store.root}",
+            f"Store: {self.store.root}\nDrawing with: {self.ct_pet.viewer.opengl_renderer()}"
+            + (" (software OpenGL selected)" if os.environ.get("LIBGL_ALWAYS_SOFTWARE") == "1" else ""),
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

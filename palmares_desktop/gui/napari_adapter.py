@@ -239,6 +239,17 @@ class EmbeddedViewer:
     def clear(self) -> None:
         self.model.layers.clear()
 
+    def opengl_renderer(self) -> str:
+        """The OpenGL that draws this viewer, e.g. 'llvmpipe (LLVM 15.0.6, 256 bits), OpenGL 4.5 ...
+        Mesa 22.3.6' when software OpenGL is in use (Help → About shows it, for support)."""
+        from vispy.gloo import gl
+
+        try:
+            self.widget.canvas._scene_canvas.set_current()
+            return f"{gl.glGetParameter(gl.GL_RENDERER)}, OpenGL {gl.glGetParameter(gl.GL_VERSION)}"
+        except Exception as exc:  # noqa: BLE001 - no context yet, or a driver that refuses: say so
+            return f"unknown ({exc})"
+
     def world_units(self) -> tuple | None:
         """The bottom layer's units (the CT's mm, the slide's µm). Every layer of a viewer carries
         them: napari's scale bar shows a unit only when all layers agree, else a bare number."""

@@ -8,6 +8,7 @@ Linux). Tests redirect them with `QSettings.setDefaultFormat(IniFormat)` and
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from qtpy.QtCore import QByteArray, QSettings
@@ -17,6 +18,8 @@ from palmares_desktop.core.paths import APP_AUTHOR, APP_NAME
 MAX_RECENT_STORES = 8
 RECENT_KEY = "stores/recent"
 GEOMETRY_KEY = "window/geometry"
+SOFTWARE_GL_KEY = "display/software_opengl"
+SOFTWARE_GL_ENV = "PALMARES_SOFTWARE_GL"
 
 
 def app_settings() -> QSettings:
@@ -73,3 +76,32 @@ def save_geometry(geometry: QByteArray) -> None:
     settings = app_settings()
     settings.setValue(GEOMETRY_KEY, geometry)
     settings.sync()
+
+
+def software_opengl() -> bool:
+    """Draw with software OpenGL (Mesa llvmpipe) instead of the graphics driver: for remote-desktop
+    sessions and virtual machines whose OpenGL is missing or broken. Read before Qt starts."""
+    return str(app_settings().value(SOFTWARE_GL_KEY, "false")).lower() in ("1", "true", "yes")
+
+
+def set_software_opengl(on: bool) -> None:
+    app_settings().setValue(SOFTWARE_GL_KEY, "true" if on else "false")
+
+
+def use_software_opengl(environ: dict | None = None) -> None:
+    """Select software OpenGL for this process; only takes effect before the QApplication exists.
+    On Linux Mesa's llvmpipe (LIBGL_ALWAYS_SOFTWARE); on Windows Qt's own opengl32sw.dll."""
+    from qtpy.QtCore import QCoreApplication, Qt
+
+    env = os.environ if environ is None else environ
+    env.setdefault("LIBGL_ALWAYS_SOFTWARE", "1")
+    env.setdefault("QT_OPENGL", "software")
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_UseSoftwareOpenGL, True)
+
+
+def software_opengl_wanted(flag: bool = False) -> bool:
+    """The command-line flag, the PALMARES_SOFTWARE_GL environment variable, or the saved setting."""
+    env = os.environ.get(SOFTWARE_GL_ENV, "").strip().lower()
+    if env in ("0", "no", "false"):
+        return flag
+    return flag or env in ("1", "yes", "true") or software_opengl()

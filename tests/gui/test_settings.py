@@ -93,3 +93,29 @@ def test_window_geometry_is_restored_at_next_start(qtbot, demo_store_dir, radiol
         close_window(second, qtbot)
     finally:
         store.close()
+
+
+def test_software_opengl_is_a_saved_setting_the_next_start_applies(main_window, settings_dir, monkeypatch):
+    """View → Software OpenGL is remembered; at start the flag, PALMARES_SOFTWARE_GL or the setting
+    select Mesa's llvmpipe (Linux) or Qt's opengl32sw (Windows) before Qt starts."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from palmares_desktop.gui.settings import software_opengl, software_opengl_wanted, use_software_opengl
+
+    monkeypatch.delenv("PALMARES_SOFTWARE_GL", raising=False)
+    said = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *args: said.append(args[2]))
+    assert not software_opengl() and not software_opengl_wanted()
+    main_window.software_gl_action.trigger()  # the reader ticks it
+    assert main_window.software_gl_action.isChecked() and software_opengl()
+    assert software_opengl_wanted() and "next start" in said[-1]
+    monkeypatch.setenv("PALMARES_SOFTWARE_GL", "0")  # the environment may refuse it for one run
+    assert not software_opengl_wanted() and software_opengl_wanted(flag=True)
+    main_window.software_gl_action.trigger()  # and unticks it
+    monkeypatch.setenv("PALMARES_SOFTWARE_GL", "1")
+    assert not software_opengl() and software_opengl_wanted()
+    env: dict[str, str] = {}
+    use_software_opengl(env)
+    assert env == {"LIBGL_ALWAYS_SOFTWARE": "1", "QT_OPENGL": "software"}
+    # Help → About names the OpenGL that draws, for support: Mesa's llvmpipe under Xvfb.
+    assert "llvmpipe" in main_window.ct_pet.viewer.opengl_renderer()
