@@ -181,7 +181,7 @@ def main() -> None:
     window.show()
     room = window.slide
     panel = room.panel
-    camera = room.viewer.model.camera
+    camera = room.viewer.model.scene.camera
 
     def pump(ms: float = 0) -> None:
         end = time.perf_counter() + ms / 1000

@@ -403,7 +403,7 @@ class EmbeddedViewer:
         self.model.dims.ndisplay = 3 if on else 2
         self.model.reset_view()  # (this also resets the camera angles, so set them after)
         if on:
-            self.model.camera.angles = CORONAL_FROM_FRONT
+            self.model.scene.camera.angles = CORONAL_FROM_FRONT
 
     def set_rendering(self, name: str, rendering: str) -> None:
         layer = self.layer(name)
@@ -480,7 +480,7 @@ class EmbeddedViewer:
             self.model.dims.set_current_step(0, int(min(max(current + steps, 0), top)))
 
     def zoom_by(self, factor: float) -> None:
-        self.model.camera.zoom = float(self.model.camera.zoom) * factor
+        self.model.scene.camera.zoom = float(self.model.scene.camera.zoom) * factor
 
     def middle_slice(self) -> None:
         """Show the middle slice of the world extent along the first axis."""
@@ -490,8 +490,8 @@ class EmbeddedViewer:
 
     def canvas_pixel(self, world_zyx: Sequence[float], shape: Sequence[int]) -> tuple[int, int]:
         """(row, column) of a world point (mm) in a canvas screenshot of `shape` (2D slice view)."""
-        center = np.asarray(self.model.camera.center, dtype=float)[-2:]
-        offset = (np.asarray(world_zyx, dtype=float)[-2:] - center) * float(self.model.camera.zoom)
+        center = np.asarray(self.model.scene.camera.center, dtype=float)[-2:]
+        offset = (np.asarray(world_zyx, dtype=float)[-2:] - center) * float(self.model.scene.camera.zoom)
         return int(round(shape[0] / 2 + offset[0])), int(round(shape[1] / 2 + offset[1]))
 
     def screenshot(self) -> np.ndarray:

@@ -342,9 +342,9 @@ class AnnotationPanel(QWidget):
             blending="translucent_no_depth",  # drawn over the outlines' fill, never hidden by it
             units=self.viewer.world_units(),
         )
-        self.viewer.model.camera.events.zoom.connect(self._on_zoom)
-        self.viewer.model.camera.events.zoom.connect(self._on_view_moved)
-        self.viewer.model.camera.events.center.connect(self._on_view_moved)
+        self.viewer.model.scene.camera.events.zoom.connect(self._on_zoom)
+        self.viewer.model.scene.camera.events.zoom.connect(self._on_view_moved)
+        self.viewer.model.scene.camera.events.center.connect(self._on_view_moved)
         self.setEnabled(True)
         self.redraw()
         self._tool_chosen(self.tool_group.checkedId())
@@ -358,7 +358,7 @@ class AnnotationPanel(QWidget):
                 ("center", self._on_view_moved),
             ):
                 with contextlib.suppress(TypeError, RuntimeError, ValueError):
-                    getattr(self.viewer.model.camera.events, event).disconnect(slot)
+                    getattr(self.viewer.model.scene.camera.events, event).disconnect(slot)
         self.detections = None
         self._on_view = set()
         self._collected = self._picture_key = None
@@ -505,13 +505,13 @@ class AnnotationPanel(QWidget):
 
     def screen_px(self) -> float:
         """Level-0 pixels per screen pixel at the current zoom."""
-        zoom = self.viewer.model.camera.zoom or 1.0  # screen pixels per world unit (µm)
+        zoom = self.viewer.model.scene.camera.zoom or 1.0  # screen pixels per world unit (µm)
         return 1.0 / (zoom * max(self._scale[1], 1e-9))
 
     def visible_box(self) -> tuple[float, float, float, float]:
         """The level-0 box (x0, y0, x1, y1) on screen."""
-        zoom = self.viewer.model.camera.zoom or 1.0
-        cy, cx = np.asarray(self.viewer.model.camera.center, float)[-2:]
+        zoom = self.viewer.model.scene.camera.zoom or 1.0
+        cy, cx = np.asarray(self.viewer.model.scene.camera.center, float)[-2:]
         h, w = self.viewer.model.canvas.size
         sy, sx = self._scale
         return (
@@ -658,7 +658,7 @@ class AnnotationPanel(QWidget):
         self.redraw()
 
     def _edge_width(self) -> float:
-        zoom = self.viewer.model.camera.zoom or 1.0  # screen pixels per world unit (µm)
+        zoom = self.viewer.model.scene.camera.zoom or 1.0  # screen pixels per world unit (µm)
         return max(2.0 / zoom / max(self._scale[1], 1e-9), 0.5)  # two screen pixels, in level-0 pixels
 
     def _point_size(self) -> float:
@@ -670,7 +670,7 @@ class AnnotationPanel(QWidget):
         self._zoom_timer.start()
 
     def _restyle(self) -> None:
-        zoom = self.viewer.model.camera.zoom
+        zoom = self.viewer.model.scene.camera.zoom
         if self.layer is None or (self._last_zoom and 0.75 < zoom / self._last_zoom < 1.33):
             return
         self.redraw(full=False)
@@ -714,7 +714,7 @@ class AnnotationPanel(QWidget):
             self._syncing = False
         self._index_ids, self._index_parts, self._point_ids = ids, parts, point_ids
         self._on_view = {o["id"] for o in shown}
-        self._last_zoom = self.viewer.model.camera.zoom
+        self._last_zoom = self.viewer.model.scene.camera.zoom
         self._update_buttons()
         self._picture_later()  # first: a crowded slide's summary waits for the picture
         if full:
@@ -844,7 +844,7 @@ class AnnotationPanel(QWidget):
                 self._collect()
             outlines = self._collected[0]
             keep = {self._index_ids[i] for i in self.layer.selected_data if i < len(self._index_ids)}
-            zoom = self.viewer.model.camera.zoom
+            zoom = self.viewer.model.scene.camera.zoom
             restyle = bool(self._last_zoom) and not 0.75 < zoom / self._last_zoom < 1.33
             wanted = self._shapes_of(outlines, keep)
             new = [o for o in wanted if o["id"] not in self._on_view]

@@ -106,10 +106,10 @@ def test_keys_and_wheel_move_slices_switch_windows_and_layout(main_window, qtbot
     # The wheel moves through slices; Ctrl+wheel zooms and leaves the slice alone.
     _wheel(canvas, 120)
     assert room.viewer.model.dims.current_step[0] == step + 1
-    zoom = float(room.viewer.model.camera.zoom)
+    zoom = float(room.viewer.model.scene.camera.zoom)
     _wheel(canvas, 120, Qt.KeyboardModifier.ControlModifier)
     assert room.viewer.model.dims.current_step[0] == step + 1
-    assert float(room.viewer.model.camera.zoom) == pytest.approx(zoom * 1.15)
+    assert float(room.viewer.model.scene.camera.zoom) == pytest.approx(zoom * 1.15)
 
     # Keys, with the viewer focused: Up/PgDown through slices, number keys for window presets,
     # L for the next layout: 2x2, side by side, one view.

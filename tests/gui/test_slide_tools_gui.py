@@ -51,7 +51,7 @@ def _open_slide(window, qtbot) -> dict:
 
 def _look_at(window, qtbot, x: float, y: float, screen_px: float) -> None:
     """Centre the camera on level-0 (x, y) at `screen_px` level-0 pixels per screen pixel."""
-    camera = window.slide.viewer.model.camera
+    camera = window.slide.viewer.model.scene.camera
     camera.center = (y * MPP, x * MPP)
     camera.zoom = 1.0 / (screen_px * MPP)
     qtbot.wait(50)
