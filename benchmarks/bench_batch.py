@@ -60,7 +60,7 @@ def _import_ct(store: Store, folder: Path) -> dict:
     image = sitk.Cast(reader.Execute(), sitk.sitkInt16)
     subject = store.ensure_subject(SUBJECT)
     series = store.insert(
-        "series", {"subject_id": subject["id"], "modality": "CT", "units": "HU", "series_uid": "2.25.1"}
+        "series", {"subject_id": subject.id, "modality": "CT", "units": "HU", "series_uid": "2.25.1"}
     )
     relative = f"volumes/{series['id']}.nrrd"
     sitk.WriteImage(image, str(store.path(relative)), useCompression=True)

@@ -82,7 +82,7 @@ def detections(n: int) -> Detections:
 def new_slide(store: Store, n: int) -> Slide:
     subject = store.ensure_subject(f"IT03-{n:04d}")
     row = {
-        "subject_id": subject["id"],
+        "subject_id": subject.id,
         "display_name": f"IT03-{n:04d} HE",
         "format": "tiff",
         "width": 100_000,

@@ -50,10 +50,10 @@ def _slide(
                 raise click.ClickException(f"There is no subject {subject_code} in this store.")
             if slide_ref:
                 slide = referenced_slide(store, slide_ref)
-                if slide.subject_id != subject["id"]:
+                if slide.subject_id != subject.id:
                     raise click.ClickException(f"Slide {slide_ref} is not a slide of subject {subject_code}.")
             else:
-                slides = slides_of_subject(store, subject["id"])
+                slides = slides_of_subject(store, subject.id)
                 if not slides:
                     raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
                 slide = slides[0]

@@ -126,7 +126,7 @@ def annotations(
             subject = store.subject_by_code(subject_code)
             from palmares_desktop.core.store.records import slides_of_subject
 
-            slides = slides_of_subject(store, subject["id"]) if subject else []
+            slides = slides_of_subject(store, subject.id) if subject else []
             if not slides:
                 raise click.ClickException(f"Subject {subject_code} has no slide in this store.")
             target = slides[0]

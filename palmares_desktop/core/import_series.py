@@ -272,12 +272,12 @@ class SeriesImport:
         with store.transaction():
             subject = store.ensure_subject(self.ctx.subject_code, self.site)
             study = records.study_with_uid(store, study_row["study_uid"])
-            if study and study["subject_id"] != subject["id"]:
+            if study and study.subject_id != subject.id:
                 raise SeriesFailed("its study is already in the store under another subject; not imported.")
-            study = study or records.add_study(store, {**study_row, "subject_id": subject["id"]})
-            records.add_series(store, {**series_row, "study_id": study["id"], "subject_id": subject["id"]})
-            if not records.has_status(store, subject["id"], self.info.modality):
-                store.set_status(subject["id"], self.info.modality, "not started")
+            study = study or records.add_study(store, {**study_row, "subject_id": subject.id})
+            records.add_series(store, {**series_row, "study_id": study.id, "subject_id": subject.id})
+            if not records.has_status(store, subject.id, self.info.modality):
+                store.set_status(subject.id, self.info.modality, "not started")
             # The key link goes in before the commit: if it failed, the rows would roll back; if the
             # commit fails after it, a harmless link without images remains.
             self.keys.link(self.patient_id, self.ctx.subject_code)

@@ -298,7 +298,7 @@ def _check_key_table(store: Store, keys: KeyTable, patient_id: str, subject_code
             f"(the next free code is {store.next_subject_code(subject_code.split('-')[0])})."
         )
     subject = store.subject_by_code(subject_code)
-    if current is None and subject and records.subject_has_series(store, subject["id"]):
+    if current is None and subject and records.subject_has_series(store, subject.id):
         raise ImportRefusedError(
             f"Subject {subject_code} already has images in this store, but the key table does not know its "
             "patient: they cannot be checked to be the same person. Use a new subject code."

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from palmares_desktop.core.ct.recist import recist_diameters
 from palmares_desktop.core.errors import PalmaresError
-from palmares_desktop.core.model import Lesion
+from palmares_desktop.core.model import Lesion, Subject
 from palmares_desktop.core.pet.metrics import ct_hu_stats
 from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation.export import SITE_CODES
@@ -193,7 +193,7 @@ def suggested_status(lesion: dict, measurable_mm: float = MEASURABLE_MM) -> str:
 
 
 # ------------------------------------------------------------------------------------ edits
-def _subject(store: Store, subject_code: str) -> dict:
+def _subject(store: Store, subject_code: str) -> Subject:
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise LesionError(f"There is no subject {subject_code} in this store.")
@@ -207,9 +207,9 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _check_free(store: Store, subject: dict, name: str) -> None:
-    if records.lesion_named(store, subject["id"], name) is not None:
-        raise LesionError(f"{subject['code']} already has a lesion named {name!r}.")
+def _check_free(store: Store, subject: Subject, name: str) -> None:
+    if records.lesion_named(store, subject.id, name) is not None:
+        raise LesionError(f"{subject.code} already has a lesion named {name!r}.")
 
 
 def _check_site(organ: str | None) -> str | None:
@@ -236,7 +236,7 @@ def add_lesion(store: Store, subject_code: str, name: str, organ: str | None = N
     organ = _check_site(organ)
     with store.transaction():
         _check_free(store, subject, name)
-        return records.add_lesion(store, subject["id"], name, organ)
+        return records.add_lesion(store, subject.id, name, organ)
 
 
 def rename_lesion(store: Store, lesion_id: str, name: str) -> Lesion:
@@ -246,7 +246,7 @@ def rename_lesion(store: Store, lesion_id: str, name: str) -> Lesion:
         return lesion
     subject = records.subject(store, lesion.subject_id)
     with store.transaction():
-        _check_free(store, {"id": subject.id, "code": subject.code}, name)
+        _check_free(store, subject, name)
         return records.rename_lesion(store, lesion_id, name)
 
 
@@ -306,10 +306,10 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
     from palmares_desktop.core.pet.threshold import PetToolError
 
     subject = _subject(store, subject_code)
-    lesions = records.lesions_of_subject(store, subject["id"])
+    lesions = records.lesions_of_subject(store, subject.id)
     out: dict[str, dict] = {x.id: {"name": x.name, "organ": x.organ} for x in lesions}
     by_name = {x.name: x.id for x in lesions}
-    pet_series = records.series_rows_of_subject(store, subject["id"], "PT")
+    pet_series = records.series_of_subject_oldest_first(store, subject.id, "PT")
     try:
         pet = subject_pet_metrics(store, subject_code) if pet_series else None
     except PetToolError as exc:
@@ -320,7 +320,7 @@ def lesion_numbers(store: Store, subject_code: str) -> dict[str, dict]:
         lesion_id = by_name.get(entry["name"])
         if lesion_id is not None:
             out[lesion_id].update({k: v for k, v in entry.items() if k not in ("name", "organ")})
-    cts = records.series_rows_of_subject(store, subject["id"], "CT")
+    cts = records.series_of_subject_oldest_first(store, subject.id, "CT")
     if not cts:
         return out
     ct = cts[0]

@@ -35,6 +35,19 @@ class Subject:
     id: str
     code: str  # pseudonym, e.g. IT03-0017; the original PatientID lives only in keys.db
     site_code: str
+    author_id: str = ""
+    revision: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    # What the rooms call the subject for the current reader (core/study/rounds.subject_shown: the
+    # case label of their reading in a blinded open round, else the code), set by the GUI when it
+    # opens the subject; empty when read from the store. Not a column, and not part of equality.
+    shown: str = field(default="", compare=False)
+
+    @property
+    def label(self) -> str:
+        """The name to display: `shown` when the GUI set it (a blinded case: never the code)."""
+        return self.shown or self.code
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, WINDOW_PRESETS
-from palmares_desktop.core.model import Segmentation, Series
+from palmares_desktop.core.model import Segmentation, Series, Subject
 from palmares_desktop.core.pet.display import (
     DEFAULT_FUSION_OPACITY,
     DEFAULT_SUV_MAX,
@@ -93,7 +93,7 @@ class LoadedMask:
 
 @dataclass
 class LoadedSubject:
-    subject: dict
+    subject: Subject
     ct: Series | None = None
     pet: Series | None = None
     ct_volume: NapariVolume | None = None
@@ -120,7 +120,7 @@ def _read_volume(path: Path) -> NapariVolume:
 
 def read_subject(
     root: Path,
-    subject: dict,
+    subject: Subject,
     ct: Series | None,
     pet: Series | None,
     segmentations: list[Segmentation],
@@ -595,13 +595,13 @@ class CtPetRoom(QWidget):
         )
 
     # ------------------------------------------------------------ loading
-    def load_subject(self, store: Store, subject: dict) -> None:
+    def load_subject(self, store: Store, subject: Subject) -> None:
         """Start reading a subject's CT, PET and masks; layers appear when the worker is done."""
         self.editor.leave()  # unsaved strokes become the reader's draft first
-        if self.candidates.subject_code != subject["code"]:
+        if self.candidates.subject_code != subject.code:
             self.candidates.forget()  # another subject's candidates are not this one's
         shown = self.lesion_panel.subject
-        if shown is None or shown["id"] != subject["id"] or self.lesion_panel.store is not store:
+        if shown is None or shown.id != subject.id or self.lesion_panel.store is not store:
             self.lesion_panel.clear()  # never another subject's lesions while this one loads
         self.store = store
         self.plugin_tools.refresh(store)  # the tools of the plugins this store's site allows
@@ -615,9 +615,9 @@ class CtPetRoom(QWidget):
         self.radiomics.clear()
         self.radiomics.set_background_busy(False)  # a previous subject's job no longer counts
         self.loaded = None
-        ct, pet, notes = subject_series(store, subject["id"])
-        segmentations = subject_segmentations(store, subject["id"])
-        name = subject.get("shown") or subject["code"]  # a blinded case: its label (main_window)
+        ct, pet, notes = subject_series(store, subject.id)
+        segmentations = subject_segmentations(store, subject.id)
+        name = subject.label  # a blinded case: its label (main_window)
         self.title.setText(f"{name} — loading CT/PET…")
         self.notes.setText("")
         if ct is None and pet is None:
@@ -632,7 +632,7 @@ class CtPetRoom(QWidget):
             name=f"load {name}",
         )
 
-    def _failed(self, code: str, exc: Exception, generation: int, subject: dict | None = None) -> None:
+    def _failed(self, code: str, exc: Exception, generation: int, subject: Subject | None = None) -> None:
         if generation != self._generation:
             return
         message = f"The images of {code} could not be read: {exc}"
@@ -674,11 +674,11 @@ class CtPetRoom(QWidget):
             self.lesion_panel.select_lesion(keep)  # the lesion the reader was working on stays selected
         parts = [MODALITY_NAMES[series.modality] for series in (loaded.ct, loaded.pet) if series]
         self.title.setText(
-            f"{loaded.subject.get('shown') or loaded.subject['code']} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
+            f"{loaded.subject.label} — {' + '.join(parts)}, {len(loaded.masks)} segmentation(s)"
         )
         self._show_notes()
         self._compute_missing_features([mask.segmentation.id for mask in loaded.masks], generation)
-        self.subject_loaded.emit(loaded.subject["code"])
+        self.subject_loaded.emit(loaded.subject.code)
 
     def _add_layers(self, loaded: LoadedSubject) -> None:
         if loaded.ct_volume is not None:
@@ -701,7 +701,7 @@ class CtPetRoom(QWidget):
         if self.store is None or self.loaded is None or self.loaded.ct_volume is None:
             return None
         mask = self.selected_mask()
-        return self.store, self.loaded.subject["code"], mask.segmentation if mask else None
+        return self.store, self.loaded.subject.code, mask.segmentation if mask else None
 
     def _candidates_context(self) -> tuple[Store, str, Any] | None:
         """(store, subject code, the liver reference the reader placed for this subject or None)."""
@@ -716,7 +716,7 @@ class CtPetRoom(QWidget):
         """(store, subject code) when the open subject has a PET to threshold."""
         if self.store is None or self.loaded is None or self.loaded.pet_volume is None:
             return None
-        return self.store, self.loaded.subject["code"]
+        return self.store, self.loaded.subject.code
 
     def edit_selected(self) -> None:
         """Open the selected lesion's outline in the editor (its shown outline is hidden meanwhile)."""
@@ -768,7 +768,7 @@ class CtPetRoom(QWidget):
         """The subject's notes, and the reader's unsaved drafts (e.g. work left by a crash) offered back."""
         if self.loaded is None or self.store is None:
             return
-        offer = drafts_sentence(unsaved_drafts(self.store, self.loaded.subject["id"]))
+        offer = drafts_sentence(unsaved_drafts(self.store, self.loaded.subject.id))
         lines = [*self.loaded.notes, *([offer] if offer else [])]
         self.notes.setText("\n".join(lines))
         self.notes.setVisible(bool(lines))

@@ -56,7 +56,7 @@ from palmares_desktop.core.lesions import (
     rename_lesion,
     restore_lesion,
 )
-from palmares_desktop.core.model import Lesion
+from palmares_desktop.core.model import Lesion, Subject
 from palmares_desktop.core.reading_set import subject_segmentations
 from palmares_desktop.core.store import Reader, Store, records
 from palmares_desktop.gui.workers import WorkerPool
@@ -80,7 +80,7 @@ def measure(root: Path, reader: Reader | None, subject_code: str) -> tuple[dict[
             store.use_reader(reader)  # blinding: the versions this reader may see
         numbers = lesion_numbers(store, subject_code)
         subject = store.subject_by_code(subject_code)
-        cts = records.series_rows_of_subject(store, subject["id"], "CT")  # lesion_numbers' CT: the first
+        cts = records.series_of_subject_oldest_first(store, subject.id, "CT")  # lesion_numbers' CT: the first
         grid = cts[0].grid if cts else None
     return numbers, (grid.spacing[2] if grid is not None and len(grid.spacing) > 2 else None)
 
@@ -148,7 +148,7 @@ class LesionsPanel(QWidget):
         super().__init__(parent)
         self.workers = workers
         self.store: Store | None = None
-        self.subject: dict | None = None
+        self.subject: Subject | None = None
         self._rows: list[Lesion] = []
         self._outlines: dict[str, list[str]] = {}
         self._numbers: dict[str, dict] | None = None  # None while they are being computed
@@ -230,9 +230,9 @@ class LesionsPanel(QWidget):
         self._enable()
 
     # ------------------------------------------------------------ subject
-    def set_subject(self, store: Store, subject: dict) -> None:
+    def set_subject(self, store: Store, subject: Subject) -> None:
         """Show `subject`'s lesions now and compute their numbers in the background."""
-        if self.subject is None or self.subject["id"] != subject["id"] or self.store is not store:
+        if self.subject is None or self.subject.id != subject.id or self.store is not store:
             self._deleted, self._wanted, self._numbers = [], None, None
             self.message.clear()
         self.store, self.subject = store, subject
@@ -240,12 +240,12 @@ class LesionsPanel(QWidget):
             self._say(f"The store {store.root} was opened read-only: lesions can be viewed, not changed.")
         self._reload()
         self._generation += 1
-        generation, root, reader, code = self._generation, store.root, store.reader, subject["code"]
+        generation, root, reader, code = self._generation, store.root, store.reader, subject.code
         self.workers.start(
             lambda: measure(root, reader, code),
             on_success=lambda result: self._measured(result, generation),
             on_failure=lambda exc: self._measure_failed(exc, generation),
-            name=f"lesion numbers {subject.get('shown') or code}",
+            name=f"lesion numbers {subject.label}",
         )
 
     def clear(self) -> None:
@@ -259,9 +259,9 @@ class LesionsPanel(QWidget):
 
     def _reload(self) -> None:
         """Re-read the subject's lesions and outlines (a few rows: in the GUI thread) and refill."""
-        self._rows = records.lesions_of_subject(self.store, self.subject["id"])
+        self._rows = records.lesions_of_subject(self.store, self.subject.id)
         self._outlines = {}
-        for seg in subject_segmentations(self.store, self.subject["id"]):  # CT before PET
+        for seg in subject_segmentations(self.store, self.subject.id):  # CT before PET
             modality = MODALITY_NAMES.get(seg.series_modality or "", "?")
             names = self._outlines.setdefault(seg.lesion_id, [])
             name = f"{modality}\u00a0v{seg.version or 1}"  # no break inside "CT v2"
@@ -418,8 +418,8 @@ class LesionsPanel(QWidget):
 
     def _shown(self, sentence: str) -> str:
         """A blinded round names the case, never the subject code (main_window's `shown`)."""
-        shown = self.subject.get("shown") if self.subject else None
-        return sentence.replace(self.subject["code"], shown) if shown else sentence
+        shown = self.subject.shown if self.subject else ""
+        return sentence.replace(self.subject.code, shown) if shown else sentence
 
     def measuring(self) -> bool:
         """The subject's numbers are still being computed (their cells are empty meanwhile)."""
@@ -475,7 +475,7 @@ class LesionsPanel(QWidget):
             return
         name, organ = dialog.values()
         self._edit(
-            lambda: add_lesion(self.store, self.subject["code"], name, organ),
+            lambda: add_lesion(self.store, self.subject.code, name, organ),
             f"Lesion {' '.join(name.split())!r} added.",
         )
 

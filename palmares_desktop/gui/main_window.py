@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWi
 
 from palmares_desktop import __version__
 from palmares_desktop.core.logs import log_file_path
+from palmares_desktop.core.model import Subject
 from palmares_desktop.core.profile import ReaderProfile, save_profile, use_profile
 from palmares_desktop.core.store import Store, StoreError
 from palmares_desktop.gui.ct_pet_room import CtPetRoom
@@ -44,7 +46,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.store = store
         self.profile: ReaderProfile | None = None
-        self.current_subject: dict | None = None
+        self.current_subject: Subject | None = None
         self.workers = WorkerPool(self)
 
         self.worklist = WorklistPanel()
@@ -216,13 +218,13 @@ class MainWindow(QMainWindow):
 
         self.current_subject = subject
         # In a blinded reading round the rooms name the case, never the subject code.
-        shown = {**subject, "shown": subject_shown(self.store, subject)}
-        self.subject_label.setText(f"Subject {shown['shown']}")
+        shown = dataclasses.replace(subject, shown=subject_shown(self.store, subject))
+        self.subject_label.setText(f"Subject {shown.label}")
         self.ct_pet.load_subject(self.store, shown)
         self.slide.load_subject(self.store, shown)
         self.tabs.setCurrentIndex(CT_PET_TAB)
         self.subject_opened.emit(code)
-        log.info("opened subject %s", shown["shown"])
+        log.info("opened subject %s", shown.label)
 
     def show_import_dialog(self, folder: str | Path | None = None):
         from palmares_desktop.gui.import_dialog import ImportDialog

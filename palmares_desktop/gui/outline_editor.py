@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from palmares_desktop.core.errors import PalmaresError
-from palmares_desktop.core.model import Segmentation
+from palmares_desktop.core.model import Segmentation, Subject
 from palmares_desktop.core.segmentation.drafts import drawn_method
 from palmares_desktop.core.segmentation.strokes import voxels_ml
 from palmares_desktop.core.session import ReadingSession, StrokeGroup
@@ -139,7 +139,7 @@ class OutlineEditor(QGroupBox):
         self,
         store,
         viewer,
-        subject: dict,
+        subject: Subject,
         segmentation: Segmentation,
         color: str,
         values=None,
@@ -164,7 +164,7 @@ class OutlineEditor(QGroupBox):
         self.session = ReadingSession.for_mask(subject, None, binary)
         self._store, self._viewer, self._draft_id = store, viewer, draft.id if draft else None
         self._target = {
-            "code": subject["code"],
+            "code": subject.code,
             "modality": segmentation.series_modality,
             "series_id": segmentation.series_id,
             "lesion": segmentation.lesion_name,

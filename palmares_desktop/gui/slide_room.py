@@ -15,7 +15,7 @@ from typing import Any
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from palmares_desktop.core.model import Slide
+from palmares_desktop.core.model import Slide, Subject
 from palmares_desktop.core.slides.reader import level_array, open_slide
 from palmares_desktop.core.slides.registry import slide_path
 from palmares_desktop.core.store import Store, StoreError
@@ -97,16 +97,16 @@ class SlideRoom(QWidget):
         layout.addLayout(top)
         layout.addLayout(body, 1)
 
-    def load_subject(self, store: Store, subject: dict) -> None:
+    def load_subject(self, store: Store, subject: Subject) -> None:
         self.store = store
         from palmares_desktop.core.store.records import slides_of_subject
 
-        self.slides = slides_of_subject(store, subject["id"])
+        self.slides = slides_of_subject(store, subject.id)
         self._clear_viewer()
         self.info = None
         self.details.clear()
-        self._subject_code = subject.get("shown") or subject["code"]  # a blinded case: its label
-        self._real_code = subject["code"]
+        self._subject_code = subject.label  # a blinded case: its label
+        self._real_code = subject.code
         self.picker.blockSignals(True)
         self.picker.clear()
         for row in self.slides:

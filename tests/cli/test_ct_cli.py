@@ -161,7 +161,7 @@ def _ct_array(root: Path, code: str) -> np.ndarray:
     from palmares_desktop.core.segmentation.labelmaps import find_series
 
     with Store.open(root, create=False) as store:
-        series = find_series(store, store.subject_by_code(code)["id"], "CT")
+        series = find_series(store, store.subject_by_code(code).id, "CT")
         return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 

@@ -61,7 +61,7 @@ def test_one_subject_demo_and_store(runner, tmp_path, monkeypatch):
         by_id = {r.id: r.name for r in opened.readers()}
         assert "Dr Someone Else" not in by_id.values()
         subject = opened.subject_by_code("IT99-0001")
-        lesions = records.lesions_of_subject(opened, subject["id"])
+        lesions = records.lesions_of_subject(opened, subject.id)
         assert len(lesions) == 4 and {by_id[lesion.author_id] for lesion in lesions} == {"Dr Demo Builder"}
     assert "Demo study with 1 subjects written to" in result.output
     assert "IT99-0001  siemens PET BQML" in result.output and "Done in" in result.output

@@ -97,7 +97,7 @@ def test_run_a_plugin_tool_on_a_subject(tmp_path_factory, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     with Store.open(root, create=False, read_only=True) as store:
-        series = find_series(store, store.subject_by_code(code)["id"], "CT")
+        series = find_series(store, store.subject_by_code(code).id, "CT")
         ct = sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
         row = stored_segmentation(store, report["segmentation_id"])
     assert report["voxel_count"] == row.voxel_count == int(np.sum(ct >= 400)) > 0

@@ -31,7 +31,7 @@ def two_slides(tmp_path, shared_data):
         for code in ("IT03-0003", "IT03-0004"):
             subject = store.ensure_subject(code)
             row = {
-                "subject_id": subject["id"],
+                "subject_id": subject.id,
                 "display_name": f"{code} HE",
                 "format": "tiff",
                 "width": 12_000,

@@ -61,8 +61,8 @@ def _import_site(source: object, index: int, site: str, target: Path) -> Path:
         if index == 1:
             from palmares_desktop.core.slides.registry import register_slide
 
-            row = store.subject_by_code(code)
-            slide = register_slide(store, row["id"], source.path(subject.slide), stain="H&E")
+            stored = store.subject_by_code(code)
+            slide = register_slide(store, stored.id, source.path(subject.slide), stain="H&E")
             objects = [
                 {"kind": "annotation", "classification": "Tumor", "name": "tumour area 1",
                  "geometry": shapely.Polygon([(0, 0), (100, 0), (100, 100)])},
@@ -100,7 +100,7 @@ def edit_lesion(site_path: Path, code: str, changes: dict) -> None:
     with Store.open(site_path) as store:
         _reader(store, store.site_code())
         subject = store.subject_by_code(code)
-        lesion = records.lesion_named(store, subject["id"], EDITED_LESION)
+        lesion = records.lesion_named(store, subject.id, EDITED_LESION)
         records.update_lesion(store, lesion.id, changes)
 
 

@@ -26,7 +26,7 @@ def insert_series(
     study = store.insert(
         "studies",
         {
-            "subject_id": subject["id"],
+            "subject_id": subject.id,
             "study_uid": f"2.25.{uuid.uuid4().int}",
             "study_date": study_date,
             "description": "test study",
@@ -34,7 +34,7 @@ def insert_series(
     )
     row = {
         "study_id": study["id"],
-        "subject_id": subject["id"],
+        "subject_id": subject.id,
         "modality": modality,
         "series_uid": f"2.25.{uuid.uuid4().int}",
         "units": units or ("HU" if modality == "CT" else "SUVbw"),
@@ -64,6 +64,6 @@ def import_ct(store, folder: Path, subject_code: str, files: list[Path] | None =
     assert summary.imported or summary.skipped, summary
     subject = store.subject_by_code(subject_code)
     rows = store.rows(
-        "series", "subject_id = ? and modality = 'CT'", [subject["id"]], order_by="created_at desc"
+        "series", "subject_id = ? and modality = 'CT'", [subject.id], order_by="created_at desc"
     )
     return rows[0]

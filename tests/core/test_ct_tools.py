@@ -187,7 +187,7 @@ def test_region_grow_cannot_leak_past_the_maximum_radius(noisy_ct):
 def test_region_grow_on_the_demo_ct_matches_sitk(demo):
     store, manifest = demo
     subject = manifest.subjects[2]
-    series = find_series(store, store.subject_by_code(subject.code)["id"], "CT")
+    series = find_series(store, store.subject_by_code(subject.code).id, "CT")
     image = sitk.ReadImage(str(store.path(series.pixel_path)))
     ct = CtVolume(sitk.GetArrayFromImage(image), Grid.of(image))
     lesion = next(x for x in subject.lesions if x["name"] == "vertebral metastasis")  # blastic, 480 HU

@@ -64,7 +64,7 @@ def _planted_site(world, tmp_path):
         lesion = subject.lesions[0]
         add_segmentation(store, "IT03-0001", "PT", world.manifest.path(subject.pet_labels),
                          label=lesion["label"], lesion_name=lesion["name"], organ=lesion["organ"])  # fmt: skip
-        register_slide(store, store.subject_by_code("IT03-0001")["id"], slide, stain="H&E")
+        register_slide(store, store.subject_by_code("IT03-0001").id, slide, stain="H&E")
         keyring.init_keys(store, centre=False)
         keyring.trust_file(store, world.root / "centre.pub")
         (tmp_path / "IT03.pub").write_text(keyring.own_public(store).to_json())
@@ -113,7 +113,7 @@ def test_the_privacy_scan_sees_identifying_values_that_reach_a_travelling_row(wo
     site = _planted_site(world, tmp_path)
     with Store.open(site) as store:
         store.use_reader(store.add_reader("Dr Neri", "radiologist", "IT03"))
-        lesion = records.lesions_of_subject(store, store.subject_by_code("IT03-0001")["id"])[0]
+        lesion = records.lesions_of_subject(store, store.subject_by_code("IT03-0001").id)[0]
         records.update_lesion(store, lesion.id, {"notes": "seen with ROSSI^MARIO, id PHI778899"})
         records.update_lesion(store, lesion.id, {"organ": '{"PatientName": "someone"}'})
         package.export_package(store, tmp_path / "leak.pkg")

@@ -188,7 +188,7 @@ def test_a_site_claiming_another_sites_rows_is_refused(world, tmp_path):
 
     # IT01's subject id under IT02's name: the centre already holds that id from IT01
     with Store.open(world.sites["IT01"], read_only=True) as it01:
-        subject_id = it01.subject_by_code("IT01-0001")["id"]
+        subject_id = it01.subject_by_code("IT01-0001").id
 
     def take(conn):
         old = conn.execute("SELECT id FROM subjects").fetchone()[0]

@@ -45,7 +45,7 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     store = Store.open(tmp_path / "store")
     store.use_system_reader("coordinator", site_code="IT03")
     subject = store.ensure_subject("IT03-0001")
-    slide = register_slide(store, subject["id"], shared_data / "wsi_svs" / "CMU-1-Small-Region.svs")
+    slide = register_slide(store, subject.id, shared_data / "wsi_svs" / "CMU-1-Small-Region.svs")
     readers = {n: store.add_reader(n, "pathologist", "IT03") for n in ("Dr Alpha", "Dr Beta")}
     create_round(
         store, "HE inter", "he", ["IT03-0001"], list(readers), repeats=2, min_delay_days=0, blinded=True
@@ -58,7 +58,7 @@ def test_a_two_reader_he_round_with_a_repeat(tmp_path, shared_data):
     stroma = shapely.box(1300, 100, 1800, 600)
     for (name, repeat), polygon in tumour.items():
         store.use_reader(readers[name])
-        current = current_assignment(store, readers[name].id, subject["id"])
+        current = current_assignment(store, readers[name].id, subject.id)
         assert current["repeat"] == repeat
         objects = [{"geometry": polygon, "classification": "Invasive tumour"}]
         if name == "Dr Alpha" and repeat == 1:
@@ -110,9 +110,7 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
     slides = {}
     for code in codes:
         subject = store.ensure_subject(code)
-        slides[code] = register_slide(
-            store, subject["id"], shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
-        )
+        slides[code] = register_slide(store, subject.id, shared_data / "wsi_svs" / "CMU-1-Small-Region.svs")
     readers = {n: store.add_reader(n, "pathologist", "IT03") for n in ("Dr Alpha", "Dr Beta")}
     create_round(store, "HE icc", "he", codes, list(readers), repeats=1, min_delay_days=0, blinded=True)
     # Tumours of different sizes per subject; Beta's outline is wider by a subject-dependent margin.
@@ -127,7 +125,7 @@ def test_icc_of_he_region_features_equals_pingouin_on_exact_areas(tmp_path, shar
             subject = store.subject_by_code(code)
             objects = [{"geometry": boxes[(name, code)], "classification": "Invasive tumour"}]
             save_annotations(store, slides[code], objects)
-            finish(store, current_assignment(store, reader.id, subject["id"])["id"])
+            finish(store, current_assignment(store, reader.id, subject.id)["id"])
     report = round_report(store, "HE icc")
     mpp = slides[codes[0]].mpp_x
     got = {(f["feature"], f["kind"]): f for f in report.features if f["scope"] == "inter-reader"}

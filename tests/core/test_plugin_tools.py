@@ -69,7 +69,7 @@ def demo_copy(tmp_path_factory, tmp_path):
 
 
 def _stored(store, code, modality) -> np.ndarray:
-    series = find_series(store, store.subject_by_code(code)["id"], modality)
+    series = find_series(store, store.subject_by_code(code).id, modality)
     return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
@@ -135,7 +135,7 @@ def test_a_pet_plugin_tool_gets_suv_and_the_seed(site, demo_copy):
     store, code = demo_copy
     allow_plugin(store, "petty")
     suv = _stored(store, code, "PT")
-    series = find_series(store, store.subject_by_code(code)["id"], "PT")
+    series = find_series(store, store.subject_by_code(code).id, "PT")
     image = sitk.ReadImage(str(store.path(series.pixel_path)))
     seed = image.TransformIndexToPhysicalPoint([int(n // 2) for n in image.GetSize()])
     row, _, report = plugin_tool_lesion(store, code, "suv", "pet", {"suv": "3"}, seed_mm=seed)

@@ -62,8 +62,8 @@ def test_use_profile_registers_the_reader_once_and_every_write_records_it(store)
     assert reader == again and store.reader == reader
     assert [r.name for r in store.readers()].count("Anna Rossi") == 1
     subject = store.ensure_subject("IT03-0001")
-    assert subject["author_id"] == reader.id
-    audit = store.rows("audit_log", "row_id = ?", [subject["id"]])
+    assert subject.author_id == reader.id
+    audit = store.rows("audit_log", "row_id = ?", [subject.id])
     assert audit[0]["reader_id"] == reader.id
 
 

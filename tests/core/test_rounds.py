@@ -71,7 +71,7 @@ def round_store(tmp_path_factory, shared_data):
     masks = {}
     for (name, repeat), change in READINGS.items():
         store.use_reader(readers[name])
-        current = current_assignment(store, readers[name].id, subject["id"])
+        current = current_assignment(store, readers[name].id, subject.id)
         assert current["repeat"] == repeat
         for lesion, half in halves.items():
             mask = sitk.Cast(change(half), sitk.sitkUInt8)
@@ -88,10 +88,10 @@ def test_a_blinded_reader_sees_only_their_current_reading(round_store):
     root, readers, _, _ = round_store
     with Store.open(root) as store:
         subject = store.subject_by_code("IT03-0001")
-        everything = subject_segmentations(store, subject["id"])
+        everything = subject_segmentations(store, subject.id)
         assert len(everything) == 6  # the latest final of each reader's chain per lesion
-        alpha = visible_segmentations(store, readers["Dr Alpha"].id, subject["id"], everything)
-        beta = visible_segmentations(store, readers["Dr Beta"].id, subject["id"], everything)
+        alpha = visible_segmentations(store, readers["Dr Alpha"].id, subject.id, everything)
+        beta = visible_segmentations(store, readers["Dr Beta"].id, subject.id, everything)
         assert {s.reader_id for s in alpha} == {readers["Dr Alpha"].id} and len(alpha) == 3
         assert beta == []  # Beta's current reading is the repeat not yet started: blind to reading 1 too
         first_alpha = [
@@ -100,9 +100,9 @@ def test_a_blinded_reader_sees_only_their_current_reading(round_store):
             if s["version"] == 1 and s["reader_id"] == alpha[0].reader_id
         ]
         with pytest.raises(BlindedError, match="blinded round"):  # nor their own earlier repeat
-            check_visible(store, readers["Dr Alpha"].id, subject["id"], first_alpha[0])
+            check_visible(store, readers["Dr Alpha"].id, subject.id, first_alpha[0])
         with pytest.raises(BlindedError):
-            check_visible(store, readers["Dr Beta"].id, subject["id"], alpha[0])
+            check_visible(store, readers["Dr Beta"].id, subject.id, alpha[0])
         codes = [a.label for a in assignments_of(store, reader_id=readers["Dr Beta"].id)]
         assert codes == ["Case 01 (reading 1)", "Case 01 (reading 2)"] and "IT03" not in "".join(codes)
 
@@ -235,5 +235,5 @@ def test_closing_lifts_blinding_and_bad_rounds_are_refused_in_words(round_store,
         store.use_system_reader("coordinator", site_code="IT03")
         close_round(store, "CT inter 1")
         subject = store.subject_by_code("IT03-0001")
-        everything = subject_segmentations(store, subject["id"])
-        assert len(visible_segmentations(store, readers["Dr Beta"].id, subject["id"], everything)) == 6
+        everything = subject_segmentations(store, subject.id)
+        assert len(visible_segmentations(store, readers["Dr Beta"].id, subject.id, everything)) == 6

@@ -139,7 +139,7 @@ def test_a_draft_is_offered_back_only_while_it_is_newer_than_the_readers_final_v
     from palmares_desktop.core.segmentation.drafts import drafts_sentence, reader_draft, unsaved_drafts
 
     v1 = add_segmentation(store, SUBJECT, "CT", _eroded(liver, 0), lesion_name="Liver")
-    subject_id = store.subject_by_code(SUBJECT)["id"]
+    subject_id = store.subject_by_code(SUBJECT).id
     assert unsaved_drafts(store, subject_id) == [] and drafts_sentence([]) is None
     draft = save_draft(store, SUBJECT, "CT", _eroded(liver, 2), lesion_name="Liver")  # then a crash
     assert reader_draft(store, v1.lesion_id, v1.series_id).id == draft.id

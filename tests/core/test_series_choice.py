@@ -26,7 +26,7 @@ def _two_cts(store, shared_data):
 
 def test_the_room_and_segmentation_add_use_the_same_ct(store, shared_data):
     first, second, folder = _two_cts(store, shared_data)
-    subject_id = store.subject_by_code(SUBJECT)["id"]
+    subject_id = store.subject_by_code(SUBJECT).id
     choice = choose_series(store, subject_id, "CT")
     assert (choice.chosen.id, [s.id for s in choice.alternatives]) == (second["id"], [first["id"]])
     assert choice.chosen.study_date == "2099-01-01" and choice.reason == "the newest study, latest import"

@@ -151,7 +151,7 @@ def test_stromal_tils_follows_the_working_group_rules():
 
 def test_analyses_stored_with_provenance(store, shared_data):
     path = shared_data / SVS[0] / SVS[1]
-    slide = register_slide(store, store.ensure_subject("IT03-0001")["id"], path)
+    slide = register_slide(store, store.ensure_subject("IT03-0001").id, path)
     outline = analysis.tissue(store, slide, path)
     tissue = annotations_of(store, slide.id)
     assert [t["name"] for t in tissue] == ["Tissue"] and tissue[0]["id"] == outline["annotation_id"]

@@ -35,7 +35,7 @@ def _slide(store, code="IT03-0001"):
     return records.add_slide_row(
         store,
         {
-            "subject_id": subject["id"],
+            "subject_id": subject.id,
             "display_name": f"{code} HE",
             "format": "tiff",
             "width": WIDTH,

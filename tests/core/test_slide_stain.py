@@ -141,7 +141,7 @@ def test_he_radiomics_equal_bare_pyradiomics_on_the_hematoxylin_channel(shared_d
 def test_measurements_stored_with_provenance(store, shared_data):
     path = shared_data / "wsi_svs" / "CMU-1-Small-Region.svs"
     subject = store.ensure_subject("IT03-0001")
-    slide = register_slide(store, subject["id"], path)
+    slide = register_slide(store, subject.id, path)
     ids = save_annotations(
         store,
         slide,

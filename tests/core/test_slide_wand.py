@@ -113,7 +113,7 @@ def test_wand_on_the_real_cmu1_region(shared_data):
 
 def _slide(store, mpp=0.5):
     subject = store.ensure_subject("IT03-0001")
-    row = {"subject_id": subject["id"], "display_name": "IT03-0001 HE", "format": "svs", "width": 20_000}
+    row = {"subject_id": subject.id, "display_name": "IT03-0001 HE", "format": "svs", "width": 20_000}
     row.update({"height": 10_000, "levels": 4, "mpp_x": mpp, "mpp_y": mpp, "sha256": "f" * 64, "stain": "HE"})
     return records.add_slide_row(store, row, {})
 

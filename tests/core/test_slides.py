@@ -84,7 +84,7 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
     inside = store.root / "slides" / source.name  # a slide copied into the store is kept store-relative
     inside.parent.mkdir()
     shutil.copy(source, inside)
-    row = register_slide(store, subject["id"], inside, stain="H&E")
+    row = register_slide(store, subject.id, inside, stain="H&E")
     data = inside.read_bytes()
     expected = hashlib.sha256(f"{len(data)}\n".encode() + data).hexdigest()  # whole file: < 128 MiB
     assert row.sha256 == expected and row.size_bytes == len(data) == 1_938_955
@@ -109,10 +109,10 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
     assert (store.root / "keys.db").stat().st_mode & 0o777 == 0o600  # created private, with the key table
     keys = sqlite3.connect(store.root / "keys.db")
     assert keys.execute("SELECT path FROM slide_locations").fetchall() == [("slides/CMU-1-Small-Region.svs",)]
-    assert register_slide(store, subject["id"], inside).id == row.id  # same file again: same row
+    assert register_slide(store, subject.id, inside).id == row.id  # same file again: same row
     outside = register_slide(
         store,
-        subject["id"],
+        subject.id,
         shared_data / "wsi_ome_tiff" / "CMU-1-Small-Region.derived-pyramid.ome.tif",
         stain="H&E",
     )
@@ -126,13 +126,13 @@ def test_register_slide_stores_a_fingerprinted_blind_row_once(store, shared_data
     with pytest.raises(StoreError, match="No subjects row"):
         register_slide(store, "no-such-subject", inside)
     with pytest.raises(SlideError):
-        register_slide(store, subject["id"], shared_data / "PROVENANCE.md")
+        register_slide(store, subject.id, shared_data / "PROVENANCE.md")
     assert store.db["slides"].count == 2
 
 
 def test_a_dicom_slide_folder_is_fingerprinted_file_by_file(store, shared_data):
     subject = store.ensure_subject("IT03-0001")
-    row = register_slide(store, subject["id"], shared_data / "wsi_dicom")
+    row = register_slide(store, subject.id, shared_data / "wsi_dicom")
     files = sorted(p for p in (shared_data / "wsi_dicom").iterdir() if p.is_file())
     assert row.sha256 == slide_fingerprint(shared_data / "wsi_dicom") != slide_fingerprint(files[0])
     assert row.size_bytes == sum(p.stat().st_size for p in files) and row.display_name == "IT03-0001 HE"

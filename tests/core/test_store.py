@@ -32,10 +32,10 @@ def test_migrations_run_from_empty_and_are_idempotent():
 
 def test_writes_record_reader_uuid_site_and_revision(store):
     subject = store.ensure_subject("IT03-0017")
-    assert len(subject["id"]) == 36 and subject["site_code"] == "IT03" and subject["revision"] == 1
-    assert subject["author_id"] == store.reader.id
-    store.set_status(subject["id"], "CT", "in progress")
-    store.set_status(subject["id"], "CT", "done")
+    assert len(subject.id) == 36 and subject.site_code == "IT03" and subject.revision == 1
+    assert subject.author_id == store.reader.id
+    store.set_status(subject.id, "CT", "in progress")
+    store.set_status(subject.id, "CT", "done")
     row = store.rows("subject_status")[0]
     assert row["revision"] == 2 and row["status"] == "done"
     actions = [(a["action"], a["table_name"]) for a in store.rows("audit_log", order_by="seq")]
@@ -79,7 +79,7 @@ def test_failed_write_leaves_store_unchanged(store):
 
 def test_worklist_reports_modalities_and_status(store):
     sub = store.ensure_subject("IT03-0002")
-    store.insert("slides", {"subject_id": sub["id"], "display_name": "IT03-0002 HE"})
-    store.set_status(sub["id"], "HE", "in progress")
+    store.insert("slides", {"subject_id": sub.id, "display_name": "IT03-0002 HE"})
+    store.set_status(sub.id, "HE", "in progress")
     (row,) = store.worklist()
     assert row["modalities"] == ["HE"] and row["status"] == {"HE": "in progress"}

@@ -104,7 +104,7 @@ def test_the_store_knows_its_site_and_refuses_another_sites_rows(tmp_path, store
     store.ensure_subject("IT03-0001")
     assert (store.setting("site_code"), store.site_code()) == ("IT03", "IT03")
     store.use_reader(store.add_reader("Dr Verdi", "radiologist", "IT05"))
-    lesion = store.insert("lesions", {"subject_id": store.subject_by_code("IT03-0001")["id"], "name": "L1"})
+    lesion = store.insert("lesions", {"subject_id": store.subject_by_code("IT03-0001").id, "name": "L1"})
     assert lesion["site_code"] == "IT03" and lesion["author_id"] == store.reader.id
     with pytest.raises(StoreError, match="belongs to site IT03"):
         store.ensure_subject("IT05-0001")

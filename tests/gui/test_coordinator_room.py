@@ -53,7 +53,7 @@ def test_merge_completeness_conflict_and_table_in_the_coordinator_room(qtbot, tm
             lambda: window.ct_pet.lesion_panel.selected_id() == conflict.row_id, timeout=TIMEOUT_MS
         )
         assert window.tabs.currentWidget() is window.ct_pet
-        assert window.current_subject["id"] == conflict.version_a["subject_id"]
+        assert window.current_subject.id == conflict.version_a["subject_id"]
         assert "opened in the CT/PET room" in room.status.text()
         room.keep_b.click()
         assert room.tabs.tabText(2) == "Conflicts (0)" and "resolved: version B" in room.status.text()

@@ -79,7 +79,7 @@ def _square(column: int, row: int) -> tuple[shapely.Polygon, str]:
 def _store_crowded_slide(window):
     """1,200 squares and 3,600 detections (in the gaps between the squares) on the demo H&E slide."""
     code = _he_code(window)
-    slide = slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
+    slide = slides_of_subject(window.store, window.store.subject_by_code(code).id)[0]
     assert slide.mpp_x == MPP and slide.mpp_y == MPP
     assert ORIGIN[0] + PITCH * COLUMNS < slide.width and ORIGIN[1] + PITCH * ROWS < slide.height
     squares = [_square(c, r) for r in range(ROWS) for c in range(COLUMNS)]

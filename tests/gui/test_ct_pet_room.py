@@ -12,6 +12,7 @@ import pytest
 
 from palmares_desktop.core.demo.demo_store import PET_GRID
 from palmares_desktop.core.demo.phantom import make_subject
+from palmares_desktop.core.model import Subject
 from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, fused_pixel
 from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.gui
 LOAD_TIMEOUT_MS = 60_000
 
 
-def open_subject(window, qtbot, index: int = 0) -> dict:
+def open_subject(window, qtbot, index: int = 0) -> Subject:
     rows = [r for r in window.store.worklist() if {"CT", "PT"} <= set(r["modalities"])]
     code = rows[index]["code"]
     with qtbot.waitSignal(window.ct_pet.subject_loaded, timeout=LOAD_TIMEOUT_MS):
@@ -94,7 +95,7 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
     result = saved.args[0]
     assert not tool.arm.isChecked()  # one click, one lesion
     # The numbers are core's: the same threshold computed directly on the stored PET.
-    _, _, pet, _ = load_pet(store, subject["code"])
+    _, _, pet, _ = load_pet(store, subject.code)
     direct = threshold_in_region(pet, Region(tuple(lesion.centre), 60.0, "box"), "41%")
     assert result["suv_max"] == pytest.approx(lesion.suv_max, rel=0.02)
     assert result["mtv_ml"] == pytest.approx(direct.metrics.mtv_ml)
@@ -114,7 +115,7 @@ def test_clicking_a_lesion_with_the_pet_threshold_tool_saves_it_with_its_numbers
     assert any("T12 metastasis" in n for n in names), names
     tool.arm.setChecked(False)
     tool.on_press(room.viewer.model, SimpleNamespace(position=world, button=1))  # not armed: nothing
-    assert tool.message.text().startswith(f"{subject['code']} lesion")
+    assert tool.message.text().startswith(f"{subject.code} lesion")
     # PERCIST: refused in words until the reader places the liver reference, then core's threshold.
     tool.rule.setCurrentIndex(tool.rule.findData("percist"))
     tool.arm.setChecked(True)

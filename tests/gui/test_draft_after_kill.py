@@ -96,7 +96,7 @@ def test_a_killed_session_s_draft_is_offered_back_and_resumed(
     window = open_window(root, radiologist)
     open_subject(window, qtbot)
     room, editor = window.ct_pet, window.ct_pet.editor
-    assert room.loaded.subject["code"] == code
+    assert room.loaded.subject.code == code
     assert f"Unsaved draft of {drawn['lesion']} (CT" in room.notes.text(), room.notes.text()
     row = next(
         i

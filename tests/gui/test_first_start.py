@@ -32,7 +32,7 @@ def test_the_window_is_usable_while_the_demo_builds_and_subjects_arrive_one_by_o
     first = window.worklist.visible_codes()[0]
     with qtbot.waitSignal(window.ct_pet.subject_loaded, timeout=BUILD_TIMEOUT_MS):
         window.open_subject(first)
-    assert window.ct_pet.loaded.subject["code"] == first and window.ct_pet.loaded.masks
+    assert window.ct_pet.loaded.subject.code == first and window.ct_pet.loaded.masks
 
     with qtbot.waitSignal(build.finished, timeout=BUILD_TIMEOUT_MS):
         pass

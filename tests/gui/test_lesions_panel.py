@@ -20,6 +20,7 @@ from palmares_desktop.core.lesions import (
     lesion_numbers,
     recist_check,
 )
+from palmares_desktop.core.model import Subject
 from palmares_desktop.core.store import records
 from palmares_desktop.gui.lesions_panel import NO_BREACH, NewLesionDialog
 
@@ -29,7 +30,7 @@ LOAD_TIMEOUT_MS = 60_000
 NAME, SITE, RECIST, SUV_MAX, MTV, DIAMETER, OUTLINES = range(7)
 
 
-def open_subject(window, qtbot) -> dict:
+def open_subject(window, qtbot) -> Subject:
     """Open the first demo subject with CT and PET from the worklist; wait for the panel's numbers."""
     code = next(r["code"] for r in window.store.worklist() if {"CT", "PT"} <= set(r["modalities"]))
     with qtbot.waitSignal(window.ct_pet.subject_loaded, timeout=LOAD_TIMEOUT_MS):
@@ -87,8 +88,8 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     room.tools.setCurrentIndex([room.tools.tabText(i) for i in range(room.tools.count())].index("Lesions"))
 
     # One row per lesion (the room's table has one per segmentation), numbers as core computes them.
-    lesions = records.lesions_of_subject(store, subject["id"])
-    numbers = lesion_numbers(store, subject["code"])
+    lesions = records.lesions_of_subject(store, subject.id)
+    numbers = lesion_numbers(store, subject.code)
     assert column(panel, NAME) == [x.name for x in lesions]
     assert len(lesions) >= 4 and room.lesions.rowCount() == 2 * len(lesions)  # demo: CT + PET each
     for row, lesion in enumerate(lesions):
@@ -110,7 +111,7 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
 
     # Add a lesion with a site: listed, selected, stored; no outline, so no numbers.
     add_through_panel(room, qtbot, "Liver segment 7", "liver")
-    added = records.lesion_named(store, subject["id"], "Liver segment 7")
+    added = records.lesion_named(store, subject.id, "Liver segment 7")
     assert added is not None and added.organ == "liver"
     row = column(panel, NAME).index("Liver segment 7")
     assert panel.selected_id() == added.id
@@ -124,14 +125,14 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
 
     # A duplicate name: core's sentence, and nothing changes.
     with pytest.raises(LesionError) as refused:
-        add_lesion(store, subject["code"], "liver metastasis", "liver")
-    before = records.lesions_of_subject(store, subject["id"])
+        add_lesion(store, subject.code, "liver metastasis", "liver")
+    before = records.lesions_of_subject(store, subject.id)
     changes = []
     panel.changed.connect(lambda: changes.append(1))
     answer_new_lesion("liver metastasis", "liver")
     panel.add_button.click()
     assert panel.message.text() == str(refused.value)
-    assert records.lesions_of_subject(store, subject["id"]) == before and not changes
+    assert records.lesions_of_subject(store, subject.id) == before and not changes
     assert column(panel, NAME) == [x.name for x in before]
 
     # Rename a lesion with outlines: stored, and the room's layers follow after the reload.
@@ -153,10 +154,10 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     for name in targets:
         set_status(room, qtbot, name, "target")
     qtbot.waitUntil(lambda: not panel.measuring(), timeout=LOAD_TIMEOUT_MS)
-    rows = records.lesions_of_subject(store, subject["id"])
+    rows = records.lesions_of_subject(store, subject.id)
     assert sum(x.recist_status == "target" for x in rows) == 6
     assert column(panel, RECIST).count("target") == 6
-    ct = records.series_rows_of_subject(store, subject["id"], "CT")[0]
+    ct = records.series_of_subject_oldest_first(store, subject.id, "CT")[0]
     measured = [{**numbers.get(x.id, {}), **asdict(x)} for x in rows]
     breaches = [n.text for n in recist_check(measured, ct.grid.spacing[2]) if n.level == "breach"]
     assert any(text.startswith("6 target lesions: RECIST 1.1 allows at most 5") for text in breaches)
@@ -171,7 +172,7 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
     panel.notes.setText("T12, posterior elements")
     with qtbot.waitSignal(room.subject_loaded, timeout=LOAD_TIMEOUT_MS):
         panel.apply_button.click()
-    vertebra = records.lesion_named(store, subject["id"], "vertebral metastasis")
+    vertebra = records.lesion_named(store, subject.id, "vertebral metastasis")
     assert vertebra.bone_character == bone_character_text("blastic", True)
     assert vertebra.notes == "T12, posterior elements" and vertebra.recist_status == "target"
     assert "vertebral metastasis is a bone lesion" not in panel.recist.text()
@@ -188,7 +189,7 @@ def test_lesions_panel_lists_lesions_with_core_numbers_and_edits_them_in_the_sto
         panel.delete_button.click()
     assert "Rib 5 metastasis" not in column(panel, NAME)
     assert records.lesion_row(store, rib_id).deleted_at is not None
-    assert records.lesion_named(store, subject["id"], "Rib 5 metastasis") is None
+    assert records.lesion_named(store, subject.id, "Rib 5 metastasis") is None
     assert panel.undo_button.isEnabled()
 
     # Undo delete brings it back, in the store and in the panel.
@@ -208,12 +209,12 @@ def test_without_a_reader_the_panel_refuses_in_words_and_the_window_stays_short(
     subject = open_subject(window, qtbot)
     room = window.ct_pet
     panel = room.lesion_panel
-    before = records.lesions_of_subject(window.store, subject["id"])
+    before = records.lesions_of_subject(window.store, subject.id)
     answer_new_lesion("Liver segment 7", "liver")
     panel.add_button.click()
     assert panel.message.text().startswith("No reader is selected")
     assert "Traceback" not in panel.message.text()
-    assert records.lesions_of_subject(window.store, subject["id"]) == before
+    assert records.lesions_of_subject(window.store, subject.id) == before
     # Whichever tool tab is shown, the window fits a 768-pixel screen (the Lesions page scrolls).
     for index in range(room.tools.count()):
         room.tools.setCurrentIndex(index)

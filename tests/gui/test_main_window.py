@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from palmares_desktop.core.ct.windows import WINDOW_PRESETS
+from palmares_desktop.core.model import Subject
 from palmares_desktop.core.profile import load_profile
 from palmares_desktop.core.store import Store
 from palmares_desktop.gui.napari_adapter import CT_LAYER, PET_LAYER
@@ -32,7 +33,7 @@ def nrrd_geometry(path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     return reader.GetSize(), reader.GetSpacing()
 
 
-def open_first_subject(window, qtbot) -> dict:
+def open_first_subject(window, qtbot) -> Subject:
     rows = window.store.worklist()
     imaged = [r for r in rows if {"CT", "PT"} <= set(r["modalities"])]
     assert imaged, f"no subject with CT and PET in {rows}"
@@ -74,7 +75,7 @@ def test_open_subject_shows_fused_ct_pet_in_physical_space(main_window, qtbot, t
     store = main_window.store
     viewer = main_window.ct_pet.viewer
     for modality, name in (("CT", CT_LAYER), ("PT", PET_LAYER)):
-        row = store.rows("series", "subject_id = ? and modality = ?", [subject["id"], modality])[0]
+        row = store.rows("series", "subject_id = ? and modality = ?", [subject.id, modality])[0]
         size, spacing = nrrd_geometry(store.path(row["pixel_path"]))
         layer = viewer.layer(name)
         assert layer is not None, f"no {name} layer"
@@ -108,7 +109,7 @@ def test_open_subject_shows_fused_ct_pet_in_physical_space(main_window, qtbot, t
 
 def test_slide_room_shows_the_pyramid_lazily_in_micrometres(main_window, qtbot):
     subject = open_first_subject(main_window, qtbot)
-    slide_row = main_window.store.rows("slides", "subject_id = ?", [subject["id"]])[0]
+    slide_row = main_window.store.rows("slides", "subject_id = ?", [subject.id])[0]
     main_window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     qtbot.waitUntil(lambda: main_window.slide.slide_layer() is not None, timeout=LOAD_TIMEOUT_MS)
     layer = main_window.slide.slide_layer()
@@ -137,7 +138,7 @@ def test_radiomics_panel_shows_feature_sets_of_the_selected_lesion(main_window, 
     with Store.open(main_window.store.root, create=False) as fresh:
         computed = {r["segmentation_id"] for r in fresh.rows("feature_sets")}
         assert seg_ids <= computed, (
-            f"no features for {len(seg_ids - computed)} segmentation(s) of {subject['code']}"
+            f"no features for {len(seg_ids - computed)} segmentation(s) of {subject.code}"
         )
     room.lesions.selectRow(0)
     mask = room.selected_mask()

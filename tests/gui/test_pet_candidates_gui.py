@@ -81,7 +81,7 @@ def test_candidates_find_every_planted_lesion_and_accepting_one_saves_it(copy_wi
     )
     assert tool.result is result  # the review survives the room's reload of the same subject
     assert np.count_nonzero(result.labels == candidate.label) == candidate.voxel_count
-    assert subject["code"] == tool.subject_code
+    assert subject.code == tool.subject_code
     room.tools.setCurrentWidget(tool)
     tool.table.selectRow(row)
     qtbot.wait(300)

@@ -36,7 +36,7 @@ def site(tmp_path, monkeypatch):
 
 
 def _stored_ct(store, subject) -> np.ndarray:
-    series = find_series(store, subject["id"], "CT")
+    series = find_series(store, subject.id, "CT")
     return sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(series.pixel_path))))
 
 
@@ -88,7 +88,7 @@ def test_a_plugin_tool_from_the_plugins_tab(site, copy_window, qtbot):
     assert parameters["values"] == {"level": 400.0, "keep_largest": False, "shape": "any"}
     assert parameters["provenance"]["plugin"] == "tiny"
     assert parameters["provenance"]["plugin_version"] == "0.3.1"
-    assert tools.message.text().startswith(f"{subject['code']} lesion 'bone (plugin)': CT segmentation")
+    assert tools.message.text().startswith(f"{subject.code} lesion 'bone (plugin)': CT segmentation")
     _wait_selected(room, qtbot, report["segmentation_id"])  # the room reloaded with the new outline
 
     # An armed click hands the clicked point to the plugin as the seed.

@@ -42,7 +42,7 @@ def _open_slide(window, qtbot) -> dict:
     subject = window.store.subject_by_code(code)
     from palmares_desktop.core.store.records import slides_of_subject
 
-    return slides_of_subject(window.store, subject["id"])[0]
+    return slides_of_subject(window.store, subject.id)[0]
 
 
 def test_draw_a_polygon_of_known_area_export_reimport_undo_redo(slide_window, qtbot):

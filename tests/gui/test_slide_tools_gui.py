@@ -46,7 +46,7 @@ def _open_slide(window, qtbot) -> dict:
     window.tabs.setCurrentIndex(2)  # the slide room draws its slide once shown
     qtbot.waitUntil(lambda: window.slide.panel.layer is not None, timeout=LOAD_TIMEOUT_MS)
     qtbot.wait(200)
-    return slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
+    return slides_of_subject(window.store, window.store.subject_by_code(code).id)[0]
 
 
 def _look_at(window, qtbot, x: float, y: float, screen_px: float) -> None:
@@ -329,7 +329,7 @@ def test_a_vertex_moved_in_direct_mode_reshapes_the_stored_outline_and_undo_rest
 def _he_slide(window) -> dict:
     """The demo's H&E slide row, without opening it."""
     code = next(r["code"] for r in window.store.worklist() if "HE" in r["modalities"])
-    return slides_of_subject(window.store, window.store.subject_by_code(code)["id"])[0]
+    return slides_of_subject(window.store, window.store.subject_by_code(code).id)[0]
 
 
 def test_outlines_with_holes_are_drawn_with_their_holes(slide_window, qtbot, shared_data):

@@ -48,7 +48,7 @@ def round_store(demo_store_dir, tmp_path):
         store.use_system_reader("coordinator", site_code="IT99")
         readers = {n: store.add_reader(n, "radiologist", "IT99") for n in ("Dr A", "Dr B")}
         create_round(store, "PET pair", "pet", [SUBJECT], list(readers), repeats=1, blinded=True)
-        subject_id = store.subject_by_code(SUBJECT)["id"]
+        subject_id = store.subject_by_code(SUBJECT).id
         masks, segs = {}, {}
         for name in ("Dr A", "Dr B"):
             store.use_reader(readers[name])
@@ -170,7 +170,7 @@ def test_coordinator_defines_and_closes_a_round_in_the_panel(copy_window, qtbot,
     assignments = round_rows.assignments(store, round_id=created["id"])
     assert len(assignments) == 2 * 2 * 2  # subjects x readers x repeats
     verdi = next(r for r in store.readers() if r.name == "Dr Verdi")
-    subject_id = store.subject_by_code("IT99-0001")["id"]
+    subject_id = store.subject_by_code("IT99-0001").id
     assert is_blinded(store, verdi.id, subject_id)
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)

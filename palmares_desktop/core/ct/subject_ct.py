@@ -26,7 +26,7 @@ from palmares_desktop.core.ct.hu_tools import (
     region_grow,
 )
 from palmares_desktop.core.lesions import next_lesion_name
-from palmares_desktop.core.model import Segmentation, Series
+from palmares_desktop.core.model import Segmentation, Series, Subject
 from palmares_desktop.core.segmentation.geometry import Grid
 from palmares_desktop.core.segmentation.labelmaps import find_series
 from palmares_desktop.core.segmentation.lesion_cleanup import save_mask, saved_sentence, version_report
@@ -48,12 +48,12 @@ class CtToolResult:
         return self.hu.mask
 
 
-def load_ct(store: Store, subject_code: str) -> tuple[dict, Series, CtVolume]:
-    """(subject row, CT series, CT volume in HU) of the subject's CT."""
+def load_ct(store: Store, subject_code: str) -> tuple[Subject, Series, CtVolume]:
+    """(subject, CT series, CT volume in HU) of the subject's CT."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise CtToolError(f"There is no subject {subject_code} in this store.")
-    series = find_series(store, subject["id"], "CT")
+    series = find_series(store, subject.id, "CT")
     path = store.path(series.pixel_path or "")
     if not series.pixel_path or not path.is_file():
         raise CtToolError(f"The CT volume of {subject_code} is missing from the store ({series.pixel_path}).")
@@ -65,7 +65,7 @@ def load_ct(store: Store, subject_code: str) -> tuple[dict, Series, CtVolume]:
 
 def _finish(
     store: Store,
-    subject: dict,
+    subject: Subject,
     series: Series,
     ct: CtVolume,
     result: HuResult,
@@ -75,9 +75,9 @@ def _finish(
     organ: str | None,
 ) -> tuple[Segmentation, CtToolResult]:
     statistics = hu_statistics(ct.hu, result.mask, ct.voxel_ml)
-    name = lesion_name or next_lesion_name(store, subject["id"], "CT lesion")
+    name = lesion_name or next_lesion_name(store, subject.id, "CT lesion")
     saved, kept = save_mask(
-        store, subject["code"], series, ct.grid, result.mask, method, parameters, name, organ
+        store, subject.code, series, ct.grid, result.mask, method, parameters, name, organ
     )
     return saved, CtToolResult(result, method, parameters, statistics, kept)
 

@@ -364,7 +364,7 @@ def iter_build_demo_store(
                         "; ".join(f"{e.label}: {e.reason}" for e in summary.errors) or "nothing imported"
                     )
                     raise DemoError(f"The demo subject {subject.code} could not be imported: {reasons}")
-            row = store.subject_by_code(subject.code)
+            stored = store.subject_by_code(subject.code)
             try:
                 if "lesions" not in done:
                     _add_lesions(store, subject, manifest)  # each lesion once, also after an interruption
@@ -373,7 +373,7 @@ def iter_build_demo_store(
                 if "slide" not in done:
                     yield from iter_write_slide(work, subject, 2 * n_subjects)
                     manifest.write()
-                    register_slide(store, row["id"], manifest.path(subject.slide), stain="H&E")
+                    register_slide(store, stored.id, manifest.path(subject.slide), stain="H&E")
             except (SlideError, SegmentationError) as exc:
                 raise DemoError(f"The demo subject {subject.code} could not be completed: {exc}") from exc
             yield Progress(n, n_subjects, f"{subject.code} with its H&E slide{SUBJECT_READY}")
@@ -399,12 +399,12 @@ def _done_parts(store, subject: DemoSubject) -> set[str]:
     from palmares_desktop.core.reading_set import subject_series
     from palmares_desktop.core.store import records
 
-    row = store.subject_by_code(subject.code)
-    if row is None:
+    stored = store.subject_by_code(subject.code)
+    if stored is None:
         return set()
-    ct, pet, _ = subject_series(store, row["id"])
+    ct, pet, _ = subject_series(store, stored.id)
     done = {"images"} if ct is not None and pet is not None else set()
-    if records.slides_of_subject(store, row["id"]):
+    if records.slides_of_subject(store, stored.id):
         done.add("slide")
     if len(_drawn(store, subject)) == 2 * len(subject.lesions):
         done.add("lesions")
@@ -415,9 +415,9 @@ def _drawn(store, subject: DemoSubject) -> set[tuple[str, str]]:
     """(lesion name, modality) of the planted lesions already in the store."""
     from palmares_desktop.core.reading_set import subject_segmentations
 
-    row = store.subject_by_code(subject.code)
+    stored = store.subject_by_code(subject.code)
     planted = {lesion["name"] for lesion in subject.lesions}
-    found = subject_segmentations(store, row["id"]) if row else []
+    found = subject_segmentations(store, stored.id) if stored else []
     return {(s.lesion_name, s.series_modality) for s in found if s.lesion_name in planted}
 
 

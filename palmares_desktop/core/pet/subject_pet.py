@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core.lesions import next_lesion_name
-from palmares_desktop.core.model import Lesion, Segmentation, Series
+from palmares_desktop.core.model import Lesion, Segmentation, Series, Subject
 from palmares_desktop.core.pet.bodysize import BodySizeError, lbm_janmahasatian_kg
 from palmares_desktop.core.pet.candidates import CandidateSet, find_candidates
 from palmares_desktop.core.pet.metrics import subject_totals
@@ -66,12 +66,12 @@ def sul_normalisation(series: Series | dict) -> tuple[float | None, dict]:
     return lbm / weight, record
 
 
-def load_pet(store: Store, subject_code: str) -> tuple[dict, Series, PetVolume, sitk.Image]:
-    """(subject row, PET series, SUV volume, the image) of the subject's most recent PET."""
+def load_pet(store: Store, subject_code: str) -> tuple[Subject, Series, PetVolume, sitk.Image]:
+    """(subject, PET series, SUV volume, the image) of the subject's most recent PET."""
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise PetToolError(f"There is no subject {subject_code} in this store.")
-    series = find_series(store, subject["id"], "PT")
+    series = find_series(store, subject.id, "PT")
     if series.units != "SUVbw":
         suv = records.suv_provenance(series)
         why = f": {suv['error']}" if suv.get("error") else ""
@@ -105,10 +105,10 @@ def _save(store, subject, series, image, mask, method, parameters, lesion_name, 
     out.CopyInformation(image)
     return add_segmentation(
         store,
-        subject["code"],
+        subject.code,
         "PT",
         out,
-        lesion_name=lesion_name or next_lesion_name(store, subject["id"], "PET lesion"),
+        lesion_name=lesion_name or next_lesion_name(store, subject.id, "PET lesion"),
         organ=organ,
         method=method,
         parameters=parameters,
@@ -265,7 +265,7 @@ def _mask_on_pet(
             "version": pet_version.version,
             "drawn_on": "PET",
         }
-    for ct in records.series_rows_of_subject(store, pet_series.subject_id, "CT"):
+    for ct in records.series_of_subject_oldest_first(store, pet_series.subject_id, "CT"):
         ct_version = version_in_use(store, lesion, ct.id)
         if ct_version is None:
             continue
@@ -287,7 +287,7 @@ def subject_pet_metrics(store: Store, subject_code: str) -> dict:
     """{'lesions': [per-lesion metrics], 'totals': {...}} over the subject's lesions with a mask."""
     subject, series, pet, image = load_pet(store, subject_code)
     lesions, skipped = [], []
-    for lesion in records.lesions_of_subject(store, subject["id"]):
+    for lesion in records.lesions_of_subject(store, subject.id):
         found = _mask_on_pet(store, lesion, series, image)
         if found is None:
             continue

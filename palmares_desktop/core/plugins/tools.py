@@ -124,8 +124,8 @@ def plugin_tool_lesion(
         "image": f"{word} ({UNITS[code]})",
     }
     method = f"plugin:{contribution.name}"
-    name = lesion_name or next_lesion_name(store, subject["id"], DEFAULT_NAMES[code])
-    saved, kept = save_mask(store, subject["code"], series, grid, mask, method, parameters, name, lesion_site)
+    name = lesion_name or next_lesion_name(store, subject.id, DEFAULT_NAMES[code])
+    saved, kept = save_mask(store, subject.code, series, grid, mask, method, parameters, name, lesion_site)
     result = PluginToolResult(mask, method, parameters, _statistics(image, mask, UNITS[code]), kept)
     return saved, result, plugin_tool_report(store, subject_code, saved, result)
 

@@ -51,14 +51,14 @@ def subject_masks(
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise SegmentationError(f"There is no subject {subject_code} in this store.")
-    lesions = records.lesions_of_subject(store, subject["id"])
+    lesions = records.lesions_of_subject(store, subject.id)
     if lesion_name is not None:
         lesions = [x for x in lesions if x.name == lesion_name]
         if not lesions:
             raise SegmentationError(f"{subject_code} has no lesion named {lesion_name!r}.")
     out = []
     for modality in ("CT", "PT"):
-        for series in records.series_rows_of_subject(store, subject["id"], modality):
+        for series in records.series_of_subject_oldest_first(store, subject.id, modality):
             for lesion in lesions:
                 version = version_in_use(store, lesion, series.id)
                 if version is not None:

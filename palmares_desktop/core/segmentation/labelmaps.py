@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core import modalities
-from palmares_desktop.core.model import Lesion, Segmentation, Series
+from palmares_desktop.core.model import Lesion, Segmentation, Series, Subject
 from palmares_desktop.core.segmentation.geometry import (
     GeometryMismatchError,
     Grid,
@@ -325,14 +325,14 @@ def find_series(store: Store, subject_id: str, modality: str, series_id: str | N
     return choice.chosen
 
 
-def _lesion(store: Store, subject: dict, name: str, organ: str | None) -> Lesion:
+def _lesion(store: Store, subject: Subject, name: str, organ: str | None) -> Lesion:
     """The subject's lesion called `name`, created if new; its site must agree with `organ`."""
-    lesion = records.lesion_named(store, subject["id"], name)
+    lesion = records.lesion_named(store, subject.id, name)
     if lesion is None:
-        return records.add_lesion(store, subject["id"], name, organ)
+        return records.add_lesion(store, subject.id, name, organ)
     if organ and lesion.organ and lesion.organ.lower() != organ.lower():
         raise SegmentationError(
-            f"Lesion {name!r} of {subject['code']} is recorded at {lesion.organ}, "
+            f"Lesion {name!r} of {subject.code} is recorded at {lesion.organ}, "
             f"not {organ}; give another lesion name."
         )
     if organ and not lesion.organ:
@@ -366,7 +366,7 @@ def target_of(store: Store, subject_code: str, modality: str, series_id: str | N
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise SegmentationError(f"There is no subject {subject_code} in this store.")
-    series = find_series(store, subject["id"], modality, series_id)
+    series = find_series(store, subject.id, modality, series_id)
     image_name = MODALITY_NAMES[series.modality]
     volume = store.path(series.pixel_path or "")
     if not series.pixel_path or not volume.is_file():

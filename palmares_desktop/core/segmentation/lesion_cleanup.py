@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from palmares_desktop.core import modalities
-from palmares_desktop.core.model import Lesion, Segmentation, Series
+from palmares_desktop.core.model import Lesion, Segmentation, Series, Subject
 from palmares_desktop.core.reading_set import version_in_use
 from palmares_desktop.core.segmentation import cleanup
 from palmares_desktop.core.segmentation.cleanup import CleanupError
@@ -66,7 +66,7 @@ def save_mask(
     `series`; returns (version, kept) where `kept` says the mask equals that reader's latest version,
     which add_segmentation keeps instead of adding a copy."""
     subject = store.subject_by_code(subject_code)
-    lesion = records.lesion_named(store, subject["id"], lesion_name) if subject else None
+    lesion = records.lesion_named(store, subject.id, lesion_name) if subject else None
     before = {v.id for v in records.segmentation_versions(store, lesion.id, series.id)} if lesion else set()
     image = grid.apply_to(sitk.GetImageFromArray(np.asarray(mask, dtype=np.uint8)))
     saved = add_segmentation(
@@ -121,13 +121,13 @@ def saved_sentence(report: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- reading
-def lesion_of(store: Store, subject: dict, name: str) -> Lesion:
+def lesion_of(store: Store, subject: Subject, name: str) -> Lesion:
     """The subject's lesion called `name`, or a refusal naming the lesions there are."""
-    lesion = records.lesion_named(store, subject["id"], name)
+    lesion = records.lesion_named(store, subject.id, name)
     if lesion is None:
-        names = [x.name for x in records.lesions_of_subject(store, subject["id"])]
+        names = [x.name for x in records.lesions_of_subject(store, subject.id)]
         known = f"its lesions are {', '.join(repr(n) for n in names)}" if names else "it has no lesion yet"
-        raise CleanupError(f"{subject['code']} has no lesion {name!r}; {known}.")
+        raise CleanupError(f"{subject.code} has no lesion {name!r}; {known}.")
     return lesion
 
 
@@ -138,7 +138,7 @@ def _other_series_words(store: Store, lesion: Lesion, series: Series) -> str:
         for code in ("CT", "PT")
         if any(
             other.id != series.id and version_in_use(store, lesion, other.id) is not None
-            for other in records.series_rows_of_subject(store, lesion.subject_id, code)
+            for other in records.series_of_subject_oldest_first(store, lesion.subject_id, code)
         )
     ]
     if not elsewhere:
@@ -180,18 +180,18 @@ def combinable_lesions(store: Store, subject_code: str, lesion_name: str, series
         return []
     return [
         lesion.name
-        for lesion in records.lesions_of_subject(store, subject["id"])
+        for lesion in records.lesions_of_subject(store, subject.id)
         if lesion.name != lesion_name and version_in_use(store, lesion, series_id) is not None
     ]
 
 
-def _no_other_words(store: Store, subject: dict, lesion: Lesion, series: Series) -> str:
+def _no_other_words(store: Store, subject: Subject, lesion: Lesion, series: Series) -> str:
     """Which lesions could be named, for the refusal of a union / intersect / subtract without one."""
-    names = combinable_lesions(store, subject["code"], lesion.name, series.id)
+    names = combinable_lesions(store, subject.code, lesion.name, series.id)
     if names:
         return f"one of {', '.join(repr(n) for n in names)}"
     image = modalities.display_of(series.modality)
-    return f"{subject['code']} has no other lesion with a final {image} segmentation on this series"
+    return f"{subject.code} has no other lesion with a final {image} segmentation on this series"
 
 
 # ----------------------------------------------------------------------------- clean

@@ -94,7 +94,7 @@ def add_slide(store: Store, subject_code: str, path: str | Path, stain: str = "H
     subject = store.subject_by_code(subject_code)
     if subject is None:
         raise StoreError(f"There is no subject {subject_code} in this store.")
-    return register_slide(store, subject["id"], path, stain)
+    return register_slide(store, subject.id, path, stain)
 
 
 def _locate_hint(store: Store, slide: Slide) -> str:

@@ -21,6 +21,7 @@ from palmares_desktop.core.model import (
     Series,
     Slide,
     SlideAnnotation,
+    Study,
     Subject,
     VoxelGrid,
 )
@@ -68,7 +69,25 @@ def _get(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 # ------------------------------------------------------------------------------ converters
 def as_subject(row: Mapping[str, Any]) -> Subject:
-    return Subject(row["id"], row["code"], row["site_code"])
+    return Subject(
+        row["id"],
+        row["code"],
+        row["site_code"],
+        author_id=_get(row, "author_id", ""),
+        revision=int(_get(row, "revision", 0)),
+        created_at=_get(row, "created_at", ""),
+        updated_at=_get(row, "updated_at", ""),
+    )
+
+
+def as_study(row: Mapping[str, Any]) -> Study:
+    return Study(
+        row["id"],
+        row["subject_id"],
+        _get(row, "study_uid", ""),
+        row.get("study_date"),
+        _get(row, "description", ""),
+    )
 
 
 def suv_provenance(series: Series | Mapping[str, Any]) -> dict[str, Any]:
@@ -241,17 +260,17 @@ def has_status(store: Store, subject_id: str, modality: str) -> bool:
 
 
 # ------------------------------------------------------------------------- studies, series
-def study_with_uid(store: Store, study_uid: str) -> dict | None:
+def study_with_uid(store: Store, study_uid: str) -> Study | None:
     rows = store.rows("studies", "study_uid = ?", [study_uid])
-    return rows[0] if rows else None
+    return as_study(rows[0]) if rows else None
 
 
-def add_study(store: Store, row: dict) -> dict:
-    return store.insert("studies", row)
+def add_study(store: Store, row: dict) -> Study:
+    return as_study(store.insert("studies", row))
 
 
-def add_series(store: Store, row: dict) -> dict:
-    return store.insert("series", row)
+def add_series(store: Store, row: dict) -> Series:
+    return as_series(store.insert("series", row))
 
 
 def series_with_fingerprint(store: Store, fingerprint: str) -> Series | None:
@@ -396,7 +415,7 @@ def segmentations_on_series(store: Store, series_id: str) -> list[Segmentation]:
     return [as_segmentation(r) for r in rows]
 
 
-def series_rows_of_subject(store: Store, subject_id: str, modality: str) -> list[Series]:
+def series_of_subject_oldest_first(store: Store, subject_id: str, modality: str) -> list[Series]:
     """The subject's series of one modality ('CT' or 'PT'), oldest import first (the order lesion
     numbers and exports use; `series_of_subject` is the newest-study-first order of series choice)."""
     rows = store.rows(

@@ -29,7 +29,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from palmares_desktop.core.errors import PalmaresError
-from palmares_desktop.core.model import Reader  # re-exported: its home is the domain model
+from palmares_desktop.core.model import Reader, Subject  # Reader re-exported: its home is the domain model
 from palmares_desktop.core.store.files import FileReport, StoreFiles, compare, remove_leftovers
 from palmares_desktop.core.store.integrity import GENESIS, ChainReport, audit_row_hash, verify_chain
 from palmares_desktop.core.store.schema import SchemaDriftError, migrate
@@ -441,11 +441,13 @@ class Store:
         return self.root / relative
 
     # ----------------------------------------------------------------- subjects
-    def subject_by_code(self, code: str) -> dict | None:
-        rows = self.rows("subjects", "code = ?", [code])
-        return rows[0] if rows else None
+    def subject_by_code(self, code: str) -> Subject | None:
+        from palmares_desktop.core.store.records import as_subject  # records imports this module
 
-    def ensure_subject(self, code: str, site_code: str | None = None) -> dict:
+        rows = self.rows("subjects", "code = ?", [code])
+        return as_subject(rows[0]) if rows else None
+
+    def ensure_subject(self, code: str, site_code: str | None = None) -> Subject:
         """The subject with `code`, created if new. Its site is the code's prefix."""
         check_subject_code(code)
         site = site_code or code.split("-")[0]
@@ -453,10 +455,12 @@ class Store:
             raise StoreError(
                 f"Subject {code} does not belong to site {site}: its code must start with {site}."
             )
+        from palmares_desktop.core.store.records import as_subject  # records imports this module
+
         existing = self.subject_by_code(code)
         if existing:
             return existing
-        return self.insert("subjects", {"code": code, "site_code": site})
+        return as_subject(self.insert("subjects", {"code": code, "site_code": site}))
 
     def next_subject_code(self, site_code: str) -> str:
         """The next progressive pseudonym for a site, e.g. IT03-0018 after IT03-0017."""

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from palmares_desktop.core import modalities
 from palmares_desktop.core.errors import PalmaresError
-from palmares_desktop.core.model import Segmentation
+from palmares_desktop.core.model import Segmentation, Subject
 from palmares_desktop.core.store import Store
 from palmares_desktop.core.store import rounds as rows
 from palmares_desktop.core.store.store import now
@@ -113,7 +113,7 @@ def create_round(
                     new.append(
                         {
                             "round_id": round_row["id"],
-                            "subject_id": subjects[index]["id"],
+                            "subject_id": subjects[index].id,
                             "reader_id": reader.id,
                             "repeat": repeat,
                             "case_label": f"Case {position:02d}"
@@ -289,11 +289,11 @@ def reader_worklist(store: Store) -> list[dict]:
     return sorted(rows_, key=lambda r: (1, r["display"]) if "display" in r else (0, r["code"]))
 
 
-def subject_shown(store: Store, subject: dict) -> str:
+def subject_shown(store: Store, subject: Subject) -> str:
     """What the rooms call a subject for the current reader: the case label of their reading in a
     blinded open round (never the code there), else the subject code."""
     if store.reader is not None:
-        current = current_assignment(store, store.reader.id, subject["id"])
+        current = current_assignment(store, store.reader.id, subject.id)
         if current is not None:
             return current["case_label"]
-    return subject["code"]
+    return subject.code

@@ -140,7 +140,7 @@ def test_the_demo_store_opens_its_subjects_ct_pet_and_lesions(make_napari_viewer
     assert {layer.metadata["subject_code"] for layer in layers} == {demo_subject.code}
     with Store.open(demo_store, create=False, read_only=True) as store:
         subject = store.subject_by_code(demo_subject.code)
-        stored_rows = {s.id: s for s in subject_segmentations(store, subject["id"])}
+        stored_rows = {s.id: s for s in subject_segmentations(store, subject.id)}
         pet_row = store.get("series", pet.metadata["series_id"])
         np.testing.assert_array_equal(
             stored(pet), sitk.GetArrayFromImage(sitk.ReadImage(str(store.path(pet_row["pixel_path"]))))

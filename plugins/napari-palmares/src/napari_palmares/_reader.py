@@ -29,6 +29,7 @@ from napari_palmares._workstation import (
     Series,
     SeriesInfo,
     Store,
+    Subject,
     load_series,
     scan_folder,
     subject_segmentations,
@@ -155,15 +156,15 @@ def get_store_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
     return lambda _path: read_store(folder)
 
 
-def _choose_subject(store: Store, code: str | None) -> dict:
+def _choose_subject(store: Store, code: str | None) -> Subject:
     if code:
-        row = store.subject_by_code(code)
-        if row is None:
+        subject = store.subject_by_code(code)
+        if subject is None:
             codes = ", ".join(r["code"] for r in store.worklist()[:10]) or "none"
             raise ReaderError(
                 f"There is no subject {code} in the store {store.root.name} (subjects: {codes})."
             )
-        return row
+        return subject
     for row in store.worklist():
         if set(row["modalities"]) & set(MODALITIES):
             return store.subject_by_code(row["code"])
@@ -189,12 +190,12 @@ def read_store(path: str | Path, subject: str | None = None) -> list[LayerData]:
     `subject` is a subject code; by default PALMARES_SUBJECT, else the first subject with CT or PET.
     The store is opened read-only: nothing is written, and it may be on read-only media."""
     with Store.open(path, create=False, read_only=True) as store:
-        row = _choose_subject(store, subject or os.environ.get(SUBJECT_ENV) or None)
-        code = row["code"]
-        ct, pet, notes = subject_series(store, row["id"])
+        chosen = _choose_subject(store, subject or os.environ.get(SUBJECT_ENV) or None)
+        code = chosen.code
+        ct, pet, notes = subject_series(store, chosen.id)
         if ct is None and pet is None:
             raise ReaderError(f"The subject {code} has no CT or PET in the store.")
-        segmentations = subject_segmentations(store, row["id"])
+        segmentations = subject_segmentations(store, chosen.id)
         authors = {reader.id: reader.name for reader in store.readers()}
         layers: list[LayerData] = []
         if ct is not None:

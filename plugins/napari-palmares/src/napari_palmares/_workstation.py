@@ -10,7 +10,7 @@ from __future__ import annotations
 from palmares_desktop.core.ct.windows import DEFAULT_WINDOW, window_limits
 from palmares_desktop.core.dicom.discovery import SeriesInfo, scan_folder
 from palmares_desktop.core.dicom.volume import load_series
-from palmares_desktop.core.model import Segmentation, Series
+from palmares_desktop.core.model import Segmentation, Series, Subject
 from palmares_desktop.core.pet.display import DEFAULT_SUV_MAX, uncalibrated_display_max
 from palmares_desktop.core.placement import Placement
 from palmares_desktop.core.reading_set import subject_segmentations, subject_series
@@ -25,6 +25,7 @@ __all__ = [
     "Series",
     "SeriesInfo",
     "Store",
+    "Subject",
     "load_series",
     "scan_folder",
     "subject_segmentations",
