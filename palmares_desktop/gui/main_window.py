@@ -222,7 +222,9 @@ class MainWindow(QMainWindow):
         self.subject_label.setText(f"Subject {shown.label}")
         self.ct_pet.load_subject(self.store, shown)
         self.slide.load_subject(self.store, shown)
-        self.tabs.setCurrentIndex(CT_PET_TAB)
+        # Each reader lands in their own room: a pathologist in the slide room when there is a slide.
+        pathologist = self.profile is not None and self.profile.role == "pathologist"
+        self.tabs.setCurrentIndex(SLIDE_TAB if pathologist and self.slide.slides else CT_PET_TAB)
         self.subject_opened.emit(code)
         log.info("opened subject %s", shown.label)
 

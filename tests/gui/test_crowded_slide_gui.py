@@ -219,3 +219,15 @@ def test_a_crowded_slide_draws_a_picture_summarises_in_the_background_and_stays_
     assert back["id"] in panel.session.objects and back["id"] in panel._index_ids
     _settled(panel, qtbot)
     _check_summary(summaries[-1], squares)
+
+
+def test_a_pathologist_lands_in_the_slide_room(slide_window, qtbot):
+    """Opening a subject from the worklist shows a pathologist the slide room (a radiologist the CT/PET
+    room): the slide is drawn at once, without a detour through the CT/PET tab."""
+    from palmares_desktop.gui.main_window import SLIDE_TAB
+
+    code = _he_code(slide_window)
+    index = slide_window.worklist.proxy.index(slide_window.worklist.visible_codes().index(code), 0)
+    slide_window.worklist.table.doubleClicked.emit(index)
+    assert slide_window.tabs.currentIndex() == SLIDE_TAB
+    qtbot.waitUntil(lambda: slide_window.slide.slide_layer() is not None, timeout=LOAD_TIMEOUT_MS)
