@@ -50,6 +50,10 @@ def _warm_units() -> None:
         log.debug("unit registry warm-up failed", exc_info=True)
 
 
+#: The slide's first paint comes before its annotations are bound (a paint is ~50 ms with llvmpipe).
+BIND_AFTER_PAINT_MS = 30
+
+
 class SlideRoom(QWidget):
     slide_loaded = Signal(str)
     load_failed = Signal(str)
@@ -174,15 +178,21 @@ class SlideRoom(QWidget):
         self.viewer.add_slide(levels, mpp, units=units)
         self.viewer.show_scale_bar(info["calibrated"])
         self._fit_view()
-        if self.store is not None:
-            self.panel.bind(self.store, row, mpp)
         self._path = path
-        self.tissue_button.setEnabled(True)
         self.title.setText(self._heading(name))
         pixel = f"{mpp[1]:.3f} µm/px" if info["calibrated"] else "pixel size unknown (no µm scale)"
         self.details.setText(
             f"{info['width']} × {info['height']} px, {len(levels)} levels, {pixel}, {info['format'].upper()}"
         )
+        # The tissue is painted first; the annotations follow (a crowded slide's take ~0.2 s).
+        QTimer.singleShot(BIND_AFTER_PAINT_MS, lambda: self._bind(row, mpp, name, generation))
+
+    def _bind(self, row: Slide, mpp: tuple[float, float], name: str, generation: int) -> None:
+        if generation != self._generation:
+            return  # another slide or subject was opened meanwhile
+        if self.store is not None:
+            self.panel.bind(self.store, row, mpp)
+        self.tissue_button.setEnabled(True)
         self.slide_loaded.emit(name)
 
     def _name(self, row: Slide) -> str:
