@@ -195,28 +195,40 @@ class CompanionViews:
     # ------------------------------------------------------------ rendering
     def render(self) -> None:
         """Re-draw the current layout's views through the cursor (call it only when they are on screen)."""
+        self.show(self.frames())
+
+    def frames(self) -> list[tuple[PlaneView, np.ndarray | None, PlaneGrid | None, bool]]:
+        """What each view of the layout shows now: (view, RGB bytes or None, grid, dark). Pixels only,
+        no widget touched, so a worker may compute them (`show` then puts them on screen)."""
         reference = self.ct or self.pet
         if reference is None:
-            for view in self.all_views:
-                view.show_image(None, None)
-            return
+            return [(view, None, None, True) for view in self.all_views]
         if self.layout == "side":
             grid = PlaneGrid.covering(PLANES["axial"], reference)
-            self.ct_axial.show_image(self.plane_rgb(grid, pet=False) if self.ct is not None else None, grid)
-            self.pet_axial.show_image(self.plane_rgb(grid, ct=False) if self.pet is not None else None, grid)
-            return
+            return [
+                (self.ct_axial, self.plane_rgb(grid, pet=False) if self.ct is not None else None, grid, True),
+                (
+                    self.pet_axial,
+                    self.plane_rgb(grid, ct=False) if self.pet is not None else None,
+                    grid,
+                    True,
+                ),
+            ]
+        out = []
         for view, name in ((self.coronal, "coronal"), (self.sagittal, "sagittal")):
             grid = PlaneGrid.covering(PLANES[name], reference)
-            view.show_image(self.plane_rgb(grid), grid)
+            out.append((view, self.plane_rgb(grid), grid, True))
         if self.pet is None:
-            self.mip.show_image(None, None)
-            return
+            return [*out, (self.mip, None, None, True)]
         grid = PlaneGrid.covering(PLANES["coronal"], self.pet)
         if self._mip_values is None or self._mip_values.shape != (grid.rows, grid.cols):
             self._mip_values = planes.projection(self.pet, grid)
-        self.mip.show_image(
-            planes.to_bytes(planes.mip_grey(self._mip_values, self.suv_max)), grid, dark=False
-        )
+        mip = planes.to_bytes(planes.mip_grey(self._mip_values, self.suv_max))
+        return [*out, (self.mip, mip, grid, False)]
+
+    def show(self, frames: list[tuple[PlaneView, np.ndarray | None, PlaneGrid | None, bool]]) -> None:
+        for view, rgb, grid, dark in frames:
+            view.show_image(rgb, grid, dark=dark)
 
     def plane_rgb(self, grid: PlaneGrid, ct: bool = True, pet: bool = True) -> np.ndarray:
         """The plane through the cursor: CT in its window, PET fused over it, outlines on top (`ct` /

@@ -394,8 +394,8 @@ class EmbeddedViewer:
 
     def set_visible(self, name: str, visible: bool) -> None:
         layer = self.layer(name)
-        if layer is not None:
-            layer.visible = visible
+        if layer is not None and layer.visible != visible:
+            layer.visible = visible  # napari refreshes a layer at every visible=True, even a shown one
 
     # ------------------------------------------------------------------- view
     def set_3d(self, on: bool) -> None:
