@@ -190,7 +190,7 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.002)
 
-    pump(500)
+    pump(2500)  # as a user: the window, then a double-click; the slide reading warms up meanwhile
     bind_times: list[float] = []
     real_bind = panel.bind
 
@@ -258,11 +258,14 @@ def main() -> None:
         marks.clear()
         t = time.perf_counter()
         window.open_subject(code)
-        window.tabs.setCurrentIndex(SLIDE_TAB)  # the user goes to the slide tab at once
-        while not loaded:
+        window.tabs.setCurrentIndex(SLIDE_TAB)  # a pathologist lands there (a radiologist goes there)
+        while room.slide_layer() is None:
             app.processEvents()
             time.sleep(0.001)
         overview = first_frame(t, draws[0])  # the slide layer's first paint, its tiles read in the draw
+        while not loaded:  # the annotations are bound after that paint
+            app.processEvents()
+            time.sleep(0.001)
         settle()
         everything = time.perf_counter() - t
         room.slide_loaded.disconnect(loaded.append)
