@@ -309,10 +309,12 @@ def main() -> None:
             t, count = time.perf_counter(), draws[0]
             camera.zoom = camera.zoom * factor
             firsts.append(first_frame(t, count))
+            restyle_due = timer is not None and timer.isActive()
+            if restyle_due:
+                timer.stop()  # the 150 ms debounce: its restyle is timed on its own below
             settle()
             times.append(time.perf_counter() - t)
-            if timer is not None and timer.isActive():  # what the debounce would run 150 ms later
-                timer.stop()
+            if restyle_due:  # what the debounce would run 150 ms later
                 t = time.perf_counter()
                 panel._restyle()
                 settle()

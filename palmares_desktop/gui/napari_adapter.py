@@ -13,6 +13,7 @@ onto the stored grid, voxel for voxel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 from napari.components import ViewerModel
 from napari.qt import QtViewer
-from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QLabel
 
 from palmares_desktop.core.pet.display import DEFAULT_FUSION_OPACITY, fusion_positions, fusion_table
@@ -249,6 +250,26 @@ class EmbeddedViewer:
             return f"{gl.glGetParameter(gl.GL_RENDERER)}, OpenGL {gl.glGetParameter(gl.GL_VERSION)}"
         except Exception as exc:  # noqa: BLE001 - no context yet, or a driver that refuses: say so
             return f"unknown ({exc})"
+
+    def after_next_paint(self, callback, limit_ms: int = 500) -> None:
+        """Call `callback` once, right after the canvas's next paint (or after `limit_ms` if no paint
+        comes, e.g. a hidden canvas): what the user must see first is drawn first."""
+        draw = self.widget.canvas._scene_canvas.events.draw
+        called = []
+
+        def once(*_args) -> None:
+            if called:
+                return
+            called.append(True)
+            with contextlib.suppress(Exception):  # already disconnected
+                draw.disconnect(painted)
+            callback()
+
+        def painted(_event) -> None:
+            QTimer.singleShot(0, once)  # after the paint has finished, not inside it
+
+        draw.connect(painted)
+        QTimer.singleShot(limit_ms, once)
 
     def world_units(self) -> tuple | None:
         """The bottom layer's units (the CT's mm, the slide's µm). Every layer of a viewer carries

@@ -204,6 +204,9 @@ class AnnotationPanel(QWidget):
         self._wand_running = False  # a wand click is being worked out in the background
         self._zoom_timer = QTimer(self, singleShot=True, interval=150)
         self._zoom_timer.timeout.connect(self._restyle)
+        # A pan or zoom paints the slide first; the objects follow in the next event-loop turn.
+        self._view_timer = QTimer(self, singleShot=True, interval=0)
+        self._view_timer.timeout.connect(self._view_changed)
         self._last_zoom = None
         self.detections = None  # the slide's stored detections (core Detections), drawn in the picture
         self._on_view: set[str] = set()  # crowded slide: the annotations now on the Shapes layer
@@ -784,6 +787,8 @@ class AnnotationPanel(QWidget):
         """Whether drawing or summarising is still going on in the background (or about to start)."""
         return (
             self._summary_pending
+            or self._view_timer.isActive()
+            or self._zoom_timer.isActive()
             or self._picture_running
             or self._picture_dirty
             or self._summary_running
@@ -830,10 +835,8 @@ class AnnotationPanel(QWidget):
                 self.note.clear()
 
     def _on_view_moved(self, event=None) -> None:
-        # At once, not after a timer: shapes and a small picture then reach the same paint as the
-        # slide's new tiles (one paint per step; each costs ~50 ms with software OpenGL).
         if self.session is not None and (self.crowded() or self.detections is not None):
-            self._view_changed()
+            self._view_timer.start()
 
     def _view_changed(self) -> None:
         """After a pan or zoom: new shapes when the outlines in view changed, and a new picture."""
@@ -848,10 +851,13 @@ class AnnotationPanel(QWidget):
             restyle = bool(self._last_zoom) and not 0.75 < zoom / self._last_zoom < 1.33
             wanted = self._shapes_of(outlines, keep)
             new = [o for o in wanted if o["id"] not in self._on_view]
-            if restyle or len(self._on_view) + len(new) > VIEW_SHAPES:
+            if restyle:
+                self._zoom_timer.start()  # the shapes are rebuilt once the zooming pauses; the
+            elif len(self._on_view) + len(new) > VIEW_SHAPES:  # picture shows the others meanwhile
                 self.redraw(full=False)  # start again from the outlines in view
                 return
-            self._add_shapes(new)  # outlines that left the view may stay: they are drawn nowhere else
+            else:
+                self._add_shapes(new)  # outlines that left the view may stay: drawn nowhere else
         self._picture_later()
 
     def _picture_later(self) -> None:

@@ -58,8 +58,6 @@ def warm_up_slide_reading() -> None:
     _warm_units()
 
 
-#: The slide's first paint comes before its annotations are bound (a paint is ~50 ms with llvmpipe).
-BIND_AFTER_PAINT_MS = 30
 #: When the slide reading is warmed up after start (the window and worklist come first).
 WARM_UP_AFTER_MS = 1500
 
@@ -199,8 +197,9 @@ class SlideRoom(QWidget):
         self.details.setText(
             f"{info['width']} × {info['height']} px, {len(levels)} levels, {pixel}, {info['format'].upper()}"
         )
-        # The tissue is painted first; the annotations follow (a crowded slide's take ~0.2 s).
-        QTimer.singleShot(BIND_AFTER_PAINT_MS, lambda: self._bind(row, mpp, name, generation))
+        # The tissue is painted first; the annotations follow (a crowded slide's take ~0.2 s, and
+        # its detections are read meanwhile).
+        self.viewer.after_next_paint(lambda: self._bind(row, mpp, name, generation))
 
     def _bind(self, row: Slide, mpp: tuple[float, float], name: str, generation: int) -> None:
         if generation != self._generation:
