@@ -111,7 +111,8 @@ class SlideRoom(QWidget):
         layout.addLayout(body, 1)
 
     def _warm_up(self) -> None:
-        if self._generation == 0:  # no slide opened yet: it would warm up by itself
+        # Only in an open window that has opened no slide yet (a slide warms up by itself).
+        if self._generation == 0 and self.window().isVisible():
             self.workers.start(warm_up_slide_reading, name="slide reading warm-up")
 
     def load_subject(self, store: Store, subject: Subject) -> None:
@@ -180,7 +181,7 @@ class SlideRoom(QWidget):
             return
         if not self.isVisible():
             # Its layers, objects and legend (~0.7 s on the GUI thread) wait until the room is shown:
-            # opening a subject from the worklist shows the CT/PET room, which must not wait for them.
+            # a radiologist opening a subject sees the CT/PET room, which must not wait for them.
             self._unshown = (result, row, path, generation)
             return
         self._unshown = None
