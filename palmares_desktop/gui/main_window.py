@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 from qtpy.QtCore import Signal
@@ -27,6 +26,7 @@ from palmares_desktop.gui.settings import (
     saved_geometry,
     set_software_opengl,
     software_opengl,
+    software_opengl_in_use,
 )
 from palmares_desktop.gui.slide_room import SlideRoom
 from palmares_desktop.gui.workers import WorkerPool
@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
             "About PALMARES Desktop",
             f"PALMARES Desktop {__version__}\nImaging workstation of the PALMARES-2 study (CT, FDG-PET, H&E).\n"
             f"Store: {self.store.root}\nDrawing with: {self.ct_pet.viewer.opengl_renderer()}"
-            + (" (software OpenGL selected)" if os.environ.get("LIBGL_ALWAYS_SOFTWARE") == "1" else ""),
+            + (" (software OpenGL selected)" if software_opengl_in_use() else ""),
         )
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

@@ -81,7 +81,7 @@ def save_geometry(geometry: QByteArray) -> None:
 def software_opengl() -> bool:
     """Draw with software OpenGL (Mesa llvmpipe) instead of the graphics driver: for remote-desktop
     sessions and virtual machines whose OpenGL is missing or broken. Read before Qt starts."""
-    return str(app_settings().value(SOFTWARE_GL_KEY, "false")).lower() in ("1", "true", "yes")
+    return _yes(app_settings().value(SOFTWARE_GL_KEY, "false"))
 
 
 def set_software_opengl(on: bool) -> None:
@@ -104,4 +104,13 @@ def software_opengl_wanted(flag: bool = False) -> bool:
     env = os.environ.get(SOFTWARE_GL_ENV, "").strip().lower()
     if env in ("0", "no", "false"):
         return flag
-    return flag or env in ("1", "yes", "true") or software_opengl()
+    return flag or _yes(env) or software_opengl()
+
+
+def software_opengl_in_use() -> bool:
+    """Whether this process was started with software OpenGL (`use_software_opengl`)."""
+    return os.environ.get("LIBGL_ALWAYS_SOFTWARE") == "1"
+
+
+def _yes(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes")
